@@ -1,0 +1,59 @@
+# The course's commands. Only Python 3 (with venv) and make are needed; everything else goes into .venv.
+#   make lessons   run notebooks 01-06 headless on the synthetic data (quick settings), print the results
+#   make test      unit tests + every notebook under papermill and nbval
+#   make lab       open the notebooks in JupyterLab
+# Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONSTRAINTS := .ci/constraints.txt
+
+# Notebook parameters passed through from the command line (see ../shared contract / README).
+PARAMETERS := DATA_DIR DATA_SOURCE SOURCE_PATH SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
+              VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES
+# Quick settings for `make lessons` on a laptop CPU; the notebooks' own defaults are the full recipe.
+SYNTHETIC_PER_CLASS ?= 40
+IMAGE_SIZE ?= 64
+EPOCHS ?= 12
+BASE_FILTERS ?= 16
+param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
+
+.PHONY: venv lessons test lab lint lock clean help
+help:
+	@sed -n '2,6p' Makefile
+
+# The environment is rebuilt only when a requirements file changed (or .venv is missing or broken).
+$(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
+	@$(BIN)/python -c "" 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (seedlings course)" >/dev/null
+	$(BIN)/python -m seedlings_utils.env
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lessons: $(STAMP)
+	$(BIN)/python -m seedlings_utils.lessons run $(param_args)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests build/nbval --nbval-lax
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check seedlings_utils tests
+
+# Re-pin .ci/constraints.txt to the newest versions within requirements.txt's ranges.
+lock:
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install -q -r requirements.txt
+	{ echo "# Exact versions that 'make' installs and CI tests. Regenerate with 'make lock'."; \
+	  build/lock-venv/bin/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS)
+	rm -rf build/lock-venv
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,50 @@
+"""Names and numbers the whole course agrees on: species, the real data set's shape, where things live."""
+
+from __future__ import annotations
+
+#: The GitHub repository of this course (owner/name). The Colab buttons and the Colab install line in
+#: every notebook are checked against it by ``tests/test_notebooks_lint.py``: change it here, then run
+#: ``python -m seedlings_utils.notebook_lint --fix`` to update the notebooks.
+GITHUB_REPO = "seedlings-course/seedlings-course"
+GITHUB_BRANCH = "main"
+REPO_URL = f"https://github.com/{GITHUB_REPO}"
+#: What Colab runs to install this package (and nothing Colab already has).
+COLAB_INSTALL = f"git+{REPO_URL}.git@{GITHUB_BRANCH}"
+
+#: The 12 species of the Kaggle "Plant Seedlings Classification" competition, in the order of their
+#: folder names (``sorted()``), which is also the order of the integer class ids.
+SPECIES: tuple[str, ...] = (
+    "Black-grass",
+    "Charlock",
+    "Cleavers",
+    "Common Chickweed",
+    "Common wheat",
+    "Fat Hen",
+    "Loose Silky-bent",
+    "Maize",
+    "Scentless Mayweed",
+    "Shepherds Purse",
+    "Small-flowered Cranesbill",
+    "Sugar beet",
+)
+
+#: Images per species in the real competition's ``train/`` folder (4,750 in all).
+KAGGLE_TRAIN_COUNTS: dict[str, int] = {
+    "Black-grass": 263,
+    "Charlock": 390,
+    "Cleavers": 287,
+    "Common Chickweed": 611,
+    "Common wheat": 221,
+    "Fat Hen": 475,
+    "Loose Silky-bent": 654,
+    "Maize": 221,
+    "Scentless Mayweed": 516,
+    "Shepherds Purse": 231,
+    "Small-flowered Cranesbill": 496,
+    "Sugar beet": 385,
+}
+#: Unlabelled images in the real competition's ``test/`` folder.
+KAGGLE_TEST_COUNT = 794
+
+#: File endings read as images (compared in lower case).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")

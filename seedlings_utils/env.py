@@ -1,0 +1,127 @@
+"""Where the course runs: platform detection, versions, the data folder, seeds.
+
+``python -m seedlings_utils.env`` prints OK/FAIL for every package the course needs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+#: Used when the package's own metadata is unavailable (running from a copy, not an install).
+FALLBACK_REQUIREMENTS = ("tensorflow>=2.16", "keras>=3.3", "numpy>=1.26", "pillow>=10.0")
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def is_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def package_requirements() -> list[str]:
+    """The runtime requirements declared in pyproject.toml, read from the installed package's metadata."""
+    try:
+        declared = metadata.requires("seedlings-utils") or []
+    except metadata.PackageNotFoundError:
+        return list(FALLBACK_REQUIREMENTS)
+    return [r for r in declared if "extra ==" not in r]
+
+
+def check_environment(requirements: list[str] | None = None) -> list[tuple[str, str, str, bool]]:
+    """``(package, wanted, installed, ok)`` for each requirement, comparing versions (not strings)."""
+    rows = []
+    for text in requirements if requirements is not None else package_requirements():
+        req = Requirement(text)
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            rows.append((req.name, str(req.specifier), "missing", False))
+            continue
+        ok = req.specifier.contains(Version(installed), prereleases=True)
+        rows.append((req.name, str(req.specifier), installed, ok))
+    return rows
+
+
+def describe_platform() -> str:
+    """One paragraph for the top of every notebook: where we run, with which versions and hardware."""
+    import keras
+    import tensorflow as tf
+
+    where = "Google Colab" if is_colab() else f"{platform.system()} ({platform.machine()})"
+    gpus = tf.config.list_physical_devices("GPU")
+    lines = [
+        f"Running on {where}, Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, {os.cpu_count()} CPU cores.",
+        f"GPU: {', '.join(g.name for g in gpus)}" if gpus else
+        "No GPU found: everything works on the CPU, only slower. On Colab: Runtime > Change runtime type > GPU.",
+    ]
+    problems = [f"{name} {installed} (needs {wanted})" for name, wanted, installed, ok in check_environment() if not ok]
+    if problems:
+        lines.append("WARNING, these packages are too old or missing: " + "; ".join(problems))
+    return "\n".join(lines)
+
+
+def default_data_dir() -> Path:
+    """Where lessons keep their files when ``DATA_DIR`` is left empty.
+
+    ``/content/seedlings-data`` on Colab; ``data/`` at the top of the repository when the package runs
+    from a checkout (``pip install -e .``); ``~/seedlings-data`` otherwise.
+    """
+    if is_colab():
+        return Path("/content/seedlings-data")
+    repo = PACKAGE_ROOT.parent
+    if (repo / "pyproject.toml").is_file() and (repo / "notebooks").is_dir():
+        return repo / "data"
+    return Path.home() / "seedlings-data"
+
+
+def resolve_data_dir(data_dir: str | Path | None = "") -> Path:
+    """``DATA_DIR`` as an absolute, existing folder; ``""`` or ``None`` means :func:`default_data_dir`.
+
+    On Colab, a path under ``/content/drive`` mounts Google Drive first, so that a lesson's outputs
+    survive a disconnect.
+    """
+    path = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    if is_colab() and str(path).startswith("/content/drive") and not Path("/content/drive/MyDrive").exists():
+        from google.colab import drive  # type: ignore[import-not-found]
+
+        drive.mount("/content/drive")
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; with ``deterministic``, ask TensorFlow for repeatable ops too."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def start_lesson(data_dir: str | Path | None, seed: int = 42) -> Path:
+    """The call after a notebook's parameters: resolve ``DATA_DIR``, seed everything, say where files go."""
+    path = resolve_data_dir(data_dir)
+    set_seed(seed)
+    print(f"DATA_DIR = {path}")
+    return path
+
+
+def main() -> int:
+    rows = check_environment()
+    for name, wanted, installed, ok in rows:
+        print(f"{'OK  ' if ok else 'FAIL'} {name:<14} {installed:<12} (needs {wanted})")
+    print(f"Python {platform.python_version()} at {sys.executable}")
+    return 0 if all(ok for *_, ok in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

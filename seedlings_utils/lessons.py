@@ -1,0 +1,121 @@
+"""Run the numbered notebooks headless with papermill (``make lessons``) or prepare them for nbval.
+
+    python -m seedlings_utils.lessons run -p EPOCHS 3 -p IMAGE_SIZE 64
+    python -m seedlings_utils.lessons prepare --output-dir build/nbval -p DATA_DIR /tmp/x
+
+Every ``-p NAME VALUE`` is a notebook parameter (``../shared`` contract: the cell tagged ``parameters``);
+values are read as Python literals when they are one (``8``, ``0.2``, ``False``), else as text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import shutil
+from pathlib import Path
+
+from .env import PACKAGE_ROOT, resolve_data_dir
+
+NOTEBOOKS_DIR = PACKAGE_ROOT.parent / "notebooks"
+LESSON_OUTPUTS = ("filenames.npy", "metrics.json", "loader_speed.json")
+
+
+def lesson_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR, lessons: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks (``01_*.ipynb`` ...), in order; ``lessons`` picks some by number (``["05"]``)."""
+    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in paths if lessons is None or p.name[:2] in lessons]
+
+
+def parse_value(text: str):
+    """``"8"`` -> 8, ``"False"`` -> False, ``"runs/x"`` -> ``"runs/x"``."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def run_lessons(
+    parameters: dict, output_dir: str | Path | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR,
+    lessons: list[str] | None = None, prepare_only: bool = False, log_output: bool = False,
+) -> list[Path]:
+    """Execute (or, with ``prepare_only``, only parameterise) the lessons in order into ``output_dir``.
+
+    ``DATA_DIR`` is made absolute first, so every notebook shares it whatever its working directory.
+    Returns the paths of the written notebooks. Raises papermill's error (naming the failing cell) if
+    a lesson fails.
+    """
+    import papermill as pm
+
+    parameters = dict(parameters)
+    parameters["DATA_DIR"] = str(resolve_data_dir(parameters.get("DATA_DIR", "")))
+    output_dir = Path(output_dir) if output_dir else Path(parameters["DATA_DIR"]) / "executed_notebooks"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for notebook in lesson_notebooks(notebooks_dir, lessons):
+        out = output_dir / notebook.name
+        declared = pm.inspect_notebook(str(notebook))  # pass each lesson only the knobs it has
+        print(f"{'Preparing' if prepare_only else 'Running'} {notebook.name} -> {out}", flush=True)
+        pm.execute_notebook(
+            str(notebook), str(out), parameters={k: v for k, v in parameters.items() if k in declared},
+            cwd=str(notebook.parent), kernel_name="python3", prepare_only=prepare_only,
+            progress_bar=False, log_output=log_output,
+        )
+        written.append(out)
+    return written
+
+
+def prepare_for_nbval(output_dir: str | Path, parameters: dict, notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
+    """Copies of every lesson with ``parameters`` injected, each with its OWN empty ``DATA_DIR``.
+
+    nbval then runs each one as a learner opening that lesson first in a fresh runtime would.
+    """
+    output_dir = Path(output_dir)
+    written = []
+    for notebook in lesson_notebooks(notebooks_dir):
+        data_dir = output_dir / f"data-{notebook.name[:2]}"
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        written += run_lessons({**parameters, "DATA_DIR": str(data_dir)}, output_dir, notebooks_dir,
+                               lessons=[notebook.name[:2]], prepare_only=True)
+    return written
+
+
+def headline(data_dir: str | Path) -> str:
+    """The numbers ``make lessons`` ends with, read from what the lessons wrote."""
+    import numpy as np
+
+    data_dir = Path(data_dir)
+    lines = [f"Lesson outputs:      {data_dir}"]
+    if (data_dir / "filenames.npy").is_file():
+        lines.append(f"Training images:     {len(np.load(data_dir / 'filenames.npy'))} "
+                     f"(in {data_dir / 'all_images'})")
+    if (data_dir / "loader_speed.json").is_file():
+        speeds = json.loads((data_dir / "loader_speed.json").read_text())
+        lines.append("Loader speed:        " + ", ".join(f"{k}: {v:.0f} images/s" for k, v in speeds.items()))
+    if (data_dir / "metrics.json").is_file():
+        metrics = json.loads((data_dir / "metrics.json").read_text())
+        lines.append(f"Validation accuracy: {metrics['val_accuracy']:.3f} "
+                     f"(micro-F1 {metrics['val_micro_f1']:.3f}; chance is {1 / 12:.3f})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("run", "prepare"))
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("--output-dir", help="where the notebooks go (default: DATA_DIR/executed_notebooks)")
+    parser.add_argument("--lessons", nargs="*", help="lesson numbers to run, e.g. 01 02 (default: all)")
+    parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    args = parser.parse_args(argv)
+    parameters = {name: parse_value(value) for name, value in args.parameter}
+    written = run_lessons(parameters, args.output_dir, lessons=args.lessons,
+                          prepare_only=args.command == "prepare", log_output=args.log_output)
+    if args.command == "run":
+        print(f"\nExecuted notebooks:  {written[0].parent if written else '-'}")
+        print(headline(resolve_data_dir(parameters.get("DATA_DIR", ""))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

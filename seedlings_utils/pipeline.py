@@ -1,0 +1,69 @@
+"""Rebuild what earlier lessons would have left, so that any lesson can run first in a fresh runtime.
+
+Each ``ensure_*`` returns the existing outputs when they are there and consistent with the step before,
+and otherwise rebuilds them (and whatever they need) with the same package functions the lessons use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .flatten import flatten_images
+from .index import CLASSES_FILE, FILENAMES_FILE, LABELS_FILE, build_index, load_index, save_index
+from .sources import RawData, count_raw_images, fetch_raw_data, read_source_record
+from .split import SPLIT_FILES, load_split, save_split, split_train_val
+
+RAW_DIR, ALL_IMAGES_DIR = "raw", "all_images"
+
+
+def ensure_raw(
+    data_dir: str | Path, source: str = "synthetic", source_path: str | Path | None = None,
+    synthetic_per_class: int = 40, seed: int = 42, progress: bool = True,
+) -> RawData:
+    """Lesson 01's ``raw/``: kept as it is when a finished one exists (whatever its source), else fetched."""
+    raw_dir = Path(data_dir) / RAW_DIR
+    record = read_source_record(raw_dir)
+    if record is not None:
+        train_counts, test_count = count_raw_images(raw_dir)
+        return RawData(raw_dir, record, train_counts, test_count)
+    print("No raw data yet: running lesson 01's step.")
+    return fetch_raw_data(data_dir, source, source_path, synthetic_per_class, seed, progress=progress)
+
+
+def ensure_all_images(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> Path:
+    """Lesson 02's ``all_images/``, brought in line with ``raw/train`` (a no-op when it already is)."""
+    raw = ensure_raw(data_dir, progress=progress, **raw_kwargs)
+    flatten_images(raw.root / "train", Path(data_dir) / ALL_IMAGES_DIR, progress=progress)
+    return Path(data_dir) / ALL_IMAGES_DIR
+
+
+def ensure_index(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Lesson 03's arrays, rebuilt when missing or when they no longer match ``all_images/``."""
+    data_dir = Path(data_dir)
+    all_images = ensure_all_images(data_dir, progress=progress, **raw_kwargs)
+    if all((data_dir / name).is_file() for name in (FILENAMES_FILE, LABELS_FILE, CLASSES_FILE)):
+        filenames, labels, classes = load_index(data_dir)
+        if sorted(filenames.tolist()) == sorted(p.name for p in all_images.iterdir()):
+            return filenames, labels, classes
+    print("Index missing or out of date: running lesson 03's step.")
+    filenames, labels, classes = build_index(data_dir / RAW_DIR / "train", all_images)
+    save_index(data_dir, filenames, labels, classes)
+    return filenames, labels, classes
+
+
+def ensure_split(
+    data_dir: str | Path, val_fraction: float = 0.2, seed: int = 42, progress: bool = True, **raw_kwargs
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lesson 04's ``(X_train, y_train, X_val, y_val)``, rebuilt when missing or out of date with the index."""
+    data_dir = Path(data_dir)
+    filenames, labels, _ = ensure_index(data_dir, progress=progress, seed=seed, **raw_kwargs)
+    if all((data_dir / name).is_file() for name in SPLIT_FILES):
+        x_train, y_train, x_val, y_val = load_split(data_dir)
+        if sorted(np.concatenate([x_train, x_val]).tolist()) == sorted(filenames.tolist()):
+            return x_train, y_train, x_val, y_val
+    print("Split missing or out of date: running lesson 04's step.")
+    x_train, x_val, y_train, y_val = split_train_val(filenames, labels, val_fraction, seed)
+    save_split(data_dir, x_train, y_train, x_val, y_val)
+    return x_train, y_train, x_val, y_val

@@ -1,0 +1,142 @@
+"""The course's pictures: one function per kind of chart, each returning its matplotlib Figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+
+
+def plot_class_counts(labels: np.ndarray, classes: Sequence[str], title: str = "Images per species") -> plt.Figure:
+    """Horizontal bars: how many images each species has."""
+    counts = np.bincount(np.asarray(labels), minlength=len(classes))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(classes) + 1))
+    ax.barh(list(classes), counts, color="tab:green")
+    ax.invert_yaxis()
+    for y, count in enumerate(counts):
+        ax.text(count, y, f" {count}", va="center", fontsize=8)
+    ax.set_xlabel("images")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_split_counts(y_train: np.ndarray, y_val: np.ndarray, classes: Sequence[str]) -> plt.Figure:
+    """Side-by-side bars per species for the two splits, plus each species' share of validation."""
+    n = len(classes)
+    train = np.bincount(y_train, minlength=n)
+    val = np.bincount(y_val, minlength=n)
+    fig, (ax, ax_share) = plt.subplots(1, 2, figsize=(11, 0.35 * n + 1.2), sharey=True,
+                                       gridspec_kw={"width_ratios": [3, 1]})
+    y = np.arange(n)
+    ax.barh(y - 0.2, train, height=0.4, label=f"train ({train.sum()})", color="tab:green")
+    ax.barh(y + 0.2, val, height=0.4, label=f"validation ({val.sum()})", color="tab:orange")
+    ax.set_yticks(y, list(classes))
+    ax.invert_yaxis()
+    ax.set_xlabel("images")
+    ax.legend()
+    share = val / np.maximum(train + val, 1)
+    ax_share.barh(y, share, color="tab:orange")
+    ax_share.axvline(val.sum() / (train.sum() + val.sum()), color="k", ls="--", lw=1)
+    ax_share.set_xlabel("share in validation")
+    fig.suptitle("Stratified split: every species keeps the same share")
+    fig.tight_layout()
+    return fig
+
+
+def show_images(
+    images: Sequence[np.ndarray | Image.Image | str | Path], titles: Sequence[str] | None = None,
+    ncols: int = 8, size: float = 1.6,
+) -> plt.Figure:
+    """A grid of images (arrays in [0, 1] or uint8, PIL images, or paths) with optional titles."""
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.flat, images, strict=False)):
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as img:
+                image = img.convert("RGB")
+        ax.imshow(np.clip(np.asarray(image), 0, 255 if np.asarray(image).dtype == np.uint8 else 1))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: Mapping[str, Sequence[float]]) -> plt.Figure:
+    """Learning curves: loss and accuracy per epoch, training vs validation."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.plot(epochs, history[metric], "o-", label="train")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if "accuracy" in history:
+        axes[1].axhline(1 / 12, color="gray", ls=":", lw=1)
+        axes[1].text(epochs[0], 1 / 12, " chance", va="bottom", fontsize=8, color="gray")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], normalize: bool = True) -> plt.Figure:
+    """The confusion matrix with species names; rows are true species, columns predictions."""
+    matrix = np.asarray(matrix, dtype=float)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    fig, ax = plt.subplots(figsize=(8, 7))
+    im = ax.imshow(shown, cmap="Greens", vmin=0, vmax=1 if normalize else None)
+    ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), list(classes), fontsize=8)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if matrix[i, j]:
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if shown[i, j] > 0.5 * shown.max() else "black")
+    ax.set_xlabel("predicted species")
+    ax.set_ylabel("true species")
+    ax.set_title("Confusion matrix (validation; colour = share of the row)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def plot_images_per_second(results: Mapping[str, float], title: str = "Loader speed") -> plt.Figure:
+    """Bars of images/s, one per loader configuration."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(results) + 1))
+    names = list(results)
+    ax.barh(names, [results[n] for n in names], color="tab:blue")
+    ax.invert_yaxis()
+    for y, name in enumerate(names):
+        ax.text(results[name], y, f" {results[name]:.0f}", va="center", fontsize=8)
+    ax.set_xlabel("images / second")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_sizes(paths: Sequence[str | Path]) -> plt.Figure:
+    """Width against height of every image (read from the file headers only: fast)."""
+    sizes = []
+    for path in paths:
+        with Image.open(path) as img:
+            sizes.append(img.size)
+    w, h = np.array(sizes).T
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(w, h, s=8, alpha=0.4, color="tab:green")
+    top = max(w.max(), h.max()) * 1.05
+    ax.plot([0, top], [0, top], "k--", lw=1, label="square")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    ax.set_title(f"{len(sizes)} images: {w.min()}-{w.max()} px wide, {np.mean(w == h):.0%} square")
+    ax.legend()
+    fig.tight_layout()
+    return fig

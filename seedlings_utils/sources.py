@@ -1,0 +1,212 @@
+"""Lesson 01: get the raw data into ``DATA_DIR/raw`` in the Kaggle layout (``train/<species>/``, ``test/``).
+
+Every source ends in the same place and the same shape, so the later lessons never care where the
+images came from. A folder is built under a temporary name and renamed into place only when complete,
+so an interrupted run is redone, never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+from .config import IMAGE_EXTENSIONS
+
+SOURCES = ("synthetic", "local", "kaggle", "url")
+SOURCE_RECORD = ".source.json"
+
+
+class DataSourceError(RuntimeError):
+    """The raw data could not be obtained; the message says what to do."""
+
+
+@dataclass
+class RawData:
+    """What lesson 01 left in ``DATA_DIR/raw``."""
+
+    root: Path
+    source: dict
+    train_counts: dict[str, int] = field(default_factory=dict)
+    test_count: int = 0
+
+    @property
+    def train_total(self) -> int:
+        return sum(self.train_counts.values())
+
+    def __str__(self) -> str:
+        lines = [f"{self.root}: {self.train_total} training images in {len(self.train_counts)} species "
+                 f"folders, {self.test_count} test images (source: {self.source.get('source')})"]
+        lines += [f"  {name:<26} {count:>6}" for name, count in self.train_counts.items()]
+        return "\n".join(lines)
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a visible file whose ending is one the course reads as an image."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def count_raw_images(root: str | Path) -> tuple[dict[str, int], int]:
+    """Images per species folder in ``root/train`` (sorted by name) and images in ``root/test``."""
+    root = Path(root)
+    train_counts = {
+        d.name: sum(1 for p in d.rglob("*") if is_image_file(p))
+        for d in sorted((root / "train").iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    }
+    test_dir = root / "test"
+    test_count = sum(1 for p in test_dir.rglob("*") if is_image_file(p)) if test_dir.is_dir() else 0
+    return train_counts, test_count
+
+
+def read_source_record(raw_dir: str | Path) -> dict | None:
+    """The record lesson 01 writes next to ``train/`` saying where the raw data came from, if any."""
+    path = Path(raw_dir) / SOURCE_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def fetch_raw_data(
+    data_dir: str | Path,
+    source: str = "synthetic",
+    source_path: str | Path | None = None,
+    synthetic_per_class: int = 40,
+    seed: int = 42,
+    progress: bool = True,
+) -> RawData:
+    """Put the raw data set into ``data_dir/raw`` and describe it; skip the work when it is already there.
+
+    - ``"synthetic"``: generate the mini seedlings set (offline, deterministic from ``seed``);
+    - ``"local"``: copy a folder, or safely extract a zip, already in the Kaggle layout;
+    - ``"kaggle"``, ``"url"``: not available yet (a clear error).
+
+    Re-running with the same arguments does nothing. A different synthetic set replaces the old one
+    (it can always be regenerated); anything else already in ``raw/`` is never overwritten: you get an
+    error that says which folder to remove or which other ``DATA_DIR`` to use.
+    """
+    data_dir = Path(data_dir)
+    raw_dir = data_dir / "raw"
+    if source not in SOURCES:
+        raise DataSourceError(f"DATA_SOURCE must be one of {SOURCES}, not {source!r}.")
+    if source in ("kaggle", "url"):
+        raise DataSourceError(
+            f"DATA_SOURCE={source!r} is not available yet in this version of the course. Use "
+            "DATA_SOURCE='synthetic' (offline) or DATA_SOURCE='local' with SOURCE_PATH set to the "
+            "competition's folder or zip, downloaded by hand from "
+            "https://www.kaggle.com/c/plant-seedlings-classification/data."
+        )
+    if source == "synthetic":
+        wanted = {"source": "synthetic", "per_class": int(synthetic_per_class), "seed": int(seed)}
+    else:
+        if not source_path:
+            raise DataSourceError("DATA_SOURCE='local' needs SOURCE_PATH: a folder or a .zip in the Kaggle "
+                                  "layout (train/<species>/*.png, optionally test/*.png).")
+        path = Path(source_path).expanduser().resolve()
+        if not path.exists():
+            raise DataSourceError(f"SOURCE_PATH {path} does not exist.")
+        wanted = {"source": "local", "path": str(path)}
+
+    existing = read_source_record(raw_dir)
+    if existing == wanted:
+        train_counts, test_count = count_raw_images(raw_dir)
+        return RawData(raw_dir, existing, train_counts, test_count)
+    if raw_dir.exists() and any(raw_dir.iterdir()):
+        if existing is None or existing.get("source") != "synthetic":
+            raise DataSourceError(
+                f"{raw_dir} already holds other data ({existing or 'of unknown origin'}). Nothing was "
+                f"changed. Use another DATA_DIR, or delete {raw_dir} to replace it."
+            )
+        print(f"Replacing the synthetic set in {raw_dir} ({existing}) with {wanted}.")
+
+    partial = data_dir / "raw.partial"
+    if partial.exists():
+        print(f"Removing {partial}, left by an interrupted run.")
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    if source == "synthetic":
+        from .synthetic import make_synthetic_seedlings
+
+        make_synthetic_seedlings(partial, per_class=synthetic_per_class, seed=seed, progress=progress)
+    else:
+        _copy_local_source(Path(wanted["path"]), partial, progress)
+    (partial / SOURCE_RECORD).write_text(json.dumps(wanted, indent=2))
+    if raw_dir.exists():
+        shutil.rmtree(raw_dir)
+    partial.rename(raw_dir)
+    train_counts, test_count = count_raw_images(raw_dir)
+    return RawData(raw_dir, wanted, train_counts, test_count)
+
+
+def _copy_local_source(path: Path, target: Path, progress: bool) -> None:
+    """Copy (folder) or extract (zip) a Kaggle-layout data set into ``target``."""
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise DataSourceError(f"SOURCE_PATH {path} is a file but not a zip archive.")
+        extracted = target / "_extracted"
+        extract_zip_safely(path, extracted, progress=progress)
+        for inner in sorted(extracted.rglob("*.zip")):  # Kaggle's older bundle holds train.zip, test.zip
+            extract_zip_safely(inner, inner.parent, progress=progress)
+            inner.unlink()
+        path = extracted
+    root = find_kaggle_root(path)
+    for part in ("train", "test"):
+        if (root / part).is_dir():
+            files = [p for p in (root / part).rglob("*") if p.is_file()]
+            for src in tqdm(files, desc=f"copy {part}/", unit="file", disable=not progress):
+                dst = target / part / src.relative_to(root / part)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+    if (target / "_extracted").exists():
+        shutil.rmtree(target / "_extracted")
+
+
+def find_kaggle_root(path: str | Path) -> Path:
+    """The folder that holds ``train/``: ``path`` itself or the one folder it wraps (as zips often do)."""
+    path = Path(path)
+    candidates = [path] + sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    for candidate in candidates:
+        if (candidate / "train").is_dir():
+            return candidate
+    raise DataSourceError(
+        f"No train/ folder in {path}. Expected the Kaggle layout: train/<species>/*.png (and test/*.png)."
+    )
+
+
+def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "is an absolute path"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return "climbs out of the folder with '..'"
+    return None
+
+
+def extract_zip_safely(zip_path: str | Path, target: str | Path, progress: bool = True) -> Path:
+    """Extract ``zip_path`` into ``target``, refusing any entry that would land outside it.
+
+    Absolute paths, ``..`` components and symbolic links are rejected before anything is written
+    (a "zip slip" archive raises :class:`DataSourceError` naming the entry). Files are extracted into
+    ``target`` directly; callers that need all-or-nothing extract into a temporary folder first.
+    """
+    zip_path, target = Path(zip_path), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    with zipfile.ZipFile(zip_path) as archive:
+        members = archive.infolist()
+        for info in members:
+            reason = _unsafe_reason(info)
+            if reason is None and not (root / info.filename).resolve().is_relative_to(root):
+                reason = "resolves outside the target folder"
+            if reason:
+                raise DataSourceError(f"Refusing to extract {zip_path}: entry {info.filename!r} {reason}.")
+        for info in tqdm(members, desc=f"extract {zip_path.name}", unit="file", disable=not progress):
+            archive.extract(info, root)
+    return target
+

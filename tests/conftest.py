@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny Kaggle-layout trees, the quick lesson parameters, nbval's prepared notebooks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+NBVAL_DIR = REPO / "build" / "nbval"
+
+#: Small settings for running every lesson in the tests ("small for testing efficiency"). Large enough
+#: that the CNN must really learn: the checks ask for accuracy well above chance.
+QUICK_PARAMETERS = {
+    "SYNTHETIC_PER_CLASS": 30,
+    "IMAGE_SIZE": 48,
+    "BATCH_SIZE": 16,
+    "EPOCHS": 10,
+    "BASE_FILTERS": 16,
+    "SPEED_BATCHES": 4,
+    "SEED": 7,
+}
+
+TINY_SPECIES = ("Charlock", "Common wheat", "Maize")
+
+
+def species_colour(label: int) -> tuple[int, int, int]:
+    """A colour per class id, so a test can read an image's label back from its pixels."""
+    return (40 + 80 * label, 200 - 60 * label, 90)
+
+
+def make_kaggle_tree(root: Path, per_species: int = 4, test_images: int = 3, shared_name: bool = True) -> Path:
+    """``root/train/<species>/*.png`` (one colour per species, mixed sizes and modes) and ``root/test/``.
+
+    With ``shared_name`` every species folder also holds ``same.png``: the name clash of lesson 02.
+    """
+    for label, species in enumerate(TINY_SPECIES):
+        folder = root / "train" / species
+        folder.mkdir(parents=True)
+        names = [f"{label}{k:08x}.png" for k in range(per_species - int(shared_name))]
+        names += ["same.png"] if shared_name else []
+        for k, name in enumerate(names):
+            size = (20 + 7 * k, 24 + 3 * k)
+            image = Image.new("RGB", size, species_colour(label))
+            if k % 3 == 1:
+                image = image.convert("RGBA")
+            image.save(folder / name)
+    (root / "test").mkdir(parents=True)
+    for k in range(test_images):
+        Image.new("RGB", (30, 30), species_colour(k % len(TINY_SPECIES))).save(root / "test" / f"t{k:08x}.png")
+    return root
+
+
+@pytest.fixture
+def kaggle_tree(tmp_path: Path) -> Path:
+    return make_kaggle_tree(tmp_path / "source")
+
+
+def label_from_pixels(image: np.ndarray) -> int:
+    """Inverse of :func:`species_colour` for an image in [0, 1]."""
+    red = float(image[..., 0].mean()) * 255
+    return int(round((red - 40) / 80))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Write the notebooks nbval runs (``build/nbval``): every lesson with the quick parameters injected
+    and its own empty DATA_DIR, as if a learner opened that lesson first in a fresh runtime."""
+    from seedlings_utils.lessons import prepare_for_nbval
+
+    prepare_for_nbval(NBVAL_DIR, QUICK_PARAMETERS)

@@ -1,0 +1,124 @@
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from seedlings_utils.dataset import SeedlingsDataset, load_image, measure_images_per_second
+from seedlings_utils.flatten import flatten_images
+from seedlings_utils.index import build_index
+from seedlings_utils.recipe2019 import recipe2019_load_batch
+
+from .conftest import label_from_pixels
+
+
+@pytest.fixture
+def indexed(kaggle_tree, tmp_path):
+    out = tmp_path / "all_images"
+    flatten_images(kaggle_tree / "train", out, progress=False)
+    filenames, labels, _ = build_index(kaggle_tree / "train", out)
+    return out, filenames, labels
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
+def test_load_image_gives_rgb_in_unit_range(tmp_path, mode):
+    path = tmp_path / "x.png"
+    Image.new("RGB", (37, 19), (255, 128, 0)).convert(mode).save(path)
+    image = load_image(path, 16)
+    assert image.shape == (16, 16, 3) and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0
+
+
+def test_load_image_scales_exactly_once(tmp_path):
+    Image.new("RGB", (10, 10), (255, 0, 51)).save(tmp_path / "x.png")
+    assert load_image(tmp_path / "x.png", 4)[0, 0].tolist() == pytest.approx([1.0, 0.0, 0.2])
+
+
+def test_load_image_names_a_bad_file(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(OSError, match="broken.png"):
+        load_image(tmp_path / "broken.png", 8)
+
+
+def test_batches_have_the_right_shapes_and_labels(indexed):
+    image_dir, filenames, labels = indexed
+    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=5, image_size=12)
+    assert len(ds) == 3
+    seen = []
+    for i in range(len(ds)):
+        x, y = ds[i]
+        assert x.shape == (len(y), 12, 12, 3) and x.dtype == np.float32
+        assert [label_from_pixels(img) for img in x] == y.tolist()  # pixels match their labels
+        seen += y.tolist()
+    assert sorted(seen) == sorted(labels.tolist())
+    with pytest.raises(IndexError):
+        ds[3]
+
+
+def test_shuffle_changes_order_each_epoch_but_keeps_pairs(indexed):
+    image_dir, filenames, labels = indexed
+    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=0)
+    orders = []
+    for _ in range(3):
+        orders.append(ds.order.copy())
+        for i in range(len(ds)):
+            x, y = ds[i]
+            assert [label_from_pixels(img) for img in x] == y.tolist()
+        ds.on_epoch_end()
+    assert all(sorted(o) == list(range(12)) for o in orders)
+    assert not (orders[0] == orders[1]).all() and not (orders[1] == orders[2]).all()
+    same_seed = SeedlingsDataset(image_dir, filenames, labels, shuffle=True, seed=0)
+    assert (same_seed.order == orders[0]).all()
+
+
+def test_workers_reach_keras_and_no_super_warning(indexed):
+    image_dir, filenames, labels = indexed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = SeedlingsDataset(image_dir, filenames, labels, workers=2, use_multiprocessing=True, max_queue_size=3)
+        assert (ds.workers, ds.use_multiprocessing, ds.max_queue_size) == (2, True, 3)
+
+
+def test_images_only_for_prediction(indexed):
+    image_dir, filenames, _ = indexed
+    x = SeedlingsDataset(image_dir, filenames, batch_size=20, image_size=8)[0]
+    assert isinstance(x, np.ndarray) and x.shape == (12, 8, 8, 3)
+
+
+def test_bad_arguments(indexed):
+    image_dir, filenames, labels = indexed
+    with pytest.raises(ValueError, match="labels"):
+        SeedlingsDataset(image_dir, filenames, labels[:3])
+    with pytest.raises(ValueError, match="nothing"):
+        SeedlingsDataset(image_dir, filenames[:0])
+
+
+def test_model_fit_reads_the_dataset_with_threads(indexed):
+    image_dir, filenames, labels = indexed
+    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1, workers=2)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(ds, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+
+
+@pytest.mark.parametrize("workers,processes", [(1, False), (2, False), (2, True)])
+def test_measure_images_per_second(indexed, workers, processes):
+    image_dir, filenames, labels = indexed
+    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8, workers=workers,
+                          use_multiprocessing=processes)
+    assert measure_images_per_second(ds) > 0
+    assert measure_images_per_second(ds, batches=1) > 0
+
+
+def test_recipe2019_scaled_twice(indexed):
+    image_dir, filenames, _ = indexed
+    old = recipe2019_load_batch(image_dir, filenames[:3], 8)
+    new = SeedlingsDataset(image_dir, filenames[:3], batch_size=3, image_size=8)[0]
+    assert old.shape == new.shape
+    assert old.max() <= 1 / 255 + 1e-9 < 0.5 < new.max()
+    # filenames[0] is RGB: same picture, 255 times darker. filenames[1] is RGBA: skimage's resize to
+    # (size, size, 3) interpolates 4 channels into 3, so even rescaled the colours are wrong.
+    assert np.allclose(old[0] * 255, new[0], atol=0.02)
+    assert not np.allclose(old[1] * 255, new[1], atol=0.05)

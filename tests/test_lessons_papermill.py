@@ -1,0 +1,121 @@
+"""Run lessons 01-06 in order with papermill into one temporary DATA_DIR, twice, and check what they left."""
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seedlings_utils.config import SPECIES
+from seedlings_utils.lessons import headline, lesson_notebooks, run_lessons
+from seedlings_utils.synthetic import synthetic_class_counts
+
+from .conftest import QUICK_PARAMETERS
+
+DETERMINISTIC = ["raw", "all_images", "filenames.npy", "labels.npy", "classes.json", "X_train_filenames.npy",
+                 "y_train.npy", "X_val_filenames.npy", "y_val.npy"]
+
+
+def snapshot(data_dir: Path) -> dict[str, str]:
+    """sha256 of every file the lessons wrote whose content must not change on a re-run."""
+    digests = {}
+    for entry in DETERMINISTIC:
+        paths = [data_dir / entry] if (data_dir / entry).is_file() else sorted((data_dir / entry).rglob("*"))
+        for p in paths:
+            if p.is_file():
+                digests[p.relative_to(data_dir).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def lessons(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("lessons")
+    params = {**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}
+    first = run_lessons(params, data_dir / "executed")
+    first_snapshot = snapshot(data_dir)
+    first_metrics = json.loads((data_dir / "metrics.json").read_text())
+    second = run_lessons(params, data_dir / "executed-again")
+    return data_dir, first, first_snapshot, first_metrics, second
+
+
+def test_every_lesson_ran_without_error(lessons):
+    data_dir, first, *_ = lessons
+    assert [p.name for p in first] == [p.name for p in lesson_notebooks()]
+    assert len(first) == 6
+    for path in first:
+        nb = json.loads(path.read_text())
+        outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"], path.name
+        assert any("OK:" in "".join(o.get("text", "")) for o in outputs), f"{path.name} did not reach its check"
+
+
+def test_counts_in_equal_counts_out(lessons):
+    data_dir = lessons[0]
+    expected = synthetic_class_counts(QUICK_PARAMETERS["SYNTHETIC_PER_CLASS"])
+    raw_counts = {d.name: len(list(d.iterdir())) for d in sorted((data_dir / "raw" / "train").iterdir())}
+    assert raw_counts == expected and sorted(raw_counts) == list(SPECIES)
+    n = sum(expected.values())
+    assert len(list((data_dir / "all_images").iterdir())) == n
+    assert len(np.load(data_dir / "filenames.npy")) == len(np.load(data_dir / "labels.npy")) == n
+
+
+def test_split_names_exist_are_disjoint_stratified_and_labelled_by_folder(lessons):
+    data_dir = lessons[0]
+    classes = json.loads((data_dir / "classes.json").read_text())
+    assert classes == list(SPECIES)
+    x_train, y_train = np.load(data_dir / "X_train_filenames.npy"), np.load(data_dir / "y_train.npy")
+    x_val, y_val = np.load(data_dir / "X_val_filenames.npy"), np.load(data_dir / "y_val.npy")
+    on_disk = {p.name for p in (data_dir / "all_images").iterdir()}
+    assert set(x_train) | set(x_val) == on_disk and not set(x_train) & set(x_val)
+    # each label is the species folder the image came from: find each file's source in raw/train by content
+    source_species = {}
+    for folder in (data_dir / "raw" / "train").iterdir():
+        for image in folder.iterdir():
+            source_species[hashlib.sha256(image.read_bytes()).hexdigest()] = folder.name
+    for names, labels in ((x_train, y_train), (x_val, y_val)):
+        for name, label in zip(names, labels, strict=True):
+            digest = hashlib.sha256((data_dir / "all_images" / name).read_bytes()).hexdigest()
+            assert source_species[digest] == classes[label], name
+    total = np.bincount(np.concatenate([y_train, y_val]), minlength=12)
+    share = len(x_val) / (len(x_train) + len(x_val))
+    assert np.all(np.abs(np.bincount(y_val, minlength=12) - total * share) <= 1.5)
+
+
+def test_training_outputs_and_accuracy_well_above_chance(lessons):
+    data_dir = lessons[0]
+    metrics = json.loads((data_dir / "metrics.json").read_text())
+    assert metrics["val_accuracy"] >= 0.5, metrics["val_accuracy"]  # chance is 1/12 = 0.083
+    assert metrics["val_micro_f1"] == pytest.approx(metrics["val_accuracy"])
+    assert metrics["val_samples"] == len(np.load(data_dir / "y_val.npy"))
+    assert (data_dir / "model.keras").stat().st_size > 10_000
+    with open(data_dir / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(QUICK_PARAMETERS["EPOCHS"]))
+    speeds = json.loads((data_dir / "loader_speed.json").read_text())
+    assert len(speeds) == 3 and all(v > 0 for v in speeds.values())
+
+
+def test_submission_has_one_row_per_test_image(lessons):
+    data_dir = lessons[0]
+    test_images = sorted(p.name for p in (data_dir / "raw" / "test").iterdir())
+    with open(data_dir / "submission.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == test_images and len(rows) > 0
+    assert {r["species"] for r in rows} <= set(SPECIES)
+
+
+def test_rerun_gives_the_same_outputs_and_duplicates_nothing(lessons):
+    data_dir, first, first_snapshot, first_metrics, second = lessons
+    assert len(second) == 6
+    assert snapshot(data_dir) == first_snapshot
+    assert not (data_dir / "raw.partial").exists() and not (data_dir / "training_backup").exists()
+    with open(data_dir / "history.csv") as f:
+        assert len(list(csv.DictReader(f))) == QUICK_PARAMETERS["EPOCHS"]
+    metrics = json.loads((data_dir / "metrics.json").read_text())
+    assert metrics["val_accuracy"] == pytest.approx(first_metrics["val_accuracy"], abs=0.05)
+
+
+def test_headline_reports_the_numbers(lessons):
+    text = headline(lessons[0])
+    assert "Training images:" in text and "Validation accuracy:" in text and "images/s" in text

@@ -1,0 +1,51 @@
+"""Every lesson follows the template (../shared/STYLE.md) and its Colab links match its path."""
+
+import json
+import re
+
+import pytest
+
+from seedlings_utils.config import COLAB_INSTALL, GITHUB_BRANCH, GITHUB_REPO
+from seedlings_utils.lessons import lesson_notebooks
+
+NOTEBOOKS = lesson_notebooks()
+CONTRACT_PARAMETERS = {"DATA_DIR", "DATA_SOURCE", "SOURCE_PATH", "SYNTHETIC_PER_CLASS", "SEED"}
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def test_six_numbered_lessons():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_template_and_links(path):
+    nb = cells(path)
+    title = source(nb[0])
+    assert title.startswith(f"# {path.name[:2]} · ")
+    assert f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/{path.name}" in title
+    assert f"https://github.com/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/{path.name}" in title
+    assert "**Time:**" in title
+    assert source(nb[1]).startswith("## Setup")
+    setup = source(nb[2])
+    assert '"google.colab" in sys.modules' in setup and COLAB_INSTALL in setup
+    tagged = [c for c in nb if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1
+    names = set(re.findall(r"^([A-Z_]+) = ", source(tagged[0]), flags=re.M))
+    assert CONTRACT_PARAMETERS <= names
+    assert source(nb[-2]).startswith("## Check") and "OK:" in source(nb[-1])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_clean_and_modern(path):
+    nb = cells(path)
+    code = "\n".join(source(c) for c in nb if c["cell_type"] == "code")
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb if c["cell_type"] == "code")
+    for removed in ("fit_generator(", "np.int)", "np.int(", "keras.utils.Sequence)", "import tensorflow.keras"):
+        assert removed not in code, f"{path.name} runs removed API {removed}"

@@ -1,0 +1,117 @@
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from seedlings_utils.sources import (
+    DataSourceError,
+    count_raw_images,
+    extract_zip_safely,
+    fetch_raw_data,
+    find_kaggle_root,
+    read_source_record,
+)
+
+
+def test_local_folder_is_copied_in_kaggle_layout(kaggle_tree, tmp_path):
+    raw = fetch_raw_data(tmp_path / "data", "local", kaggle_tree, progress=False)
+    assert raw.root == tmp_path / "data" / "raw"
+    assert raw.train_counts == {"Charlock": 4, "Common wheat": 4, "Maize": 4}
+    assert raw.test_count == 3
+    assert (raw.root / "train" / "Maize" / "same.png").read_bytes() == (kaggle_tree / "train/Maize/same.png").read_bytes()
+    assert read_source_record(raw.root) == {"source": "local", "path": str(kaggle_tree.resolve())}
+    assert not (tmp_path / "data" / "raw.partial").exists()
+
+
+def test_local_zip_with_wrapper_folder_and_nested_zips(kaggle_tree, tmp_path):
+    # Kaggle's older bundle: one folder holding train.zip and test.zip
+    bundle = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(bundle, "w") as outer:
+        for part in ("train", "test"):
+            inner = tmp_path / f"{part}.zip"
+            with zipfile.ZipFile(inner, "w") as z:
+                for p in sorted((kaggle_tree / part).rglob("*.png")):
+                    z.write(p, p.relative_to(kaggle_tree))
+            outer.write(inner, f"plant-seedlings/{part}.zip")
+    raw = fetch_raw_data(tmp_path / "data", "local", bundle, progress=False)
+    assert raw.train_total == 12 and raw.test_count == 3
+    assert sorted(p.name for p in raw.root.iterdir()) == [".source.json", "test", "train"]
+
+
+def test_rerun_is_a_no_op_and_keeps_files(kaggle_tree, tmp_path):
+    fetch_raw_data(tmp_path / "data", "local", kaggle_tree, progress=False)
+    marker = tmp_path / "data" / "raw" / "train" / "Maize" / "same.png"
+    before = marker.stat().st_mtime_ns
+    again = fetch_raw_data(tmp_path / "data", "local", kaggle_tree, progress=False)
+    assert again.train_total == 12 and marker.stat().st_mtime_ns == before
+
+
+def test_other_data_is_never_overwritten(kaggle_tree, tmp_path):
+    fetch_raw_data(tmp_path / "data", "local", kaggle_tree, progress=False)
+    with pytest.raises(DataSourceError, match="already holds other data"):
+        fetch_raw_data(tmp_path / "data", "synthetic", synthetic_per_class=2, progress=False)
+    assert count_raw_images(tmp_path / "data" / "raw")[0]["Maize"] == 4
+
+
+def test_synthetic_set_is_replaced_when_its_parameters_change(tmp_path):
+    first = fetch_raw_data(tmp_path, "synthetic", synthetic_per_class=2, seed=1, progress=False)
+    assert first.train_total == 24 and len(first.train_counts) == 12
+    second = fetch_raw_data(tmp_path, "synthetic", synthetic_per_class=3, seed=1, progress=False)
+    assert second.train_total == 36
+    assert json.loads((tmp_path / "raw" / ".source.json").read_text())["per_class"] == 3
+
+
+def test_interrupted_run_is_redone(kaggle_tree, tmp_path):
+    partial = tmp_path / "data" / "raw.partial" / "train" / "Maize"
+    partial.mkdir(parents=True)
+    (partial / "half.png").write_bytes(b"\x89PNG")
+    raw = fetch_raw_data(tmp_path / "data", "local", kaggle_tree, progress=False)
+    assert raw.train_total == 12 and not (raw.root / "train" / "Maize" / "half.png").exists()
+
+
+@pytest.mark.parametrize("source", ["kaggle", "url"])
+def test_not_yet_available_sources_say_so(source, tmp_path):
+    with pytest.raises(DataSourceError, match="not available yet"):
+        fetch_raw_data(tmp_path, source)
+
+
+def test_bad_arguments_get_clear_errors(tmp_path):
+    with pytest.raises(DataSourceError, match="must be one of"):
+        fetch_raw_data(tmp_path, "ftp")
+    with pytest.raises(DataSourceError, match="needs SOURCE_PATH"):
+        fetch_raw_data(tmp_path, "local")
+    with pytest.raises(DataSourceError, match="does not exist"):
+        fetch_raw_data(tmp_path, "local", tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataSourceError, match="No train/ folder"):
+        fetch_raw_data(tmp_path / "d", "local", tmp_path / "empty")
+
+
+@pytest.mark.parametrize("entry", ["../evil.txt", "/etc/evil.txt", "a/../../evil.txt"])
+def test_zip_slip_is_refused_before_writing(entry, tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("train/ok.txt", "fine")
+        z.writestr(entry, "evil")
+    target = tmp_path / "out" / "inner"
+    with pytest.raises(DataSourceError, match="Refusing to extract"):
+        extract_zip_safely(archive, target, progress=False)
+    assert not (target / "train" / "ok.txt").exists()
+    assert not list(tmp_path.rglob("evil.txt"))
+
+
+def test_zip_symlink_is_refused(tmp_path):
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        info = zipfile.ZipInfo("train/link.png")
+        info.external_attr = (0o120777 << 16)
+        z.writestr(info, "/etc/passwd")
+    with pytest.raises(DataSourceError, match="symbolic link"):
+        extract_zip_safely(archive, tmp_path / "out", progress=False)
+
+
+def test_find_kaggle_root(tmp_path: Path):
+    (tmp_path / "wrapper" / "train").mkdir(parents=True)
+    assert find_kaggle_root(tmp_path) == tmp_path / "wrapper"
+    assert find_kaggle_root(tmp_path / "wrapper") == tmp_path / "wrapper"
