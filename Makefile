@@ -14,9 +14,9 @@ CONSTRAINTS := .ci/constraints.txt
 PARAMETERS := DATA_DIR DATA_SOURCE SOURCE_PATH SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
               VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES
 # Quick settings for `make lessons` on a laptop CPU; the notebooks' own defaults are the full recipe.
-SYNTHETIC_PER_CLASS ?= 40
+SYNTHETIC_PER_CLASS ?= 60
 IMAGE_SIZE ?= 64
-EPOCHS ?= 12
+EPOCHS ?= 20
 BASE_FILTERS ?= 16
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -80,8 +80,8 @@ def default_test_count(train_total: int) -> int:
 # --------------------------------------------------------------------------------------------------------
 # Plant geometry: each species is a list of primitives in a frame where the plant has radius about 1.
 # A primitive is (kind, points (N, 2), line width in plant radii, shade 0-255):
-#   "poly": a filled leaf outline; "line": a stem or thin blade; "mark": a line on the shade layer only
-#   (midribs, veins), which shows only where there is already plant.
+#   "poly": a filled leaf outline; "line": a stem or thin blade; "mark" / "mark_poly": a line / a filled
+#   outline on the shade layer only (midribs, veins, gloss), which shows only where there is plant.
 # --------------------------------------------------------------------------------------------------------
 Prim = tuple[str, np.ndarray, float, int]
 
@@ -150,12 +150,22 @@ def _spread(rng: np.random.Generator, k: int, jitter: float = 0.25) -> np.ndarra
     return rng.uniform(0, 2 * np.pi) + np.arange(k) * 2 * np.pi / k + rng.uniform(-jitter, jitter, k)
 
 
-def _grass(rng: np.random.Generator, shade: Callable[[], int], k: int, length: tuple[float, float],
-           width: tuple[float, float], curve: float, jitter: float, profile: str = "blade") -> list[Prim]:
+def _grass(
+    rng: np.random.Generator,
+    shade: Callable[[], int],
+    k: int,
+    length: tuple[float, float],
+    width: tuple[float, float],
+    curve: float,
+    jitter: float,
+    profile: str = "blade",
+) -> list[Prim]:
     prims: list[Prim] = []
     for a in rng.uniform(0, 2 * np.pi, k):
         base = rng.normal(0, jitter, 2)
-        poly, _ = _leaf(base, a, rng.uniform(*length), rng.uniform(*width), profile, rng.uniform(-curve, curve))
+        poly, _ = _leaf(
+            base, a, rng.uniform(*length), rng.uniform(*width), profile, rng.uniform(-curve, curve)
+        )
         prims.append(("poly", poly, 0.0, shade()))
     return prims
 
@@ -176,12 +186,16 @@ def _wheat(rng: np.random.Generator, shade: Callable[[], int]) -> list[Prim]:
     a = rng.uniform(0, 2 * np.pi)
     base = -0.85 * _dir(a) + rng.normal(0, 0.05, 2)
     prims: list[Prim] = []
-    poly, pts = _leaf(base, a, rng.uniform(1.55, 1.85), rng.uniform(0.11, 0.15), "blade", rng.uniform(-0.15, 0.15))
+    poly, pts = _leaf(
+        base, a, rng.uniform(1.55, 1.85), rng.uniform(0.11, 0.15), "blade", rng.uniform(-0.15, 0.15)
+    )
     prims.append(("poly", poly, 0.0, s := shade()))
     prims.append(("mark", pts[1:-3], 0.02, min(255, s + 25)))
     if rng.random() < 0.55:
         b = a + rng.choice([-1, 1]) * rng.uniform(0.25, 0.8)
-        poly, pts = _leaf(base, b, rng.uniform(0.9, 1.4), rng.uniform(0.09, 0.12), "blade", rng.uniform(-0.2, 0.2))
+        poly, pts = _leaf(
+            base, b, rng.uniform(0.9, 1.4), rng.uniform(0.09, 0.12), "blade", rng.uniform(-0.2, 0.2)
+        )
         prims.append(("poly", poly, 0.0, s := shade()))
         prims.append(("mark", pts[1:-3], 0.02, min(255, s + 25)))
     return prims
@@ -192,7 +206,9 @@ def _maize(rng: np.random.Generator, shade: Callable[[], int]) -> list[Prim]:
     prims: list[Prim] = []
     for a in _spread(rng, k, 0.35):
         w = rng.uniform(0.24, 0.32)
-        poly, pts = _leaf(rng.normal(0, 0.03, 2), a, rng.uniform(0.7, 1.0), w, "strap", rng.uniform(-0.3, 0.3))
+        poly, pts = _leaf(
+            rng.normal(0, 0.03, 2), a, rng.uniform(0.7, 1.0), w, "strap", rng.uniform(-0.3, 0.3)
+        )
         prims.append(("poly", poly, 0.0, s := shade()))
         prims.append(("mark", pts[:-2], 0.22 * w, min(255, s + 50)))
     return prims
@@ -208,7 +224,7 @@ def _charlock(rng: np.random.Generator, shade: Callable[[], int]) -> list[Prim]:
         lobes = int(rng.integers(5, 9))
 
         def kidney(th: np.ndarray, notch: float = notch, lobes: int = lobes) -> np.ndarray:
-            return (1 - notch * np.maximum(0, np.cos(th)) ** 6) * (1 + 0.07 * np.cos(lobes * th))
+            return (1 - notch * np.maximum(0, np.cos(th)) ** 6) * (1 + 0.04 * np.cos(lobes * th))
 
         prims.append(("line", np.stack([np.zeros(2), c]), 0.05, shade()))
         prims.append(("poly", _polar_leaf(c, ang + np.pi, rad, rng.uniform(1.05, 1.3), kidney), 0.0, shade()))
@@ -216,8 +232,20 @@ def _charlock(rng: np.random.Generator, shade: Callable[[], int]) -> list[Prim]:
         rad = rng.uniform(0.24, 0.32)
         c = (0.12 + rad) * _dir(ang)
         lobes = int(rng.integers(5, 8))
-        prims.append(("poly", _polar_leaf(c, ang, rad, rng.uniform(0.75, 0.95),
-                                          lambda th, lobes=lobes: 1 + 0.1 * np.cos(lobes * th)), 0.0, shade()))
+        prims.append(
+            (
+                "poly",
+                _polar_leaf(
+                    c,
+                    ang,
+                    rad,
+                    rng.uniform(0.75, 0.95),
+                    lambda th, lobes=lobes: 1 + 0.06 * np.cos(lobes * th),
+                ),
+                0.0,
+                shade(),
+            )
+        )
     return prims
 
 
@@ -232,7 +260,9 @@ def _cleavers(rng: np.random.Generator, shade: Callable[[], int]) -> list[Prim]:
         k = int(rng.integers(6, 9))
         length = rng.uniform(0.42, 0.55) * scale
         for a in _spread(rng, k, 0.15):
-            poly, pts = _leaf(center, a, length, rng.uniform(0.09, 0.12) * scale, "lance", rng.uniform(-0.2, 0.2))
+            poly, pts = _leaf(
+                center, a, length, rng.uniform(0.09, 0.12) * scale, "lance", rng.uniform(-0.2, 0.2)
+            )
             prims.append(("poly", poly, 0.0, s := shade()))
             prims.append(("mark", pts[1:-4], 0.015, min(255, s + 25)))
     return prims
@@ -268,8 +298,16 @@ def _fat_hen(rng: np.random.Generator, shade: Callable[[], int]) -> list[Prim]:
         scale = 1.0 if i < 2 else rng.uniform(0.7, 0.95)
         base = 0.08 * _dir(ang)
         prims.append(("line", np.stack([np.zeros(2), base]), 0.04, shade()))
-        poly, pts = _leaf(base, ang, rng.uniform(0.5, 0.65) * scale, rng.uniform(0.42, 0.52) * scale,
-                          "diamond", rng.uniform(-0.1, 0.1), teeth=int(rng.integers(0, 4)), tooth_depth=0.12)
+        poly, pts = _leaf(
+            base,
+            ang,
+            rng.uniform(0.5, 0.65) * scale,
+            rng.uniform(0.42, 0.52) * scale,
+            "diamond",
+            rng.uniform(-0.1, 0.1),
+            teeth=int(rng.integers(0, 4)),
+            tooth_depth=0.12,
+        )
         prims.append(("poly", poly, 0.0, s := shade()))
         prims.append(("mark", pts[1:-3], 0.018, min(255, s + 25)))
     return prims
@@ -296,8 +334,16 @@ def _shepherds_purse(rng: np.random.Generator, shade: Callable[[], int]) -> list
     prims: list[Prim] = []
     k = int(rng.integers(5, 10))
     for a in _spread(rng, k, 0.3):
-        poly, pts = _leaf(rng.normal(0, 0.02, 2), a, rng.uniform(0.55, 0.85), rng.uniform(0.2, 0.27), "oblance",
-                          rng.uniform(-0.3, 0.3), teeth=int(rng.integers(3, 6)), tooth_depth=0.55)
+        poly, pts = _leaf(
+            rng.normal(0, 0.02, 2),
+            a,
+            rng.uniform(0.55, 0.85),
+            rng.uniform(0.2, 0.27),
+            "oblance",
+            rng.uniform(-0.3, 0.3),
+            teeth=int(rng.integers(3, 6)),
+            tooth_depth=0.55,
+        )
         prims.append(("poly", poly, 0.0, s := shade()))
         prims.append(("mark", pts[1:-2], 0.02, min(255, s + 30)))
     return prims
@@ -336,13 +382,19 @@ def _sugar_beet(rng: np.random.Generator, shade: Callable[[], int]) -> list[Prim
         _, _, normal = _axis(base, ang, length, 0.0, 2)
         for j in (3, 5, 7, 9):  # veins, pointing forward from the midrib
             for side in (-1, 1):
-                tip = pts[j] + (0.35 * (pts[j + 1] - pts[j]) / (np.linalg.norm(pts[j + 1] - pts[j]) + 1e-9)
-                                + side * 0.7 * normal[0]) * 0.42 * w
+                tip = (
+                    pts[j]
+                    + (
+                        0.35 * (pts[j + 1] - pts[j]) / (np.linalg.norm(pts[j + 1] - pts[j]) + 1e-9)
+                        + side * 0.7 * normal[0]
+                    )
+                    * 0.42
+                    * w
+                )
                 prims.append(("mark", np.stack([pts[j], tip]), 0.014, max(0, s - 40)))
         hl = pts[5] + normal[0] * rng.uniform(-0.15, 0.15) * w
-        prims.append(("poly", _polar_leaf(hl, ang, 0.12 * length, 0.5, lambda th: np.ones_like(th)), 0.0,
-                      min(255, s + 30)))
-        prims[-1] = ("mark_poly", prims[-1][1], 0.0, prims[-1][3])
+        gloss = _polar_leaf(hl, ang, 0.12 * length, 0.5, np.ones_like)  # a glossy highlight
+        prims.append(("mark_poly", gloss, 0.0, min(255, s + 30)))
     return prims
 
 
@@ -364,8 +416,13 @@ assert set(_SPECIES_DRAWERS) == set(SPECIES)
 
 
 def _render(
-    prims: list[Prim], size: tuple[int, int], center: tuple[float, float], radius: float, rotation: float,
-    mirror: bool, with_shade: bool = True,
+    prims: list[Prim],
+    size: tuple[int, int],
+    center: tuple[float, float],
+    radius: float,
+    rotation: float,
+    mirror: bool,
+    with_shade: bool = True,
 ) -> tuple[Image.Image, Image.Image | None]:
     """Draw the primitives into an alpha (coverage) layer and a shade layer of ``size`` pixels."""
     alpha = Image.new("L", size, 0)
@@ -418,8 +475,12 @@ def _soil(rng: np.random.Generator, width: int, height: int) -> Image.Image:
     """Brown soil with clods, gravel and, sometimes, a tray edge or a marker stick."""
     m = min(width, height)
     base = _hsv(rng.uniform(18, 38), rng.uniform(0.3, 0.6), rng.uniform(0.2, 0.42))
-    shade = (1 + 0.18 * _noise(rng, width, height, m / 5) + 0.12 * _noise(rng, width, height, max(2.0, m / 30))
-             + 0.07 * rng.standard_normal((height, width), dtype=np.float32))
+    shade = (
+        1
+        + 0.18 * _noise(rng, width, height, m / 5)
+        + 0.12 * _noise(rng, width, height, max(2.0, m / 30))
+        + 0.07 * rng.standard_normal((height, width), dtype=np.float32)
+    )
     warm = 0.06 * _noise(rng, width, height, m / 4)  # patches of redder / greyer soil
     rgb = base[None, None, :] * shade[..., None]
     rgb[..., 0] *= 1 + warm
@@ -441,20 +502,27 @@ def _soil(rng: np.random.Generator, width: int, height: int) -> Image.Image:
         lights = np.minimum(255, np.array(cols) + 22).tolist()
         dark = tuple(int(c) for c in base * 255 * 0.45)
         dx, dy = rng.uniform(-1, 1, 2) * 0.3
-        for x, y, r, a, col, lit in zip(xs.tolist(), ys.tolist(), rs.tolist(), asp.tolist(), cols, lights,
-                                        strict=True):
+        for x, y, r, a, col, lit in zip(
+            xs.tolist(), ys.tolist(), rs.tolist(), asp.tolist(), cols, lights, strict=True
+        ):
             rx, ry = r, r * a
             draw.ellipse([x - rx + dx * r, y - ry + dy * r, x + rx + dx * r, y + ry + dy * r], fill=dark)
             draw.ellipse([x - rx, y - ry, x + rx, y + ry], fill=tuple(col))
             if r > 2.5:
-                draw.ellipse([x - 0.55 * rx - dx * r * 0.4, y - 0.55 * ry - dy * r * 0.4,
-                              x + 0.3 * rx, y + 0.3 * ry], fill=tuple(lit))
+                draw.ellipse(
+                    [x - 0.55 * rx - dx * r * 0.4, y - 0.55 * ry - dy * r * 0.4, x + 0.3 * rx, y + 0.3 * ry],
+                    fill=tuple(lit),
+                )
     if rng.random() < 0.12:  # the edge of the black or white tray
         side = int(rng.integers(4))
         band = rng.uniform(0.04, 0.14) * m
         v = int(rng.choice([rng.integers(10, 45), rng.integers(190, 245)]))
-        box = [(0, 0, band, height), (width - band, 0, width, height), (0, 0, width, band),
-               (0, height - band, width, height)][side]
+        box = [
+            (0, 0, band, height),
+            (width - band, 0, width, height),
+            (0, 0, width, band),
+            (0, height - band, width, height),
+        ][side]
         draw.rectangle(box, fill=(v, v, v))
     if rng.random() < 0.06:  # a marker stick poking into the picture
         a = rng.uniform(0, 2 * np.pi)
@@ -495,12 +563,14 @@ def draw_seedling(species: str, rng: np.random.Generator, width: int, height: in
     area = max(1e-3, np.asarray(probe, dtype=np.float32).sum() / 255 / 40.0**2)  # in plant radii squared
     radius = float(np.clip(math.sqrt(coverage * width * height / area), 0.25 * m, 0.6 * m))
     ss = 2 if max(width, height) <= 300 else 1  # supersample small pictures for smooth edges
-    alpha, shade_img = _render(prims, (width * ss, height * ss), (center[0] * ss, center[1] * ss),
-                               radius * ss, rotation, mirror)
+    alpha, shade_img = _render(
+        prims, (width * ss, height * ss), (center[0] * ss, center[1] * ss), radius * ss, rotation, mirror
+    )
     if ss > 1:
         alpha, shade_img = alpha.reduce(ss), shade_img.reduce(ss)
-    shadow = alpha.transform(alpha.size, Image.Transform.AFFINE,
-                             (1, 0, -light[0] * shadow_off, 0, 1, -light[1] * shadow_off))
+    shadow = alpha.transform(
+        alpha.size, Image.Transform.AFFINE, (1, 0, -light[0] * shadow_off, 0, 1, -light[1] * shadow_off)
+    )
     shadow = shadow.filter(ImageFilter.BoxBlur(max(1.0, 0.012 * m)))
 
     a = np.asarray(alpha, dtype=np.float32)[..., None] / 255
@@ -568,7 +638,7 @@ def make_synthetic_seedlings(
     workers: int = 1,
     progress: bool = True,
 ) -> dict:
-    """Write a synthetic Plant Seedlings set: ``root/train/<species>/<hex id>.png`` and ``root/test/<hex id>.png``.
+    """Write a synthetic Plant Seedlings set: ``root/train/<species>/<id>.png`` and ``root/test/<id>.png``.
 
     ``per_class`` is the average number of images per species (the counts follow the real set's
     proportions, see :func:`synthetic_class_counts`); ``test_count`` defaults to Kaggle's test : train
@@ -601,8 +671,10 @@ def make_synthetic_seedlings(
     for si, species in enumerate(SPECIES):
         folder = root / "train" / species
         folder.mkdir(parents=True, exist_ok=True)
-        jobs += [(str(folder / f"{next(names)}.png"), species, (seed, _SPLIT_TRAIN, si, i))
-                 for i in range(counts[species])]
+        jobs += [
+            (str(folder / f"{next(names)}.png"), species, (seed, _SPLIT_TRAIN, si, i))
+            for i in range(counts[species])
+        ]
     (root / "test").mkdir(parents=True, exist_ok=True)
     p = np.array([counts[s] for s in SPECIES], dtype=np.float64)
     test_rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_TEST_SPECIES]))
@@ -614,7 +686,6 @@ def make_synthetic_seedlings(
         jobs.append((str(root / "test" / name), SPECIES[si], (seed, _SPLIT_TEST, si, i)))
 
     bar = tqdm(total=len(jobs), disable=not progress, unit="img", desc="synthetic seedlings")
-    results: Iterable[None]
     if workers > 1 and len(jobs) > 1:
         chunk = max(1, min(64, len(jobs) // (workers * 8)))
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:

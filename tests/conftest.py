@@ -18,10 +18,10 @@ NBVAL_DIR = REPO / "build" / "nbval"
 #: Small settings for running every lesson in the tests ("small for testing efficiency"). Large enough
 #: that the CNN must really learn: the checks ask for accuracy well above chance.
 QUICK_PARAMETERS = {
-    "SYNTHETIC_PER_CLASS": 30,
+    "SYNTHETIC_PER_CLASS": 40,
     "IMAGE_SIZE": 48,
     "BATCH_SIZE": 16,
-    "EPOCHS": 10,
+    "EPOCHS": 15,
     "BASE_FILTERS": 16,
     "SPEED_BATCHES": 4,
     "SEED": 7,
