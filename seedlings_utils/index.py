@@ -14,12 +14,14 @@ LABELS_FILE = "labels.npy"
 CLASSES_FILE = "classes.json"
 
 
-def build_index(train_dir: str | Path, all_images_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def build_index(
+    train_dir: str | Path, all_images_dir: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(filenames, labels, classes)`` for every image under ``train_dir/<species>/``.
 
     ``classes`` are the species folder names, sorted; a label is the position of the image's own
     species folder in that list, so each label comes from the folder the image sits in (the 2019
-    recipe counted folders while walking and was off by one for the root folder). File names are the
+    recipe numbered folders in whatever order ``os.walk`` met them). File names are the
     :func:`~seedlings_utils.flatten.flat_name` of each image; with ``all_images_dir`` each is checked to exist.
     """
     train_dir = Path(train_dir)

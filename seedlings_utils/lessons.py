@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def run_lessons(
     return written
 
 
-def prepare_for_nbval(output_dir: str | Path, parameters: dict, notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
+def prepare_for_nbval(
+    output_dir: str | Path, parameters: dict, notebooks_dir: str | Path = NOTEBOOKS_DIR
+) -> list[Path]:
     """Copies of every lesson with ``parameters`` injected, each with its OWN empty ``DATA_DIR``.
 
     nbval then runs each one as a learner opening that lesson first in a fresh runtime would.
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lessons", nargs="*", help="lesson numbers to run, e.g. 01 02 (default: all)")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it: no C++ log noise headless
     parameters = {name: parse_value(value) for name, value in args.parameter}
     written = run_lessons(parameters, args.output_dir, lessons=args.lessons,
                           prepare_only=args.command == "prepare", log_output=args.log_output)

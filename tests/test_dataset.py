@@ -97,7 +97,8 @@ def test_bad_arguments(indexed):
 def test_model_fit_reads_the_dataset_with_threads(indexed):
     image_dir, filenames, labels = indexed
     ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1, workers=2)
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(ds, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2

@@ -42,7 +42,8 @@ def test_evaluate_predictions():
     y_pred = np.array([0, 1, 1, 1, 2, 0])
     m = evaluate_predictions(y_true, y_pred, classes)
     assert m["val_accuracy"] == pytest.approx(4 / 6) == m["val_micro_f1"]
-    assert m["per_class"]["b"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": pytest.approx(0.8), "support": 2}
+    expected_b = {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": pytest.approx(0.8), "support": 2}
+    assert m["per_class"]["b"] == expected_b
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     json.dumps(m)
 

@@ -19,7 +19,8 @@ def test_local_folder_is_copied_in_kaggle_layout(kaggle_tree, tmp_path):
     assert raw.root == tmp_path / "data" / "raw"
     assert raw.train_counts == {"Charlock": 4, "Common wheat": 4, "Maize": 4}
     assert raw.test_count == 3
-    assert (raw.root / "train" / "Maize" / "same.png").read_bytes() == (kaggle_tree / "train/Maize/same.png").read_bytes()
+    copied, original = raw.root / "train" / "Maize" / "same.png", kaggle_tree / "train" / "Maize" / "same.png"
+    assert copied.read_bytes() == original.read_bytes()
     assert read_source_record(raw.root) == {"source": "local", "path": str(kaggle_tree.resolve())}
     assert not (tmp_path / "data" / "raw.partial").exists()
 
