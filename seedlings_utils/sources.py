@@ -17,13 +17,10 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from .config import IMAGE_EXTENSIONS
+from .errors import DataSourceError
 
 SOURCES = ("synthetic", "local", "kaggle", "url")
 SOURCE_RECORD = ".source.json"
-
-
-class DataSourceError(RuntimeError):
-    """The raw data could not be obtained; the message says what to do."""
 
 
 @dataclass
