@@ -47,4 +47,4 @@ KAGGLE_TRAIN_COUNTS: dict[str, int] = {
 KAGGLE_TEST_COUNT = 794
 
 #: File endings read as images (compared in lower case).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")

@@ -10,19 +10,22 @@ import keras
 import numpy as np
 from PIL import Image
 
+from .images import to_rgb
+
 
 def load_image(path: str | Path, image_size: int) -> np.ndarray:
     """One image as a float32 array ``(image_size, image_size, 3)`` scaled to [0, 1], exactly once.
 
-    Grayscale, palette and RGBA files become RGB; the image is resized (bilinear) to a square.
-    A file that cannot be read raises ``OSError`` naming it, instead of a bare decoder error deep
-    inside ``model.fit``.
+    Grayscale, palette, 16-bit and RGBA files become RGB (:func:`~seedlings_utils.images.to_rgb`); the
+    image is resized (bilinear) to a square. A file that cannot be read (say it went bad after lesson 02
+    checked it) raises ``OSError`` naming it, instead of a bare decoder error deep inside ``model.fit``.
     """
     try:
         with Image.open(path) as img:
-            rgb = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-    except (OSError, ValueError, SyntaxError) as err:
-        raise OSError(f"Could not read image {path}: {err}") from err
+            rgb = to_rgb(img).resize((image_size, image_size), Image.Resampling.BILINEAR)
+    except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError ... for bad files
+        raise OSError(f"Could not read image {path}: {type(err).__name__}: {err}. It was readable when "
+                      "lesson 02 checked it; re-run lesson 02 to re-check and skip it.") from err
     return np.asarray(rgb, dtype=np.float32) / 255.0
 
 

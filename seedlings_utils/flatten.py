@@ -1,33 +1,149 @@
-"""Lesson 02: every training image into one folder, ``all_images/``, once, under a unique name."""
+"""Lesson 02: every usable training image into one folder, ``all_images/``, once, under a unique name.
+
+Real data sets hold more than clean PNGs. The scan here decides, for every file under ``raw/train`` and
+``raw/test``, whether it is used (with which species) or skipped (with the reason), and the lesson writes
+both lists to disk: ``all_images.csv`` (every image in ``all_images/`` and where it came from) and
+``skipped.csv`` (every file not used, and why). Nothing is dropped silently.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from .sources import is_image_file
+from .config import SPECIES
+from .images import why_unusable
 
 FLAT_SEPARATOR = "__"
 LINK_METHODS = ("copy", "hardlink", "symlink")
+MANIFEST_FILE = "all_images.csv"
+SKIPPED_FILE = "skipped.csv"
+EMPTY_CLASS_REASON = "species folder with no usable image: no class for it"
 
 
-def list_training_images(train_dir: str | Path) -> list[tuple[str, PurePosixPath]]:
-    """Every image under ``train_dir`` as ``(species folder, path relative to that folder)``.
+def species_key(name: str) -> str:
+    """A folder name as lower-case letters and digits only: ``"Sugar  beet"``, ``"sugar_beet"`` -> ``"sugarbeet"``."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
 
-    Sorted by species, then path, so every run (and every machine) sees the same order: the 2019
-    recipe walked folders with ``os.walk``, whose order depends on the file system.
+
+def canonical_species(folder_name: str, known: Sequence[str] = SPECIES) -> str:
+    """The known species a folder name means, ignoring case, spaces, hyphens and underscores.
+
+    ``"common  WHEAT"`` -> ``"Common wheat"``. A name that matches no known species is kept (with its
+    spaces tidied) and becomes a class of its own: your own data set can have any species.
+    """
+    by_key = {species_key(name): name for name in known}
+    return by_key.get(species_key(folder_name), " ".join(folder_name.split()))
+
+
+@dataclass(frozen=True)
+class TrainingImage:
+    """One usable training image: its species, its file, and its path inside the species folder."""
+
+    species: str
+    path: Path
+    relative: PurePosixPath
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or an empty species folder) that is not used, with the reason."""
+
+    path: str  # relative to the raw data folder, e.g. "train/Maize/.DS_Store"
+    reason: str
+
+
+def _is_hidden(relative: Path) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)
+
+
+def _check_all(paths: list[Path], known_good: set[tuple[str, int, int]], progress: bool, desc: str) -> list:
+    """``why_unusable`` for each path, in threads (Pillow decodes without holding Python's lock)."""
+
+    def check(path: Path) -> str | None:
+        stat = path.stat()
+        if (str(path), stat.st_size, stat.st_mtime_ns) in known_good:
+            return None
+        return why_unusable(path)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return list(tqdm(pool.map(check, paths), total=len(paths), desc=desc, unit="file", disable=not progress))
+
+
+def _scan(folder: Path, root: Path, check: bool, known_good: set, progress: bool, desc: str):
+    usable: list[Path] = []
+    skipped: list[Skipped] = []
+    visible: list[Path] = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if _is_hidden(path.relative_to(folder)):
+            skipped.append(Skipped(path.relative_to(root).as_posix(), "hidden file or folder"))
+        else:
+            visible.append(path)
+    reasons = _check_all(visible, known_good, progress, desc) if check else [why_unusable(p, False) for p in visible]
+    for path, reason in zip(visible, reasons, strict=True):
+        if reason is None:
+            usable.append(path)
+        else:
+            skipped.append(Skipped(path.relative_to(root).as_posix(), reason))
+    return usable, skipped
+
+
+def scan_training_images(
+    train_dir: str | Path, check: bool = True, known_good: set | None = None, progress: bool = True
+) -> tuple[list[TrainingImage], list[Skipped]]:
+    """Every file under ``train_dir``: the usable images (sorted by species, then path) and the skipped files.
+
+    A species comes from the top-level folder an image sits in (sub-folders inside it are fine), matched
+    to the known species names ignoring case and spacing. Skipped, with a reason: files outside any
+    species folder, hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints/``), files that are not
+    images, empty files, and (with ``check``) images that do not decode. A species folder left without a
+    usable image is listed too: it gets no class. ``known_good`` holds ``(path, size, mtime_ns)`` of files
+    an earlier run decoded successfully; they are not decoded again.
     """
     train_dir = Path(train_dir)
-    images = []
-    for species_dir in sorted(d for d in train_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        for path in sorted(species_dir.rglob("*")):
-            if is_image_file(path) and not any(part.startswith(".") for part in path.relative_to(species_dir).parts):
-                images.append((species_dir.name, PurePosixPath(path.relative_to(species_dir).as_posix())))
-    return images
+    root = train_dir.parent
+    images: list[TrainingImage] = []
+    skipped: list[Skipped] = []
+    for entry in sorted(train_dir.iterdir()):
+        relative = entry.relative_to(root).as_posix()
+        if not entry.is_dir():
+            skipped.append(Skipped(relative, "not inside a species folder"))
+        elif _is_hidden(Path(entry.name)):
+            skipped += [Skipped(p.relative_to(root).as_posix(), "hidden file or folder")
+                        for p in sorted(entry.rglob("*")) if p.is_file()]
+        else:
+            species = canonical_species(entry.name)
+            usable, bad = _scan(entry, root, check, known_good or set(), progress, f"check {entry.name}")
+            skipped += bad
+            images += [TrainingImage(species, p, PurePosixPath(p.relative_to(entry).as_posix())) for p in usable]
+            if not usable:
+                skipped.append(Skipped(relative + "/", EMPTY_CLASS_REASON))
+    images.sort(key=lambda im: (im.species, im.path.relative_to(train_dir).as_posix()))
+    return images, skipped
+
+
+def scan_test_images(
+    test_dir: str | Path, check: bool = True, progress: bool = True
+) -> tuple[list[str], list[Skipped]]:
+    """The usable images of Kaggle's ``test/`` folder (names relative to it, sorted) and the skipped files."""
+    test_dir = Path(test_dir)
+    if not test_dir.is_dir():
+        return [], []
+    usable, skipped = _scan(test_dir, test_dir.parent, check, set(), progress, "check test")
+    return sorted(p.relative_to(test_dir).as_posix() for p in usable), skipped
+
+
+def list_training_images(train_dir: str | Path) -> list[TrainingImage]:
+    """The training images by name alone (no decoding): quick, for a first look before lesson 02 checks them."""
+    return scan_training_images(train_dir, check=False, progress=False)[0]
 
 
 def flat_name(species: str, relative_path: str | PurePosixPath) -> str:
@@ -42,22 +158,48 @@ def flat_name(species: str, relative_path: str | PurePosixPath) -> str:
     return FLAT_SEPARATOR.join(parts)
 
 
+def flat_names(images: Sequence[TrainingImage], train_dir: str | Path) -> list[str]:
+    """:func:`flat_name` of each image, made unique where two folders of one species clash.
+
+    Two folders can mean the same species (``Maize`` and ``maize``); if both hold ``a.png``, the second
+    keeps its folder name in its flat name. Raises ``ValueError`` naming both files if a clash remains.
+    """
+    train_dir = Path(train_dir)
+    names: dict[str, Path] = {}
+    out = []
+    for image in images:
+        name = flat_name(image.species, image.relative)
+        if name in names:
+            folder = image.path.relative_to(train_dir).parts[0]
+            name = flat_name(image.species, PurePosixPath(folder.replace(" ", "_")) / image.relative)
+        if name in names:
+            raise ValueError(f"Two training images map to the same name {name!r} in all_images/: {names[name]} and "
+                             f"{image.path}. Rename one of them; nothing was copied.")
+        names[name] = image.path
+        out.append(name)
+    return out
+
+
 @dataclass
 class FlattenReport:
     """What :func:`flatten_images` did."""
 
-    images_in: int
+    files_seen: int
+    images_out: int
     written: int
     already_there: int
     stale_removed: list[str]
-    images_out: int
+    skipped: list[Skipped] = field(default_factory=list)
 
     def __str__(self) -> str:
-        text = (f"{self.images_in} images in raw/train -> {self.images_out} in all_images/ "
+        text = (f"{self.files_seen} files in raw/train -> {self.images_out} images in all_images/ "
                 f"({self.written} written, {self.already_there} already there")
         if self.stale_removed:
             text += f", {len(self.stale_removed)} left over from an older run removed"
-        return text + ")"
+        text += ")"
+        if self.skipped:
+            text += f"; {len(self.skipped)} files or folders not used, listed in {SKIPPED_FILE}"
+        return text
 
 
 def _same_file_already_there(src: Path, dst: Path, method: str) -> bool:
@@ -82,14 +224,44 @@ def _place(src: Path, dst: Path, method: str) -> None:
     os.replace(tmp, dst)  # atomic: an interrupted run never leaves a half-written image under its real name
 
 
+def read_manifest(path: str | Path) -> list[dict[str, str]]:
+    """Rows of ``all_images.csv``: ``file`` (in ``all_images/``), ``species``, ``source`` (in the raw folder)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def read_skipped(path: str | Path) -> list[Skipped]:
+    """Rows of ``skipped.csv``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [Skipped(row["path"], row["reason"]) for row in csv.DictReader(f)]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _known_good(manifest: Path, root: Path) -> set[tuple[str, int, int]]:
+    if not manifest.is_file():
+        return set()
+    return {(str(root / row["source"]), int(row["size"]), int(row["mtime_ns"])) for row in read_manifest(manifest)}
+
+
 def flatten_images(
     train_dir: str | Path, all_images_dir: str | Path, method: str = "copy", progress: bool = True
 ) -> FlattenReport:
-    """Copy (or link) every image of ``train_dir/<species>/`` into ``all_images_dir`` under :func:`flat_name`.
+    """Copy (or link) every usable image of ``train_dir/<species>/`` into ``all_images_dir`` under a unique name.
 
-    Idempotent: files already in place are kept, files that no longer come from ``train_dir`` (an older
-    run on other data, a half-written ``.partial``) are removed and listed. Ends by checking that the
-    folder holds exactly one file per training image, and raises if not.
+    Writes, next to ``all_images_dir``: ``all_images.csv`` (each flat file, its species, its source) and
+    ``skipped.csv`` (every file of ``train_dir`` and of its sibling ``test/`` that is not used, and why).
+    Idempotent: files already in place are kept, and images an earlier run decoded are not decoded
+    again; files that no longer come from ``train_dir`` (an older run on other data, a half-written
+    ``.partial``) are removed and listed. Ends by checking that the folder holds exactly one file per
+    usable image, and raises if not.
 
     ``method``: ``"copy"`` works everywhere (Google Drive included) but doubles the disk space;
     ``"hardlink"`` costs no space or time but needs both folders on one file system; ``"symlink"``
@@ -98,16 +270,14 @@ def flatten_images(
     if method not in LINK_METHODS:
         raise ValueError(f"method must be one of {LINK_METHODS}, not {method!r}")
     train_dir, all_images_dir = Path(train_dir), Path(all_images_dir)
-    images = list_training_images(train_dir)
-    wanted: dict[str, Path] = {}
-    for species, relative in images:
-        name = flat_name(species, relative)
-        if name in wanted:
-            raise ValueError(
-                f"Two training images map to the same name {name!r} in all_images/: {wanted[name]} and "
-                f"{train_dir / species / relative}. Rename one of them; nothing was copied."
-            )
-        wanted[name] = train_dir / species / relative
+    root, out_dir = train_dir.parent, all_images_dir.parent
+    images, skipped = scan_training_images(train_dir, known_good=_known_good(out_dir / MANIFEST_FILE, root),
+                                           progress=progress)
+    files_seen = len(images) + sum(1 for s in skipped if not s.path.endswith("/"))
+    skipped += scan_test_images(root / "test", progress=progress)[1]
+    names = flat_names(images, train_dir)
+    wanted = dict(zip(names, (image.path for image in images), strict=True))
+    _report_renamed_folders(train_dir, images)
 
     all_images_dir.mkdir(parents=True, exist_ok=True)
     stale = sorted(p.name for p in all_images_dir.iterdir() if p.name not in wanted)
@@ -134,4 +304,19 @@ def flatten_images(
         missing = sorted(set(wanted) - set(out))[:5]
         extra = sorted(set(out) - set(wanted))[:5]
         raise RuntimeError(f"{all_images_dir} does not match {train_dir}: missing {missing}, unexpected {extra}")
-    return FlattenReport(len(images), written, already, stale, len(out))
+    rows = []
+    for name, image in zip(names, images, strict=True):
+        stat = image.path.stat()
+        rows.append([name, image.species, image.path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    _write_csv(out_dir / MANIFEST_FILE, ["file", "species", "source", "size", "mtime_ns"], rows)
+    _write_csv(out_dir / SKIPPED_FILE, ["path", "reason"], [[s.path, s.reason] for s in skipped])
+    return FlattenReport(files_seen, len(out), written, already, stale, skipped)
+
+
+def _report_renamed_folders(train_dir: Path, images: list[TrainingImage]) -> None:
+    folders = sorted({(im.path.relative_to(train_dir).parts[0], im.species) for im in images})
+    for folder, species in folders:
+        if folder != species and species in SPECIES:
+            print(f"Folder {folder!r} is read as the species {species!r}.")
+        elif species not in SPECIES:
+            print(f"Folder {folder!r} is not one of the competition's 12 species: it becomes a class of its own.")

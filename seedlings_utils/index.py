@@ -7,34 +7,34 @@ from pathlib import Path
 
 import numpy as np
 
-from .flatten import flat_name, list_training_images
+from .flatten import MANIFEST_FILE, read_manifest
 
 FILENAMES_FILE = "filenames.npy"
 LABELS_FILE = "labels.npy"
 CLASSES_FILE = "classes.json"
 
 
-def build_index(
-    train_dir: str | Path, all_images_dir: str | Path | None = None
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(filenames, labels, classes)`` for every image under ``train_dir/<species>/``.
+def build_index(all_images_dir: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(filenames, labels, classes)`` for every image in ``all_images_dir``.
 
-    ``classes`` are the species folder names, sorted; a label is the position of the image's own
-    species folder in that list, so each label comes from the folder the image sits in (the 2019
-    recipe numbered folders in whatever order ``os.walk`` met them). File names are the
-    :func:`~seedlings_utils.flatten.flat_name` of each image; with ``all_images_dir`` each is checked to exist.
+    Read from ``all_images.csv``, which lesson 02 wrote next to the folder: each image's species is the
+    species folder it was copied from. ``classes`` are those species, sorted; a label is the position of
+    the image's species in that list (the 2019 recipe numbered folders in whatever order ``os.walk``
+    met them). Every indexed file is checked to exist.
     """
-    train_dir = Path(train_dir)
-    classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    all_images_dir = Path(all_images_dir)
+    manifest = all_images_dir.parent / MANIFEST_FILE
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} is missing: run lesson 02 (flatten), which writes it.")
+    rows = read_manifest(manifest)
+    classes = sorted({row["species"] for row in rows})
     class_id = {name: i for i, name in enumerate(classes)}
-    images = list_training_images(train_dir)
-    filenames = np.array([flat_name(species, rel) for species, rel in images], dtype=str)
-    labels = np.array([class_id[species] for species, _ in images], dtype=np.int64)
-    if all_images_dir is not None:
-        missing = [f for f in filenames if not (Path(all_images_dir) / f).exists()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} indexed images are not in {all_images_dir}, e.g. "
-                                    f"{missing[:3]}: run lesson 02 (flatten) again.")
+    filenames = np.array([row["file"] for row in rows], dtype=str)
+    labels = np.array([class_id[row["species"]] for row in rows], dtype=np.int64)
+    missing = [f for f in filenames if not (all_images_dir / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} indexed images are not in {all_images_dir}, e.g. "
+                                f"{missing[:3]}: run lesson 02 (flatten) again.")
     return filenames, labels, classes
 
 

@@ -48,7 +48,7 @@ def ensure_index(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> t
         if sorted(filenames.tolist()) == sorted(p.name for p in all_images.iterdir()):
             return filenames, labels, classes
     print("Index missing or out of date: running lesson 03's step.")
-    filenames, labels, classes = build_index(data_dir / RAW_DIR / "train", all_images)
+    filenames, labels, classes = build_index(all_images)
     save_index(data_dir, filenames, labels, classes)
     return filenames, labels, classes
 

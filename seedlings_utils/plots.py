@@ -122,12 +122,16 @@ def plot_images_per_second(results: Mapping[str, float], title: str = "Loader sp
 
 
 def plot_image_sizes(paths: Sequence[str | Path]) -> plt.Figure:
-    """Width against height of every image (read from the file headers only: fast)."""
-    sizes = []
+    """Width against height of every image (read from the file headers only: fast). Unreadable files are
+    counted in the title, not drawn: lesson 02 decides what to do with them."""
+    sizes, unreadable = [], 0
     for path in paths:
-        with Image.open(path) as img:
-            sizes.append(img.size)
-    w, h = np.array(sizes).T
+        try:
+            with Image.open(path) as img:
+                sizes.append(img.size)
+        except Exception:  # corrupt, truncated, not an image: any Pillow error
+            unreadable += 1
+    w, h = np.array(sizes, dtype=int).reshape(-1, 2).T
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.scatter(w, h, s=8, alpha=0.4, color="tab:green")
     top = max(w.max(), h.max()) * 1.05
@@ -136,7 +140,8 @@ def plot_image_sizes(paths: Sequence[str | Path]) -> plt.Figure:
     ax.set_ylim(0, top)
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
-    ax.set_title(f"{len(sizes)} images: {w.min()}-{w.max()} px wide, {np.mean(w == h):.0%} square")
+    title = f"{len(sizes)} images: {w.min()}-{w.max()} px wide, {np.mean(w == h):.0%} square"
+    ax.set_title(title + (f"\n({unreadable} files could not be read)" if unreadable else ""))
     ax.legend()
     fig.tight_layout()
     return fig

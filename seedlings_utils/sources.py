@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from .config import IMAGE_EXTENSIONS
 from .errors import DataSourceError
+from .images import has_image_extension
 
 SOURCES = ("synthetic", "local", "kaggle", "url")
 SOURCE_RECORD = ".source.json"
@@ -44,8 +44,8 @@ class RawData:
 
 
 def is_image_file(path: Path) -> bool:
-    """True for a visible file whose ending is one the course reads as an image."""
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+    """True for a visible file whose ending is one the course reads as an image (not yet checked to decode)."""
+    return path.is_file() and not path.name.startswith(".") and has_image_extension(path)
 
 
 def count_raw_images(root: str | Path) -> tuple[dict[str, int], int]:
@@ -152,11 +152,11 @@ def _copy_local_source(path: Path, target: Path, progress: bool) -> None:
     root = find_kaggle_root(path)
     for part in ("train", "test"):
         if (root / part).is_dir():
+            for folder in [root / part, *(p for p in (root / part).rglob("*") if p.is_dir())]:
+                (target / part / folder.relative_to(root / part)).mkdir(parents=True, exist_ok=True)  # empty ones too
             files = [p for p in (root / part).rglob("*") if p.is_file()]
             for src in tqdm(files, desc=f"copy {part}/", unit="file", disable=not progress):
-                dst = target / part / src.relative_to(root / part)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
+                shutil.copy2(src, target / part / src.relative_to(root / part))
     if (target / "_extracted").exists():
         shutil.rmtree(target / "_extracted")
 

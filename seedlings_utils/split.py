@@ -19,15 +19,22 @@ def split_train_val(
 
     Stratified means each species keeps (to within one image) the same share in both sets, which
     matters when classes differ in size: an unlucky plain split can leave a small species almost
-    absent from validation.
+    absent from validation. A species with a single image cannot be split: it goes to training, and
+    a warning names it.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    filenames, labels = np.asarray(filenames), np.asarray(labels)
+    counts = np.bincount(labels)
+    single = counts[labels] < 2
+    if single.any():
+        print(f"Warning: class ids {sorted(set(labels[single].tolist()))} have a single image each; "
+              "it goes to training (nothing to validate it with).")
     x_train, x_val, y_train, y_val = train_test_split(
-        np.asarray(filenames), np.asarray(labels), test_size=val_fraction, random_state=seed,
-        shuffle=True, stratify=labels,
+        filenames[~single], labels[~single], test_size=val_fraction, random_state=seed,
+        shuffle=True, stratify=labels[~single],
     )
-    return x_train, x_val, y_train, y_val
+    return np.concatenate([x_train, filenames[single]]), x_val, np.concatenate([y_train, labels[single]]), y_val
 
 
 def save_split(data_dir: str | Path, x_train, y_train, x_val, y_val) -> list[Path]:

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from .dataset import SeedlingsDataset
-from .sources import is_image_file
+from .flatten import scan_test_images
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
@@ -89,9 +89,8 @@ def save_metrics(metrics: dict, path: str | Path) -> Path:
 
 
 def list_test_images(test_dir: str | Path) -> list[str]:
-    """Names of the images in Kaggle's ``test/`` folder, sorted."""
-    test_dir = Path(test_dir)
-    return sorted(p.name for p in test_dir.iterdir() if is_image_file(p)) if test_dir.is_dir() else []
+    """Names of the usable images in Kaggle's ``test/`` folder, sorted (the rest are in ``skipped.csv``)."""
+    return scan_test_images(test_dir, progress=False)[0]
 
 
 def write_submission(

@@ -17,7 +17,7 @@ from .conftest import label_from_pixels
 def indexed(kaggle_tree, tmp_path):
     out = tmp_path / "all_images"
     flatten_images(kaggle_tree / "train", out, progress=False)
-    filenames, labels, _ = build_index(kaggle_tree / "train", out)
+    filenames, labels, _ = build_index(out)
     return out, filenames, labels
 
 

@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from seedlings_utils.flatten import flat_name, flatten_images, list_training_images
+from seedlings_utils.flatten import MANIFEST_FILE, flat_name, flatten_images, list_training_images, read_manifest
 from seedlings_utils.index import build_index, load_classes, load_index, save_index
 from seedlings_utils.pipeline import ensure_split
 from seedlings_utils.split import load_split, save_split, split_train_val, zip_folder
@@ -17,8 +17,9 @@ def test_list_training_images_is_sorted_and_skips_hidden_and_non_images(kaggle_t
     (kaggle_tree / "train" / ".hidden").mkdir()
     images = list_training_images(kaggle_tree / "train")
     assert len(images) == 12
-    assert images == sorted(images)
-    assert {s for s, _ in images} == set(TINY_SPECIES)
+    assert [(im.species, im.relative) for im in images] == sorted((im.species, im.relative) for im in images)
+    assert {im.species for im in images} == set(TINY_SPECIES)
+    assert all(im.path.is_file() for im in images)
 
 
 def test_flat_name_is_unique_per_species_and_readable():
@@ -31,7 +32,8 @@ def test_flatten_keeps_every_image_once_even_with_clashing_names(kaggle_tree, tm
     out = tmp_path / "all_images"
     report = flatten_images(kaggle_tree / "train", out, progress=False)
     names = sorted(p.name for p in out.iterdir())
-    assert report.images_in == report.images_out == report.written == 12 == len(names)
+    assert report.files_seen == report.images_out == report.written == 12 == len(names)
+    assert report.skipped == []
     assert {"Charlock__same.png", "Common_wheat__same.png", "Maize__same.png"} <= set(names)
     assert (out / "Maize__same.png").read_bytes() == (kaggle_tree / "train/Maize/same.png").read_bytes()
 
@@ -42,6 +44,7 @@ def test_flatten_is_idempotent_and_cleans_leftovers(kaggle_tree, tmp_path):
     (out / "Old__gone.png").write_bytes(b"x")
     (out / ".Maize__same.png.partial").write_bytes(b"half")
     again = flatten_images(kaggle_tree / "train", out, progress=False)
+    assert len(read_manifest(tmp_path / MANIFEST_FILE)) == 12
     assert again.written == 0 and again.already_there == 12
     assert sorted(again.stale_removed) == [".Maize__same.png.partial", "Old__gone.png"]
     assert len(list(out.iterdir())) == 12
@@ -66,11 +69,33 @@ def test_flatten_with_links(kaggle_tree, tmp_path, method):
     assert flatten_images(kaggle_tree / "train", out, method=method, progress=False).written == 0
 
 
-def test_flatten_refuses_two_images_with_the_same_flat_name(tmp_path):
+def test_two_folders_of_one_species_with_the_same_file_name_keep_both(tmp_path):
+    root = make_kaggle_tree(tmp_path / "src", shared_name=True)
+    (root / "train" / "maize").mkdir()  # the same species as Maize/, also holding same.png
+    (root / "train" / "maize" / "same.png").write_bytes(b"")  # empty: skipped, not a clash
+    other = (root / "train" / "Charlock" / "same.png").read_bytes()
+    (root / "train" / "maize ").mkdir()  # and again, with a trailing space
+    (root / "train" / "maize " / "same.png").write_bytes(other)
+    report = flatten_images(root / "train", tmp_path / "out", progress=False)
+    rows = {row["source"]: row for row in read_manifest(tmp_path / MANIFEST_FILE)}
+    assert rows["train/Maize/same.png"]["file"] == "Maize__same.png"
+    assert rows["train/maize /same.png"]["file"] == "Maize__maize___same.png"
+    assert rows["train/maize /same.png"]["species"] == "Maize"
+    assert (tmp_path / "out" / "Maize__maize___same.png").read_bytes() == other
+    assert report.images_out == 13
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("train/maize/same.png", "empty file (0 bytes)"),
+        ("train/maize/", "species folder with no usable image: no class for it"),
+    ]
+
+
+def test_flatten_refuses_a_clash_it_cannot_resolve(tmp_path):
     root = make_kaggle_tree(tmp_path / "src", shared_name=False)
-    (root / "train" / "Maize" / "a__b.png").write_bytes((next((root / "train" / "Maize").iterdir())).read_bytes())
-    (root / "train" / "Maize" / "a").mkdir()
-    (root / "train" / "Maize" / "a" / "b.png").write_bytes((root / "train" / "Maize" / "a__b.png").read_bytes())
+    image_bytes = next((root / "train" / "Maize").iterdir()).read_bytes()
+    (root / "train" / "Maize" / "maize__x.png").write_bytes(image_bytes)  # Maize__maize__x.png
+    (root / "train" / "Maize" / "x.png").write_bytes(image_bytes)  # Maize__x.png
+    (root / "train" / "maize").mkdir()
+    (root / "train" / "maize" / "x.png").write_bytes(image_bytes)  # Maize__x.png, then Maize__maize__x.png
     with pytest.raises(ValueError, match="same name"):
         flatten_images(root / "train", tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
@@ -79,7 +104,7 @@ def test_flatten_refuses_two_images_with_the_same_flat_name(tmp_path):
 def test_index_labels_come_from_the_species_folder(kaggle_tree, tmp_path):
     out = tmp_path / "all_images"
     flatten_images(kaggle_tree / "train", out, progress=False)
-    filenames, labels, classes = build_index(kaggle_tree / "train", out)
+    filenames, labels, classes = build_index(out)
     assert classes == sorted(TINY_SPECIES)
     assert len(filenames) == len(labels) == 12 and labels.dtype == np.int64
     for name, label in zip(filenames, labels, strict=True):
@@ -94,7 +119,10 @@ def test_index_reports_images_missing_from_all_images(kaggle_tree, tmp_path):
     flatten_images(kaggle_tree / "train", out, progress=False)
     (out / "Maize__same.png").unlink()
     with pytest.raises(FileNotFoundError, match="1 indexed images"):
-        build_index(kaggle_tree / "train", out)
+        build_index(out)
+    (tmp_path / MANIFEST_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="run lesson 02"):
+        build_index(out)
 
 
 def test_split_is_stratified_disjoint_and_reproducible(tmp_path):

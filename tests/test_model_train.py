@@ -59,7 +59,7 @@ def test_load_history_counts_a_resumed_epoch_once(tmp_path):
 def tiny_run(kaggle_tree, tmp_path):
     out = tmp_path / "all_images"
     flatten_images(kaggle_tree / "train", out, progress=False)
-    filenames, labels, classes = build_index(kaggle_tree / "train", out)
+    filenames, labels, classes = build_index(out)
     return kaggle_tree, out, filenames, labels, classes
 
 
