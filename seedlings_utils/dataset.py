@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import keras
@@ -13,8 +12,8 @@ from PIL import Image
 from .images import to_rgb
 
 
-def load_image(path: str | Path, image_size: int) -> np.ndarray:
-    """One image as a float32 array ``(image_size, image_size, 3)`` scaled to [0, 1], exactly once.
+def load_image_uint8(path: str | Path, image_size: int) -> np.ndarray:
+    """One image decoded and resized: a uint8 array ``(image_size, image_size, 3)``, values 0-255.
 
     Grayscale, palette, 16-bit and RGBA files become RGB (:func:`~seedlings_utils.images.to_rgb`); the
     image is resized (bilinear) to a square. A file that cannot be read (say it went bad after lesson 02
@@ -23,10 +22,18 @@ def load_image(path: str | Path, image_size: int) -> np.ndarray:
     try:
         with Image.open(path) as img:
             rgb = to_rgb(img).resize((image_size, image_size), Image.Resampling.BILINEAR)
+    except FileNotFoundError as err:
+        raise OSError(f"Image {path} is missing: it was there when lesson 03 indexed it. Re-run lessons 02-04 "
+                      "to rebuild all_images/ and the index.") from err
     except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError ... for bad files
         raise OSError(f"Could not read image {path}: {type(err).__name__}: {err}. It was readable when "
                       "lesson 02 checked it; re-run lesson 02 to re-check and skip it.") from err
-    return np.asarray(rgb, dtype=np.float32) / 255.0
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def load_image(path: str | Path, image_size: int) -> np.ndarray:
+    """One image as a float32 array ``(image_size, image_size, 3)`` scaled to [0, 1], exactly once."""
+    return load_image_uint8(path, image_size).astype(np.float32) / 255.0
 
 
 class SeedlingsDataset(keras.utils.PyDataset):
@@ -87,18 +94,6 @@ def measure_images_per_second(dataset: keras.utils.PyDataset, batches: int | Non
     processes are used exactly as in training. The clock runs from a cold start to the last batch, so
     the cost of starting workers is included, as it is in every epoch of ``fit``.
     """
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+    from .profiling import pydataset_batches, trace_loader
 
-    total = len(dataset) if batches is None else min(batches, len(dataset))
-    adapter = PyDatasetAdapter(dataset, shuffle=False)
-    start, images = time.perf_counter(), 0
-    adapter.on_epoch_begin()
-    try:
-        iterator = iter(adapter.get_numpy_iterator())
-        for _ in range(total):
-            batch = next(iterator)
-            images += len(batch[0] if isinstance(batch, tuple) else batch)
-        elapsed = time.perf_counter() - start
-    finally:
-        adapter.on_epoch_end()
-    return images / elapsed
+    return trace_loader("dataset", lambda: pydataset_batches(dataset, batches)).images_per_second

@@ -20,7 +20,7 @@ RAW_DIR, ALL_IMAGES_DIR = "raw", "all_images"
 
 def ensure_raw(
     data_dir: str | Path, source: str = "synthetic", source_path: str | Path | None = None,
-    synthetic_per_class: int = 40, seed: int = 42, progress: bool = True,
+    synthetic_per_class: int = 40, seed: int = 42, progress: bool = True, sha256: str | None = None,
 ) -> RawData:
     """Lesson 01's ``raw/``: kept as it is when a finished one exists (whatever its source), else fetched."""
     raw_dir = Path(data_dir) / RAW_DIR
@@ -29,7 +29,7 @@ def ensure_raw(
         train_counts, test_count = count_raw_images(raw_dir)
         return RawData(raw_dir, record, train_counts, test_count)
     print("No raw data yet: running lesson 01's step.")
-    return fetch_raw_data(data_dir, source, source_path, synthetic_per_class, seed, progress=progress)
+    return fetch_raw_data(data_dir, source, source_path, synthetic_per_class, seed, progress=progress, sha256=sha256)
 
 
 def ensure_all_images(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> Path:

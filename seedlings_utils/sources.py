@@ -74,30 +74,37 @@ def fetch_raw_data(
     synthetic_per_class: int = 40,
     seed: int = 42,
     progress: bool = True,
+    sha256: str | None = None,
 ) -> RawData:
     """Put the raw data set into ``data_dir/raw`` and describe it; skip the work when it is already there.
 
     - ``"synthetic"``: generate the mini seedlings set (offline, deterministic from ``seed``);
     - ``"local"``: copy a folder, or safely extract a zip, already in the Kaggle layout;
-    - ``"kaggle"``, ``"url"``: not available yet (a clear error).
+    - ``"kaggle"``: the official competition files through the Kaggle client (needs credentials);
+    - ``"url"``: a zip at the URL ``source_path`` (a mirror), resumable, checked against ``sha256`` if given.
 
-    Re-running with the same arguments does nothing. A different synthetic set replaces the old one
-    (it can always be regenerated); anything else already in ``raw/`` is never overwritten: you get an
-    error that says which folder to remove or which other ``DATA_DIR`` to use.
+    Downloads are kept in ``data_dir/downloads`` and not fetched again. Re-running with the same arguments
+    does nothing. A different synthetic set replaces the old one (it can always be regenerated); anything
+    else already in ``raw/`` is never overwritten: you get an error that says which folder to remove or
+    which other ``DATA_DIR`` to use.
     """
     data_dir = Path(data_dir)
     raw_dir = data_dir / "raw"
     if source not in SOURCES:
         raise DataSourceError(f"DATA_SOURCE must be one of {SOURCES}, not {source!r}.")
-    if source in ("kaggle", "url"):
-        raise DataSourceError(
-            f"DATA_SOURCE={source!r} is not available yet in this version of the course. Use "
-            "DATA_SOURCE='synthetic' (offline) or DATA_SOURCE='local' with SOURCE_PATH set to the "
-            "competition's folder or zip, downloaded by hand from "
-            "https://www.kaggle.com/c/plant-seedlings-classification/data."
-        )
     if source == "synthetic":
         wanted = {"source": "synthetic", "per_class": int(synthetic_per_class), "seed": int(seed)}
+    elif source == "kaggle":
+        from .kaggle_download import COMPETITION
+
+        wanted = {"source": "kaggle", "competition": COMPETITION}
+    elif source == "url":
+        from .download import redact_url
+
+        if not source_path or "://" not in str(source_path):
+            raise DataSourceError("DATA_SOURCE='url' needs SOURCE_PATH set to the address of a zip in the Kaggle "
+                                  "layout, e.g. https://example.org/plant-seedlings.zip.")
+        wanted = {"source": "url", "url": redact_url(str(source_path)), "sha256": sha256 or None}
     else:
         if not source_path:
             raise DataSourceError("DATA_SOURCE='local' needs SOURCE_PATH: a folder or a .zip in the Kaggle "
@@ -128,6 +135,16 @@ def fetch_raw_data(
         from .synthetic import make_synthetic_seedlings
 
         make_synthetic_seedlings(partial, per_class=synthetic_per_class, seed=seed, progress=progress)
+    elif source == "kaggle":
+        from .kaggle_download import download_competition
+
+        _copy_local_source(download_competition(data_dir / "downloads", progress=progress), partial, progress)
+    elif source == "url":
+        from .download import download_url
+
+        name = PurePosixPath(wanted["url"].split("?")[0]).name or "data.zip"
+        archive = download_url(str(source_path), data_dir / "downloads" / name, sha256=sha256, progress=progress)
+        _copy_local_source(archive, partial, progress)
     else:
         _copy_local_source(Path(wanted["path"]), partial, progress)
     (partial / SOURCE_RECORD).write_text(json.dumps(wanted, indent=2))
@@ -151,7 +168,9 @@ def _copy_local_source(path: Path, target: Path, progress: bool) -> None:
         path = extracted
     root = find_kaggle_root(path)
     for part in ("train", "test"):
-        if (root / part).is_dir():
+        if (root / part).is_dir() and path == target / "_extracted":
+            (root / part).rename(target / part)  # our own extraction: move it, no second copy
+        elif (root / part).is_dir():
             for folder in [root / part, *(p for p in (root / part).rglob("*") if p.is_dir())]:
                 (target / part / folder.relative_to(root / part)).mkdir(parents=True, exist_ok=True)  # empty ones too
             files = [p for p in (root / part).rglob("*") if p.is_file()]

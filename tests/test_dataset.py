@@ -123,3 +123,10 @@ def test_recipe2019_scaled_twice(indexed):
     # (size, size, 3) interpolates 4 channels into 3, so even rescaled the colours are wrong.
     assert np.allclose(old[0] * 255, new[0], atol=0.02)
     assert not np.allclose(old[1] * 255, new[1], atol=0.05)
+
+
+def test_a_missing_file_is_named_as_missing(indexed):
+    image_dir, filenames, labels = indexed
+    (image_dir / filenames[0]).unlink()
+    with pytest.raises(OSError, match=f"{filenames[0]} is missing"):
+        SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8)[0]

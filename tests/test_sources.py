@@ -71,10 +71,100 @@ def test_interrupted_run_is_redone(kaggle_tree, tmp_path):
     assert raw.train_total == 12 and not (raw.root / "train" / "Maize" / "half.png").exists()
 
 
-@pytest.mark.parametrize("source", ["kaggle", "url"])
-def test_not_yet_available_sources_say_so(source, tmp_path):
-    with pytest.raises(DataSourceError, match="not available yet"):
-        fetch_raw_data(tmp_path, source)
+def _zip_tree(tree: Path, archive: Path, prefix: str = "") -> Path:
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file():
+                z.write(path, prefix + path.relative_to(tree).as_posix())
+    return archive
+
+
+class FakeKaggleApi:
+    """The Kaggle client's boundary: writes the competition zip where the real client would."""
+
+    def __init__(self, tree: Path):
+        self.tree, self.downloads = tree, 0
+
+    def authenticate(self):
+        pass
+
+    def competition_download_files(self, competition, path=None, quiet=True, **kwargs):
+        self.downloads += 1
+        _zip_tree(self.tree, Path(path) / f"{competition}.zip")
+
+
+def test_kaggle_source_downloads_extracts_and_skips_next_time(kaggle_tree, tmp_path, monkeypatch):
+    from seedlings_utils import kaggle_download
+
+    api = FakeKaggleApi(kaggle_tree)
+    monkeypatch.setattr(kaggle_download, "_real_api", lambda: api)
+    monkeypatch.setenv("KAGGLE_USERNAME", "learner")
+    monkeypatch.setenv("KAGGLE_KEY", "SECRET-KEY-1234")
+    raw = fetch_raw_data(tmp_path / "data", "kaggle", progress=False)
+    assert raw.train_counts == {"Charlock": 4, "Common wheat": 4, "Maize": 4} and raw.test_count == 3
+    assert (tmp_path / "data" / "downloads" / "plant-seedlings-classification.zip").is_file()
+    assert "SECRET" not in (raw.root / ".source.json").read_text()
+    fetch_raw_data(tmp_path / "data", "kaggle", progress=False)
+    assert api.downloads == 1
+
+
+def test_kaggle_source_without_credentials_says_what_to_do(tmp_path, monkeypatch):
+    from seedlings_utils import kaggle_download
+
+    monkeypatch.setattr(kaggle_download, "find_kaggle_credentials", lambda: None)
+    with pytest.raises(DataSourceError, match="kaggle.json"):
+        fetch_raw_data(tmp_path, "kaggle", progress=False)
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """A plain HTTP server on 127.0.0.1 serving ``tmp_path / "www"``; yields (folder, base URL, request log)."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    seen = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            seen.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_source_downloads_verifies_and_skips_next_time(kaggle_tree, tmp_path, http_folder):
+    from seedlings_utils.download import sha256_of
+
+    folder, base, seen = http_folder
+    archive = _zip_tree(kaggle_tree, folder / "seedlings.zip", prefix="plant-seedlings/")
+    raw = fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip?token=SECRET", progress=False,
+                         sha256=sha256_of(archive))
+    assert raw.train_total == 12 and raw.test_count == 3
+    assert "SECRET" not in (raw.root / ".source.json").read_text()
+    requests = len(seen)
+    fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip?token=SECRET", progress=False,
+                   sha256=sha256_of(archive))
+    assert len(seen) == requests, "a verified copy is not downloaded again"
+
+
+def test_url_source_with_a_wrong_checksum_leaves_nothing(kaggle_tree, tmp_path, http_folder):
+    folder, base, _ = http_folder
+    _zip_tree(kaggle_tree, folder / "seedlings.zip")
+    with pytest.raises(DataSourceError, match="(?i)sha-?256|checksum"):
+        fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip", progress=False, sha256="0" * 64)
+    assert not (tmp_path / "data" / "raw").exists()
+    with pytest.raises(DataSourceError, match="404"):
+        fetch_raw_data(tmp_path / "data", "url", f"{base}/missing.zip", progress=False)
+    with pytest.raises(DataSourceError, match="needs SOURCE_PATH"):
+        fetch_raw_data(tmp_path / "data", "url", "", progress=False)
 
 
 def test_bad_arguments_get_clear_errors(tmp_path):

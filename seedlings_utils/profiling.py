@@ -1,0 +1,94 @@
+"""Measuring loaders: images per second and resident memory, over time, for any source of batches."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux ``/proc``; elsewhere the peak so far)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """The highest resident memory this process has had, in MB."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pydataset_batches(dataset, batches: int | None = None) -> Iterator:
+    """Batches of a ``keras.utils.PyDataset`` read the way ``model.fit`` reads them (its workers included)."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    total = len(dataset) if batches is None else min(batches, len(dataset))
+    adapter = PyDatasetAdapter(dataset, shuffle=False)
+    adapter.on_epoch_begin()
+    try:
+        iterator = iter(adapter.get_numpy_iterator())
+        for _ in range(total):
+            yield next(iterator)
+    finally:
+        adapter.on_epoch_end()
+
+
+@dataclass
+class LoaderTrace:
+    """What :func:`trace_loader` saw: after each batch, the time, the images so far and the memory."""
+
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    images: list[int] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images[-1] / self.seconds[-1] if self.seconds and self.seconds[-1] > 0 else float("nan")
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "images_per_second": self.images_per_second, "seconds": self.seconds,
+                "images": self.images, "rss_mb": self.rss_mb}
+
+
+def trace_loader(name: str, make_batches: Callable[[], Iterable]) -> LoaderTrace:
+    """Read every batch ``make_batches()`` yields, from a cold start, recording time, images and memory."""
+    trace = LoaderTrace(name)
+    start, count = time.perf_counter(), 0
+    for batch in make_batches():
+        images = batch[0] if isinstance(batch, tuple) else batch
+        count += len(images)
+        trace.seconds.append(time.perf_counter() - start)
+        trace.images.append(count)
+        trace.rss_mb.append(rss_mb())
+    return trace
+
+
+def plot_traces(traces: Iterable[LoaderTrace], title: str = "Loaders side by side") -> plt.Figure:
+    """Images read over time (steeper is faster) and resident memory over time, one line per loader."""
+    fig, (ax_images, ax_memory) = plt.subplots(1, 2, figsize=(12, 4))
+    for trace in traces:
+        label = f"{trace.name} ({trace.images_per_second:.0f} images/s)"
+        ax_images.plot(trace.seconds, trace.images, label=label)
+        ax_memory.plot(trace.seconds, trace.rss_mb, label=trace.name)
+    ax_images.set(xlabel="seconds", ylabel="images read", title="Images read over time")
+    ax_memory.set(xlabel="seconds", ylabel="resident memory (MB)", title="Memory over time")
+    for ax in (ax_images, ax_memory):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
