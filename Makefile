@@ -1,6 +1,7 @@
 # The course's commands. Only Python 3 (with venv) and make are needed; everything else goes into .venv.
 #   make lessons   run notebooks 01-06 headless on the synthetic data (quick settings), print the results
 #   make test      unit tests + every notebook under papermill and nbval
+#   make bench     loader speed and memory benchmark, written to runs/bench/
 #   make lab       open the notebooks in JupyterLab
 # Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
@@ -11,8 +12,9 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := .ci/constraints.txt
 
 # Notebook parameters passed through from the command line (see ../shared contract / README).
-PARAMETERS := DATA_DIR DATA_SOURCE SOURCE_PATH SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
-              VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES
+PARAMETERS := DATA_DIR DATA_SOURCE SOURCE_PATH SOURCE_SHA256 SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
+              VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES \
+              SHARD_SIZE
 # Quick settings for `make lessons` on a laptop CPU; the notebooks' own defaults are the full recipe.
 SYNTHETIC_PER_CLASS ?= 60
 IMAGE_SIZE ?= 64
@@ -20,9 +22,9 @@ EPOCHS ?= 20
 BASE_FILTERS ?= 16
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
-.PHONY: venv lessons test lab lint lock clean help
+.PHONY: venv lessons test bench lab lint lock clean help
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 # The environment is rebuilt only when a requirements file changed (or .venv is missing or broken).
 $(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
@@ -40,6 +42,11 @@ lessons: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests build/nbval --nbval-lax
+
+# The loader and memory benchmark: figures to runs/bench/bench.json and bench.png. BENCH_ARGS=--quick for a
+# tiny run; e.g. BENCH_ARGS="--scales 2000 20000" to skip the 100k-image scale.
+bench: $(STAMP)
+	$(BIN)/python -m seedlings_utils.bench $(BENCH_ARGS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

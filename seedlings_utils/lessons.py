@@ -93,9 +93,11 @@ def headline(data_dir: str | Path) -> str:
     if (data_dir / "filenames.npy").is_file():
         lines.append(f"Training images:     {len(np.load(data_dir / 'filenames.npy'))} "
                      f"(in {data_dir / 'all_images'})")
-    if (data_dir / "loader_speed.json").is_file():
-        speeds = json.loads((data_dir / "loader_speed.json").read_text())
-        lines.append("Loader speed:        " + ", ".join(f"{k}: {v:.0f} images/s" for k, v in speeds.items()))
+    for name, title in (("loader_speed.json", "Loader speed (05)"), ("cache_speed.json", "Cache speed (07)"),
+                        ("tfdata_speed.json", "tf.data speed (08)")):
+        if (data_dir / name).is_file():
+            speeds = json.loads((data_dir / name).read_text())
+            lines.append(f"{title + ':':<21}" + ", ".join(f"{k}: {v:.0f} images/s" for k, v in speeds.items()))
     if (data_dir / "metrics.json").is_file():
         metrics = json.loads((data_dir / "metrics.json").read_text())
         lines.append(f"Validation accuracy: {metrics['val_accuracy']:.3f} "

@@ -66,7 +66,7 @@ class LoaderTrace:
 
 def trace_loader(name: str, make_batches: Callable[[], Iterable]) -> LoaderTrace:
     """Read every batch ``make_batches()`` yields, from a cold start, recording time, images and memory."""
-    trace = LoaderTrace(name)
+    trace = LoaderTrace(name, [0.0], [0], [rss_mb()])
     start, count = time.perf_counter(), 0
     for batch in make_batches():
         images = batch[0] if isinstance(batch, tuple) else batch
@@ -79,13 +79,15 @@ def trace_loader(name: str, make_batches: Callable[[], Iterable]) -> LoaderTrace
 
 def plot_traces(traces: Iterable[LoaderTrace], title: str = "Loaders side by side") -> plt.Figure:
     """Images read over time (steeper is faster) and resident memory over time, one line per loader."""
+    traces = list(traces)
     fig, (ax_images, ax_memory) = plt.subplots(1, 2, figsize=(12, 4))
     for trace in traces:
         label = f"{trace.name} ({trace.images_per_second:.0f} images/s)"
         ax_images.plot(trace.seconds, trace.images, label=label)
         ax_memory.plot(trace.seconds, trace.rss_mb, label=trace.name)
     ax_images.set(xlabel="seconds", ylabel="images read", title="Images read over time")
-    ax_memory.set(xlabel="seconds", ylabel="resident memory (MB)", title="Memory over time")
+    ax_memory.set(xlabel="seconds", ylabel="resident memory (MB)", title="Memory over time (from zero: flat is good)")
+    ax_memory.set_ylim(0, max((max(t.rss_mb) for t in traces), default=1) * 1.15)
     for ax in (ax_images, ax_memory):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -43,7 +43,7 @@ def lessons(tmp_path_factory):
 def test_every_lesson_ran_without_error(lessons):
     data_dir, first, *_ = lessons
     assert [p.name for p in first] == [p.name for p in lesson_notebooks()]
-    assert len(first) == 6
+    assert len(first) == 8
     for path in first:
         nb = json.loads(path.read_text())
         outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
@@ -94,6 +94,9 @@ def test_training_outputs_and_accuracy_well_above_chance(lessons):
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(QUICK_PARAMETERS["EPOCHS"]))
     speeds = json.loads((data_dir / "loader_speed.json").read_text())
     assert len(speeds) == 3 and all(v > 0 for v in speeds.values())
+    for name in ("cache_speed.json", "tfdata_speed.json"):  # lessons 07 and 08
+        speeds = json.loads((data_dir / name).read_text())
+        assert len(speeds) >= 2 and all(v > 0 for v in speeds.values()), name
 
 
 def test_submission_has_one_row_per_test_image(lessons):
@@ -107,7 +110,7 @@ def test_submission_has_one_row_per_test_image(lessons):
 
 def test_rerun_gives_the_same_outputs_and_duplicates_nothing(lessons):
     data_dir, first, first_snapshot, first_metrics, second = lessons
-    assert len(second) == 6
+    assert len(second) == len(first)
     assert snapshot(data_dir) == first_snapshot
     assert not (data_dir / "raw.partial").exists() and not (data_dir / "training_backup").exists()
     with open(data_dir / "history.csv") as f:
