@@ -215,7 +215,11 @@ def plot_bench(results: dict):
     speeds = results["images_per_second"]
     axes[0].barh(list(speeds), list(speeds.values()), color="tab:blue")
     axes[0].invert_yaxis()
-    axes[0].set(xlabel="images / second", title=f"Loaders, {results['settings']['image_size']} px")
+    axes[0].set(xlabel="images / second (log scale)", xscale="log",
+                title=f"Loaders, {results['settings']['image_size']} px")
+    for y, value in enumerate(speeds.values()):
+        axes[0].text(value, y, f" {value:,.0f}", va="center", fontsize=8)
+    axes[0].set_xlim(right=max(speeds.values()) * 8)
     memory = results["memory"]
     axes[1].plot([m["images"] for m in memory], [m["peak_rss_mb"] for m in memory], "o-", color="tab:green")
     axes[1].set(xlabel="images in the data set", ylabel="peak resident memory (MB)", xscale="log",
