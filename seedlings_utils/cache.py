@@ -21,11 +21,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from .dataset import load_image_uint8
+from .dataset import SeedlingsDataset, load_image_uint8
 
 CACHE_FILE = "cache.json"
 CACHE_FORMAT = 1  # bump when the layout changes: older caches then stop matching and are rebuilt
@@ -152,7 +151,7 @@ def build_image_cache(
     return cache_dir
 
 
-class CachedDataset(keras.utils.PyDataset):
+class CachedDataset(SeedlingsDataset):
     """Batches of ``(images, labels)`` read from a cache made by :func:`build_image_cache`.
 
     The same contract as lesson 05's :class:`~seedlings_utils.dataset.SeedlingsDataset`: ``len`` is the
@@ -176,22 +175,16 @@ class CachedDataset(keras.utils.PyDataset):
         seed: int | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.cache_dir = Path(cache_dir)
-        info = read_cache_info(self.cache_dir)
+        info = read_cache_info(cache_dir)
         if info is None:
-            raise FileNotFoundError(f"No complete image cache in {self.cache_dir}: run build_image_cache first.")
-        self.image_size = int(info["image_size"])
+            raise FileNotFoundError(f"No complete image cache in {cache_dir}: run build_image_cache first.")
+        if labels is not None and len(labels) != len(info["filenames"]):
+            raise ValueError(f"the cache holds {len(info['filenames'])} images but {len(labels)} labels were given")
+        super().__init__(cache_dir, np.asarray(info["filenames"], dtype=str), labels, batch_size,
+                         int(info["image_size"]), shuffle, seed, **kwargs)
+        self.cache_dir = Path(cache_dir)
         self.shard_size = int(info["shard_size"])
         self.shard_files = list(info["shards"])
-        self.filenames = np.asarray(info["filenames"], dtype=str)
-        if labels is not None and len(labels) != len(self.filenames):
-            raise ValueError(f"the cache holds {len(self.filenames)} images but {len(labels)} labels were given")
-        self.labels = None if labels is None else np.asarray(labels)
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self._rng = np.random.default_rng(seed)
-        self.order = self._rng.permutation(len(self.filenames)) if shuffle else np.arange(len(self.filenames))
         self._shards: dict[int, np.ndarray] = {}
 
     def __getstate__(self) -> dict:
@@ -207,24 +200,12 @@ class CachedDataset(keras.utils.PyDataset):
             self._shards[index] = array
         return array
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.filenames) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range for {len(self)} batches")
-        picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+    def load_batch(self, picked: np.ndarray) -> np.ndarray:
+        """The images at positions ``picked``, sliced from the memory-mapped shards and scaled to [0, 1] once."""
         size = self.image_size
         batch = np.empty((len(picked), size, size, 3), dtype=np.uint8)
         shard_of, position = np.divmod(picked, self.shard_size)
         for s in np.unique(shard_of):
             rows = shard_of == s
             batch[rows] = self.shard(int(s))[position[rows]]  # reads only these images' bytes
-        images = batch.astype(np.float32) / 255.0  # scaled once, exactly as load_image does
-        if self.labels is None:
-            return images
-        return images, self.labels[picked]
-
-    def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self.order = self._rng.permutation(len(self.filenames))
+        return batch.astype(np.float32) / 255.0  # scaled once, exactly as load_image does

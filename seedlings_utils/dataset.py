@@ -77,10 +77,18 @@ class SeedlingsDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range for {len(self)} batches")
         picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        images = np.stack([load_image(self.image_dir / name, self.image_size) for name in self.filenames[picked]])
+        images = self.load_batch(picked)
         if self.labels is None:
             return images
         return images, self.labels[picked]
+
+    def load_batch(self, picked: np.ndarray) -> np.ndarray:
+        """Float32 images in [0, 1] for the samples at positions ``picked``, decoded from disk here.
+
+        The one method lesson 07's cached loader replaces: everything else (batching, labels,
+        reshuffling) is shared.
+        """
+        return np.stack([load_image(self.image_dir / name, self.image_size) for name in self.filenames[picked]])
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

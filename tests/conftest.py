@@ -62,6 +62,18 @@ def kaggle_tree(tmp_path: Path) -> Path:
     return make_kaggle_tree(tmp_path / "source")
 
 
+@pytest.fixture
+def indexed(kaggle_tree: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """The tiny tree flattened and indexed (lessons 02-03): ``(all_images, filenames, labels)``."""
+    from seedlings_utils.flatten import flatten_images
+    from seedlings_utils.index import build_index
+
+    out = kaggle_tree.parent / "all_images"
+    flatten_images(kaggle_tree / "train", out, progress=False)
+    filenames, labels, _ = build_index(out)
+    return out, filenames, labels
+
+
 def label_from_pixels(image: np.ndarray) -> int:
     """Inverse of :func:`species_colour` for an image in [0, 1]."""
     red = float(image[..., 0].mean()) * 255

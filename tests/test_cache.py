@@ -18,21 +18,11 @@ from seedlings_utils.cache import (
     shard_name,
 )
 from seedlings_utils.dataset import load_image, measure_images_per_second
-from seedlings_utils.flatten import flatten_images
-from seedlings_utils.index import build_index
 from seedlings_utils.synthetic import make_synthetic_seedlings
 
 from .conftest import label_from_pixels, species_colour
 
 SIZE = 12
-
-
-@pytest.fixture
-def indexed(kaggle_tree, tmp_path):
-    out = tmp_path / "all_images"
-    flatten_images(kaggle_tree / "train", out, progress=False)
-    filenames, labels, _ = build_index(out)
-    return out, filenames, labels
 
 
 @pytest.fixture

@@ -6,19 +6,9 @@ import pytest
 from PIL import Image
 
 from seedlings_utils.dataset import SeedlingsDataset, load_image, measure_images_per_second
-from seedlings_utils.flatten import flatten_images
-from seedlings_utils.index import build_index
 from seedlings_utils.recipe2019 import recipe2019_load_batch
 
 from .conftest import label_from_pixels
-
-
-@pytest.fixture
-def indexed(kaggle_tree, tmp_path):
-    out = tmp_path / "all_images"
-    flatten_images(kaggle_tree / "train", out, progress=False)
-    filenames, labels, _ = build_index(out)
-    return out, filenames, labels
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])

@@ -7,8 +7,6 @@ import tensorflow as tf
 from PIL import Image
 
 from seedlings_utils.dataset import load_image
-from seedlings_utils.flatten import flatten_images
-from seedlings_utils.index import build_index
 from seedlings_utils.synthetic import make_synthetic_seedlings
 from seedlings_utils.tfdata import make_tf_dataset, measure_tf_images_per_second
 
@@ -16,14 +14,6 @@ from .conftest import label_from_pixels
 
 #: Largest difference allowed from Pillow (lesson 05's load_image) for lossless files: one level of 255.
 TOLERANCE = 1 / 255 + 1e-6
-
-
-@pytest.fixture
-def indexed(kaggle_tree, tmp_path):
-    out = tmp_path / "all_images"
-    flatten_images(kaggle_tree / "train", out, progress=False)
-    filenames, labels, _ = build_index(out)
-    return out, filenames, labels
 
 
 def epoch(ds) -> tuple[np.ndarray, np.ndarray]:
