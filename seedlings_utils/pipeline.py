@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .flatten import flatten_images
+from .flatten import MANIFEST_FILE, flatten_images
 from .index import CLASSES_FILE, FILENAMES_FILE, LABELS_FILE, build_index, load_index, save_index
 from .sources import RawData, count_raw_images, fetch_raw_data, read_source_record
 from .split import SPLIT_FILES, load_split, save_split, split_train_val
@@ -35,7 +35,8 @@ def ensure_raw(
 def ensure_all_images(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> Path:
     """Lesson 02's ``all_images/``, brought in line with ``raw/train`` (a no-op when it already is)."""
     raw = ensure_raw(data_dir, progress=progress, **raw_kwargs)
-    flatten_images(raw.root / "train", Path(data_dir) / ALL_IMAGES_DIR, progress=progress)
+    checked_before = (Path(data_dir) / MANIFEST_FILE).is_file()  # then it is a quick re-check: no progress bars
+    flatten_images(raw.root / "train", Path(data_dir) / ALL_IMAGES_DIR, progress=progress and not checked_before)
     return Path(data_dir) / ALL_IMAGES_DIR
 
 
