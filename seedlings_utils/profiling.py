@@ -11,24 +11,26 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 
-def rss_mb() -> float:
-    """This process's resident memory now, in MB (Linux ``/proc``; elsewhere the peak so far)."""
+def _proc_status_mb(field: str) -> float | None:
+    """A memory line of Linux's ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB; None elsewhere."""
     status = Path("/proc/self/status")
     if status.is_file():
         for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    return peak_rss_mb()
+    return None
 
 
 def peak_rss_mb() -> float:
     """The highest resident memory this process has had, in MB."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux ``/proc``; elsewhere the peak so far)."""
+    now = _proc_status_mb("VmRSS")
+    return now if now is not None else peak_rss_mb()
 
 
 def pydataset_batches(dataset, batches: int | None = None) -> Iterator:
