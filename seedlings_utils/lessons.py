@@ -19,7 +19,6 @@ from pathlib import Path
 from .env import PACKAGE_ROOT, resolve_data_dir
 
 NOTEBOOKS_DIR = PACKAGE_ROOT.parent / "notebooks"
-LESSON_OUTPUTS = ("filenames.npy", "metrics.json", "loader_speed.json")
 
 
 def lesson_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR, lessons: list[str] | None = None) -> list[Path]:

@@ -38,18 +38,13 @@ class Recipe2019Generator(keras.utils.PyDataset):  # 2019: keras.utils.Sequence
         self.image_filenames = image_filenames
         self.labels = labels
         self.batch_size = batch_size
-        self.image_dir = str(image_dir) + "/"  # 2019: '/content/all_images/'
+        self.image_dir = image_dir  # 2019: '/content/all_images/'
         self.image_size = image_size  # 2019: 80
 
     def __len__(self):
         return int(np.ceil(len(self.image_filenames) / float(self.batch_size)))  # 2019: .astype(np.int)
 
     def __getitem__(self, idx):
-        from skimage.io import imread
-        from skimage.transform import resize
-
         batch_x = self.image_filenames[idx * self.batch_size : (idx + 1) * self.batch_size]
         batch_y = self.labels[idx * self.batch_size : (idx + 1) * self.batch_size]
-        return np.array([
-            resize(imread(self.image_dir + str(file_name)), (self.image_size, self.image_size, 3))
-            for file_name in batch_x]) / 255.0, np.array(batch_y)
+        return recipe2019_load_batch(self.image_dir, batch_x, self.image_size), np.array(batch_y)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,12 +152,11 @@ def measure_tf_images_per_second(dataset: tf.data.Dataset, batches: int | None =
     (creating the iterator, which starts ``tf.data``'s threads and fills its buffers) to the last batch.
     To time a ``cache_file`` pipeline warm, iterate one whole epoch first: a partial epoch leaves no cache.
     """
+    from .profiling import trace_loader
+
     if batches is not None and batches < 1:
         raise ValueError(f"batches must be at least 1, got {batches}")
-    start, images = time.perf_counter(), 0
-    for batch in dataset if batches is None else dataset.take(batches):
-        images += int(tf.shape(batch[0] if isinstance(batch, tuple) else batch)[0])
-    elapsed = time.perf_counter() - start
-    if images == 0:
+    trace = trace_loader("tf.data", lambda: (dataset if batches is None else dataset.take(batches)).as_numpy_iterator())
+    if trace.images[-1] == 0:
         raise ValueError("the dataset yielded no images")
-    return images / elapsed
+    return trace.images_per_second
