@@ -22,7 +22,7 @@ EPOCHS ?= 20
 BASE_FILTERS ?= 16
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
-.PHONY: venv lessons test bench lab lint lock clean help
+.PHONY: venv lessons test bench export lab lint lock clean help
 help:
 	@sed -n '2,7p' Makefile
 
@@ -40,13 +40,18 @@ venv: $(STAMP)
 lessons: $(STAMP)
 	$(BIN)/python -m seedlings_utils.lessons run $(param_args)
 
+# nbval runs copies of the notebooks prepared by tests/conftest.py in a folder of this run's own.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests build/nbval --nbval-lax
+	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax; status=$$?; rm -rf $$nbval; exit $$status
 
 # The loader and memory benchmark: figures to runs/bench/bench.json and bench.png. BENCH_ARGS=--quick for a
 # tiny run; e.g. BENCH_ARGS="--scales 2000 20000" to skip the 100k-image scale.
 bench: $(STAMP)
 	$(BIN)/python -m seedlings_utils.bench $(BENCH_ARGS)
+
+# Copy the notebooks' `#| export` cells into seedlings_utils/ (the notebook is the source; `make test` checks both agree).
+export: $(STAMP)
+	$(BIN)/python -m seedlings_utils.export
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

@@ -97,8 +97,14 @@ def resolve_data_dir(data_dir: str | Path | None = "") -> Path:
     return path
 
 
-def set_seed(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and TensorFlow; with ``deterministic``, ask TensorFlow for repeatable ops too."""
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow; with ``deterministic``, ask TensorFlow for repeatable ops too.
+
+    Seeds alone fix the starting weights, the shuffles and the augmentation draws. ``deterministic``
+    also makes TensorFlow pick only ops that give bit-identical results run after run, which costs
+    speed: some GPU kernels have slower deterministic versions, and ``tf.data`` then keeps every map's
+    output order and gives up part of its parallelism. It stays on for the rest of the process.
+    """
     import keras
     import tensorflow as tf
 
@@ -107,11 +113,15 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def start_lesson(data_dir: str | Path | None, seed: int = 42) -> Path:
-    """The call after a notebook's parameters: resolve ``DATA_DIR``, seed everything, say where files go."""
+def start_lesson(data_dir: str | Path | None, seed: int = 42, deterministic: bool = False) -> Path:
+    """The call after a notebook's parameters: resolve ``DATA_DIR``, seed everything, say where files go.
+
+    ``deterministic`` is the lesson's ``DETERMINISTIC`` parameter (see :func:`set_seed`): off by
+    default, so that the lessons' speed figures are measured the way ``make bench`` measures them.
+    """
     path = resolve_data_dir(data_dir)
-    set_seed(seed)
-    print(f"DATA_DIR = {path}")
+    set_seed(seed, deterministic)
+    print(f"DATA_DIR = {path}" + ("  (deterministic TensorFlow ops: repeatable, slower)" if deterministic else ""))
     return path
 
 

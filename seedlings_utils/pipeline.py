@@ -57,14 +57,15 @@ def ensure_index(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> t
 def ensure_split(
     data_dir: str | Path, val_fraction: float = 0.2, seed: int = 42, progress: bool = True, **raw_kwargs
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Lesson 04's ``(X_train, y_train, X_val, y_val)``, rebuilt when missing or out of date with the index."""
+    """Lesson 04's ``(X_train, X_val, y_train, y_val)`` (``train_test_split``'s order), rebuilt when missing or
+    out of date with the index."""
     data_dir = Path(data_dir)
     filenames, labels, _ = ensure_index(data_dir, progress=progress, seed=seed, **raw_kwargs)
     if all((data_dir / name).is_file() for name in SPLIT_FILES):
-        x_train, y_train, x_val, y_val = load_split(data_dir)
+        x_train, x_val, y_train, y_val = load_split(data_dir)
         if sorted(np.concatenate([x_train, x_val]).tolist()) == sorted(filenames.tolist()):
-            return x_train, y_train, x_val, y_val
+            return x_train, x_val, y_train, y_val
     print("Split missing or out of date: running lesson 04's step.")
     x_train, x_val, y_train, y_val = split_train_val(filenames, labels, val_fraction, seed)
-    save_split(data_dir, x_train, y_train, x_val, y_val)
-    return x_train, y_train, x_val, y_val
+    save_split(data_dir, x_train, x_val, y_train, y_val)
+    return x_train, x_val, y_train, y_val

@@ -9,7 +9,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-SPLIT_FILES = ("X_train_filenames.npy", "y_train.npy", "X_val_filenames.npy", "y_val.npy")
+#: In the order of ``train_test_split``'s result, the one order the course uses for the four arrays.
+SPLIT_FILES = ("X_train_filenames.npy", "X_val_filenames.npy", "y_train.npy", "y_val.npy")
 
 
 def split_train_val(
@@ -37,18 +38,18 @@ def split_train_val(
     return np.concatenate([x_train, filenames[single]]), x_val, np.concatenate([y_train, labels[single]]), y_val
 
 
-def save_split(data_dir: str | Path, x_train, y_train, x_val, y_val) -> list[Path]:
+def save_split(data_dir: str | Path, x_train, x_val, y_train, y_val) -> list[Path]:
     """Write the four arrays under their contract names (``X_train_filenames.npy`` ...) into ``data_dir``."""
     paths = [Path(data_dir) / name for name in SPLIT_FILES]
-    for path, array in zip(paths, (x_train, y_train, x_val, y_val), strict=True):
+    for path, array in zip(paths, (x_train, x_val, y_train, y_val), strict=True):
         np.save(path, np.asarray(array))
     return paths
 
 
 def load_split(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(X_train, y_train, X_val, y_val)`` as saved by :func:`save_split`."""
-    x_train, y_train, x_val, y_val = (np.load(Path(data_dir) / name) for name in SPLIT_FILES)
-    return x_train, y_train, x_val, y_val
+    """``(X_train, X_val, y_train, y_val)`` as saved by :func:`save_split`."""
+    x_train, x_val, y_train, y_val = (np.load(Path(data_dir) / name) for name in SPLIT_FILES)
+    return x_train, x_val, y_train, y_val
 
 
 def zip_folder(folder: str | Path, zip_path: str | Path, progress: bool = True) -> Path:

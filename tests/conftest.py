@@ -13,7 +13,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
-NBVAL_DIR = REPO / "build" / "nbval"
 
 #: Small settings for running every lesson in the tests ("small for testing efficiency"). Large enough
 #: that the CNN must really learn: the checks ask for accuracy well above chance.
@@ -81,8 +80,13 @@ def label_from_pixels(image: np.ndarray) -> int:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Write the notebooks nbval runs (``build/nbval``): every lesson with the quick parameters injected
-    and its own empty DATA_DIR, as if a learner opened that lesson first in a fresh runtime."""
+    """Write the notebooks nbval runs into each ``build/nbval*`` folder named on the command line (the
+    Makefile names one per run, so two runs never share it): every lesson with the quick parameters
+    injected and its own empty DATA_DIR, as if a learner opened that lesson first in a fresh runtime.
+    A run that names no such folder (a unit test alone) prepares nothing."""
     from seedlings_utils.lessons import prepare_for_nbval
 
-    prepare_for_nbval(NBVAL_DIR, QUICK_PARAMETERS)
+    for arg in session.config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path.parent == REPO / "build" and path.name.startswith("nbval") and not path.suffix:
+            prepare_for_nbval(path, QUICK_PARAMETERS)

@@ -137,9 +137,9 @@ def test_split_is_stratified_disjoint_and_reproducible(tmp_path):
     again = split_train_val(filenames, labels, 0.2, seed=3)
     assert (again[1] == x_val).all()
     assert not (split_train_val(filenames, labels, 0.2, seed=4)[1] == x_val).all()
-    save_split(tmp_path, x_train, y_train, x_val, y_val)
+    save_split(tmp_path, x_train, x_val, y_train, y_val)
     loaded = load_split(tmp_path)
-    assert all((a == b).all() for a, b in zip(loaded, (x_train, y_train, x_val, y_val), strict=True))
+    assert all((a == b).all() for a, b in zip(loaded, (x_train, x_val, y_train, y_val), strict=True))
     with pytest.raises(ValueError):
         split_train_val(filenames, labels, 1.5)
 
@@ -152,7 +152,7 @@ def test_zip_folder_holds_every_file(kaggle_tree, tmp_path):
 
 def test_ensure_split_rebuilds_everything_from_nothing_and_then_reuses(kaggle_tree, tmp_path):
     kwargs = dict(source="local", source_path=kaggle_tree, progress=False)
-    x_train, y_train, x_val, y_val = ensure_split(tmp_path, 0.25, 1, **kwargs)
+    x_train, x_val, y_train, y_val = ensure_split(tmp_path, 0.25, 1, **kwargs)
     assert len(x_train) + len(x_val) == 12
     assert len(list((tmp_path / "all_images").iterdir())) == 12
     stamp = (tmp_path / "y_val.npy").stat().st_mtime_ns
@@ -161,4 +161,4 @@ def test_ensure_split_rebuilds_everything_from_nothing_and_then_reuses(kaggle_tr
     # an index that no longer matches all_images/ is rebuilt
     np.save(tmp_path / "filenames.npy", np.array(["x.png"] * 12))
     again = ensure_split(tmp_path, 0.25, 1, **kwargs)
-    assert sorted(np.concatenate([again[0], again[2]])) == sorted(p.name for p in (tmp_path / "all_images").iterdir())
+    assert sorted(np.concatenate([again[0], again[1]])) == sorted(p.name for p in (tmp_path / "all_images").iterdir())

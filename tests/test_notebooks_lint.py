@@ -39,7 +39,13 @@ def test_template_and_links(path):
     assert len(tagged) == 1
     names = set(re.findall(r"^([A-Z_]+) = ", source(tagged[0]), flags=re.M))
     assert CONTRACT_PARAMETERS <= names
-    assert source(nb[-2]).startswith("## Check") and "OK:" in source(nb[-1])
+    headings = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and source(c).startswith("## ")]
+    check = [i for i in headings if source(nb[i]).startswith("## Check")]
+    assert len(check) == 1 and "OK:" in source(nb[check[0] + 1]), "one '## Check' section, its cell prints OK:"
+    if path.name[:2] != "01":  # every lesson from 02 on ends with its exercises, right after the check
+        assert source(nb[headings[-1]]).startswith("## Exercises") and headings[-2] == check[0]
+    else:
+        assert headings[-1] == check[0] and check[0] + 2 == len(nb)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
