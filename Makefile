@@ -1,6 +1,6 @@
 # The course's commands. Only Python 3 (with venv) and make are needed; everything else goes into .venv.
-#   make lessons   run notebooks 01-06 headless on the synthetic data (quick settings), print the results
-#   make test      unit tests + every notebook under papermill and nbval
+#   make lessons   run every lesson (notebooks/NN_*.ipynb) headless on the synthetic data (quick settings)
+#   make test      unit tests + every notebook under papermill and nbval + ruff + notebook/package drift check
 #   make bench     loader speed and memory benchmark, written to runs/bench/
 #   make lab       open the notebooks in JupyterLab
 # Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
@@ -14,7 +14,7 @@ CONSTRAINTS := .ci/constraints.txt
 # Notebook parameters passed through from the command line (see ../shared contract / README).
 PARAMETERS := DATA_DIR DATA_SOURCE SOURCE_PATH SOURCE_SHA256 SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
               VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES \
-              SHARD_SIZE
+              SHARD_SIZE DETERMINISTIC TIMED_EPOCHS DEMO_EPOCHS RESULTS_DIR
 # Quick settings for `make lessons` on a laptop CPU; the notebooks' own defaults are the full recipe.
 SYNTHETIC_PER_CLASS ?= 60
 IMAGE_SIZE ?= 64

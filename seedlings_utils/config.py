@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 #: The GitHub repository of this course (owner/name). The Colab buttons and the Colab install line in
-#: every notebook are checked against it by ``tests/test_notebooks_lint.py``: change it here, then run
-#: ``python -m seedlings_utils.notebook_lint --fix`` to update the notebooks.
+#: every notebook are checked against it by ``tests/test_notebooks_lint.py``: change it here and in the
+#: notebooks together (for example ``sed -i 's#old/name#new/name#g' notebooks/*.ipynb README.md``).
 GITHUB_REPO = "seedlings-course/seedlings-course"
 GITHUB_BRANCH = "main"
 REPO_URL = f"https://github.com/{GITHUB_REPO}"

@@ -60,3 +60,15 @@ def why_unusable(path: str | Path, decode: bool = True) -> str | None:
         kind = "not an image" if isinstance(err, Image.UnidentifiedImageError) else "corrupt or truncated image"
         return f"{kind} ({type(err).__name__}: {err})"
     return None
+
+
+def read_image_sizes(paths) -> tuple[list[tuple[int, int]], int]:
+    """``([(width, height), ...], unreadable count)``, from the file headers only (fast: nothing is decoded)."""
+    sizes, unreadable = [], 0
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                sizes.append(img.size)
+        except Exception:  # corrupt, truncated, not an image: any Pillow error
+            unreadable += 1
+    return sizes, unreadable

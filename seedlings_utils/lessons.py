@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
+import re
 import shutil
+import sys
+import threading
+import time
 from pathlib import Path
 
 from .env import PACKAGE_ROOT, resolve_data_dir
@@ -55,12 +60,14 @@ def run_lessons(
     for notebook in lesson_notebooks(notebooks_dir, lessons):
         out = output_dir / notebook.name
         declared = pm.inspect_notebook(str(notebook))  # pass each lesson only the knobs it has
-        print(f"{'Preparing' if prepare_only else 'Running'} {notebook.name} -> {out}", flush=True)
+        print(f"{'Preparing' if prepare_only else 'Running'} {notebook.name} -> {out}", end="", flush=True)
+        start = time.perf_counter()
         pm.execute_notebook(
             str(notebook), str(out), parameters={k: v for k, v in parameters.items() if k in declared},
             cwd=str(notebook.parent), kernel_name="python3", prepare_only=prepare_only,
             progress_bar=False, log_output=log_output,
         )
+        print("" if prepare_only else f"  ({time.perf_counter() - start:.0f} s)", flush=True)
         written.append(out)
     return written
 
@@ -104,6 +111,43 @@ def headline(data_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
+#: Lines the kernels and libraries print to the terminal that say nothing to a learner: TensorFlow's C++
+#: start-up lines (printed before TF_CPP_MIN_LOG_LEVEL is read), the kernel's transport notice, nbformat's
+#: cell-id notice, and the kernel's shutdown message.
+TERMINAL_NOISE = re.compile(
+    r"absl::InitializeLog|cudart_stub\.cc|cuda_(dnn|fft|blas|executor)|Unable to register cu|computation_placer"
+    r"|oneDNN custom operations|Kernel is running over TCP|MissingIDFieldWarning|_validate\(nbdict"
+    r"|KeyboardInterrupt caught in kernel|This TensorFlow binary is optimized|rebuild TensorFlow with"
+)
+
+
+@contextlib.contextmanager
+def filtered_stderr(noise: re.Pattern = TERMINAL_NOISE):
+    """Drop the lines matching ``noise`` from everything written to file descriptor 2 meanwhile, this
+    process's and the kernels' it starts (they inherit it); every other line is passed on unchanged."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as lines, os.fdopen(os.dup(saved), "wb", buffering=0) as out:
+            for line in lines:
+                if not noise.search(line.decode(errors="replace")):
+                    out.write(line)
+
+    thread = threading.Thread(target=forward, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes our copy of the pipe's write end; kernels have exited by now
+        os.close(saved)
+        thread.join(timeout=5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("run", "prepare"))
@@ -114,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it: no C++ log noise headless
     parameters = {name: parse_value(value) for name, value in args.parameter}
-    written = run_lessons(parameters, args.output_dir, lessons=args.lessons,
-                          prepare_only=args.command == "prepare", log_output=args.log_output)
+    with filtered_stderr():
+        written = run_lessons(parameters, args.output_dir, lessons=args.lessons,
+                              prepare_only=args.command == "prepare", log_output=args.log_output)
     if args.command == "run":
         print(f"\nExecuted notebooks:  {written[0].parent if written else '-'}")
         print(headline(resolve_data_dir(parameters.get("DATA_DIR", ""))))

@@ -124,13 +124,9 @@ def plot_images_per_second(results: Mapping[str, float], title: str = "Loader sp
 def plot_image_sizes(paths: Sequence[str | Path]) -> plt.Figure:
     """Width against height of every image (read from the file headers only: fast). Unreadable files are
     counted in the title, not drawn: lesson 02 decides what to do with them."""
-    sizes, unreadable = [], 0
-    for path in paths:
-        try:
-            with Image.open(path) as img:
-                sizes.append(img.size)
-        except Exception:  # corrupt, truncated, not an image: any Pillow error
-            unreadable += 1
+    from .images import read_image_sizes
+
+    sizes, unreadable = read_image_sizes(paths)
     w, h = np.array(sizes, dtype=int).reshape(-1, 2).T
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.scatter(w, h, s=8, alpha=0.4, color="tab:green")

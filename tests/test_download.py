@@ -365,6 +365,12 @@ def test_size_is_checked_against_the_announced_total(mirror, tmp_path):
     assert not dest.exists() and not part_of(dest).exists()
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_expected_digest_means_not_given(mirror, tmp_path, empty):
+    # the notebooks' SOURCE_SHA256 = "" default, passed through make lessons, must not be read as a digest
+    assert download_url(mirror.url(), tmp_path / NAME, sha256=empty, **QUICK).read_bytes() == DATA
+
+
 def test_malformed_expected_digest_is_refused(mirror, tmp_path):
     with pytest.raises(DataSourceError, match="64 hexadecimal"):
         download_url(mirror.url(), tmp_path / NAME, sha256="abc", **QUICK)

@@ -118,11 +118,14 @@ def test_kaggle_source_without_credentials_says_what_to_do(tmp_path, monkeypatch
 
 
 @pytest.fixture
-def http_folder(tmp_path):
+def http_folder(tmp_path, monkeypatch):
     """A plain HTTP server on 127.0.0.1 serving ``tmp_path / "www"``; yields (folder, base URL, request log)."""
     import functools
     import http.server
     import threading
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # urllib would send even 127.0.0.1 through a proxy
 
     folder = tmp_path / "www"
     folder.mkdir()
@@ -153,6 +156,14 @@ def test_url_source_downloads_verifies_and_skips_next_time(kaggle_tree, tmp_path
     fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip?token=SECRET", progress=False,
                    sha256=sha256_of(archive))
     assert len(seen) == requests, "a verified copy is not downloaded again"
+
+
+def test_url_source_without_a_checksum_as_make_lessons_passes_it(kaggle_tree, tmp_path, http_folder):
+    folder, base, _ = http_folder
+    _zip_tree(kaggle_tree, folder / "seedlings.zip")
+    # the notebooks' default SOURCE_SHA256 = "" means "not given", not a malformed digest
+    raw = fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip", progress=False, sha256="")
+    assert raw.train_total == 12
 
 
 def test_url_source_with_a_wrong_checksum_leaves_nothing(kaggle_tree, tmp_path, http_folder):
