@@ -1,8 +1,10 @@
 # The course's commands. Only Python 3 (with venv) and make are needed; everything else goes into .venv.
 #   make lessons   run every lesson (notebooks/NN_*.ipynb) headless on the synthetic data (quick settings)
 #   make test      unit tests + every notebook under papermill and nbval + ruff + notebook/package drift check
+#   make test-fast the unit tests only, without notebooks and benchmark (a minute or two)
 #   make bench     loader speed and memory benchmark, written to runs/bench/
 #   make lab       open the notebooks in JupyterLab
+#   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
 # Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
 PYTHON ?= python3
@@ -22,9 +24,9 @@ EPOCHS ?= 20
 BASE_FILTERS ?= 16
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
-.PHONY: venv lessons test bench export lab lint lock clean help
+.PHONY: venv lessons test test-fast bench export lab lint lock clean help
 help:
-	@sed -n '2,7p' Makefile
+	@sed -n '2,9p' Makefile
 
 # The environment is rebuilt only when a requirements file changed (or .venv is missing or broken).
 $(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
@@ -42,7 +44,12 @@ lessons: $(STAMP)
 
 # nbval runs copies of the notebooks prepared by tests/conftest.py in a folder of this run's own.
 test: $(STAMP)
-	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax; status=$$?; rm -rf $$nbval; exit $$status
+	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax --durations=10; status=$$?; \
+	 rm -rf $$nbval; exit $$status
+
+# The unit tests only (seconds to a minute or two): no notebooks, no benchmark.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow"
 
 # The loader and memory benchmark: figures to runs/bench/bench.json and bench.png. BENCH_ARGS=--quick for a
 # tiny run; e.g. BENCH_ARGS="--scales 2000 20000" to skip the 100k-image scale.

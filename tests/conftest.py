@@ -23,6 +23,8 @@ QUICK_PARAMETERS = {
     "EPOCHS": 15,
     "BASE_FILTERS": 16,
     "SPEED_BATCHES": 4,
+    "DEMO_EPOCHS": 1,
+    "TIMED_EPOCHS": 1,
     "SEED": 7,
 }
 
@@ -90,3 +92,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         path = Path(arg.split("::")[0]).resolve()
         if path.parent == REPO / "build" and path.name.startswith("nbval") and not path.suffix:
             prepare_for_nbval(path, QUICK_PARAMETERS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """nbval's notebook cells are slow tests too (``make test-fast`` leaves them out)."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)

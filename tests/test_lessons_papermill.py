@@ -1,4 +1,4 @@
-"""Run lessons 01-06 in order with papermill into one temporary DATA_DIR, twice, and check what they left."""
+"""Run every lesson in order with papermill into one temporary DATA_DIR, then 01-04 again, and check what they left."""
 
 import csv
 import hashlib
@@ -14,14 +14,17 @@ from seedlings_utils.synthetic import synthetic_class_counts
 
 from .conftest import QUICK_PARAMETERS
 
-DETERMINISTIC = ["raw", "all_images", "filenames.npy", "labels.npy", "classes.json", "X_train_filenames.npy",
-                 "y_train.npy", "X_val_filenames.npy", "y_val.npy"]
+pytestmark = pytest.mark.slow
+
+#: What lessons 01-04 leave: a re-run must give exactly the same bytes.
+REPEATABLE = ["raw", "all_images", "all_images.csv", "skipped.csv", "filenames.npy", "labels.npy", "classes.json",
+              "X_train_filenames.npy", "y_train.npy", "X_val_filenames.npy", "y_val.npy"]
 
 
 def snapshot(data_dir: Path) -> dict[str, str]:
     """sha256 of every file the lessons wrote whose content must not change on a re-run."""
     digests = {}
-    for entry in DETERMINISTIC:
+    for entry in REPEATABLE:
         paths = [data_dir / entry] if (data_dir / entry).is_file() else sorted((data_dir / entry).rglob("*"))
         for p in paths:
             if p.is_file():
@@ -35,15 +38,16 @@ def lessons(tmp_path_factory):
     params = {**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}
     first = run_lessons(params, data_dir / "executed")
     first_snapshot = snapshot(data_dir)
-    first_metrics = json.loads((data_dir / "metrics.json").read_text())
-    second = run_lessons(params, data_dir / "executed-again")
-    return data_dir, first, first_snapshot, first_metrics, second
+    # the data lessons again, as a learner re-running them would (training is not repeated: the resume and
+    # no-duplicate behaviour of lesson 06's callbacks is tested in test_model_train.py)
+    second = run_lessons(params, data_dir / "executed-again", lessons=["01", "02", "03", "04"])
+    return data_dir, first, first_snapshot, second
 
 
 def test_every_lesson_ran_without_error(lessons):
     data_dir, first, *_ = lessons
     assert [p.name for p in first] == [p.name for p in lesson_notebooks()]
-    assert len(first) == 8
+    assert len(first) >= 8
     for path in first:
         nb = json.loads(path.read_text())
         outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
@@ -109,14 +113,12 @@ def test_submission_has_one_row_per_test_image(lessons):
 
 
 def test_rerun_gives_the_same_outputs_and_duplicates_nothing(lessons):
-    data_dir, first, first_snapshot, first_metrics, second = lessons
-    assert len(second) == len(first)
-    assert snapshot(data_dir) == first_snapshot
+    data_dir, first, first_snapshot, second = lessons
+    assert [p.name[:2] for p in second] == ["01", "02", "03", "04"]
+    assert snapshot(data_dir) == first_snapshot and len(first_snapshot) > 12
     assert not (data_dir / "raw.partial").exists() and not (data_dir / "training_backup").exists()
     with open(data_dir / "history.csv") as f:
         assert len(list(csv.DictReader(f))) == QUICK_PARAMETERS["EPOCHS"]
-    metrics = json.loads((data_dir / "metrics.json").read_text())
-    assert metrics["val_accuracy"] == pytest.approx(first_metrics["val_accuracy"], abs=0.05)
 
 
 def test_headline_reports_the_numbers(lessons):
