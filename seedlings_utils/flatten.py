@@ -12,7 +12,7 @@ import csv
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -22,7 +22,48 @@ from tqdm.auto import tqdm
 from .config import SPECIES
 from .images import why_unusable
 
+# ---- BEGIN exported from notebooks/02_flatten_into_one_folder.ipynb: edit the notebook, then run `make export` ----
 FLAT_SEPARATOR = "__"
+
+
+def unique_name(species: str, file: str | PurePosixPath) -> str:
+    """The name of one image in ``all_images/``: ``("Common wheat", "0a1.png")`` -> ``"Common_wheat__0a1.png"``.
+
+    ``file`` is the image's path inside its species folder: ``("Maize", "sub/x.png")`` -> ``"Maize__sub__x.png"``.
+    """
+    # The species prefix keeps apart two species folders that hold the same file name (the 2019 recipe copied
+    # bare names, and the second copy silently replaced the first); it also shows each file's label at a glance.
+    return FLAT_SEPARATOR.join([species.replace(" ", "_"), *PurePosixPath(file).parts])
+
+
+def copy_into_one_folder(images: list[tuple[Path, str, str]], out_dir: str | Path, place=shutil.copy2) -> list[str]:
+    """Copy each ``(source, species, file)`` of ``images`` into ``out_dir`` as ``unique_name(species, file)``.
+
+    Returns the new names, in order. ``place(source, target)`` copies (``shutil.copy2``) or links (``os.link``).
+    """
+    targets = {}  # new name -> source: every name is decided before anything is copied
+    for source, species, file in images:
+        name = unique_name(species, file)
+        if name in targets:  # the clash the 2019 loop never noticed: refuse it, loudly, before copying
+            raise ValueError(f"{targets[name]} and {source} would get the same name {name!r} in {out_dir}. "
+                             "Rename one of them; nothing was copied.")
+        targets[name] = source
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for name, source in targets.items():
+        place(source, Path(out_dir) / name)
+    return list(targets)
+
+
+def check_one_file_per_image(names: list[str], out_dir: str | Path) -> None:
+    """Count in == count out: ``out_dir`` holds exactly the files ``names``; raises saying what is lost or extra."""
+    there = {p.name for p in Path(out_dir).iterdir()}
+    if len(there) != len(names) or there != set(names):
+        raise RuntimeError(f"{len(names)} images in, {len(there)} files out in {out_dir}: "
+                           f"{len(names) - len(set(names))} names used twice (a later copy replaced an earlier one), "
+                           f"missing {sorted(set(names) - there)[:5]}, unexpected {sorted(there - set(names))[:5]}")
+# ---- END exported from notebooks/02_flatten_into_one_folder.ipynb ----
+
+
 LINK_METHODS = ("copy", "hardlink", "symlink")
 MANIFEST_FILE = "all_images.csv"
 SKIPPED_FILE = "skipped.csv"
@@ -146,37 +187,22 @@ def list_training_images(train_dir: str | Path) -> list[TrainingImage]:
     return scan_training_images(train_dir, check=False, progress=False)[0]
 
 
-def flat_name(species: str, relative_path: str | PurePosixPath) -> str:
-    """The unique name of one training image inside ``all_images/``.
+def _flat_files(images: Sequence[TrainingImage], train_dir: Path) -> list[tuple[Path, str, PurePosixPath]]:
+    """``(source, species, file)`` of each image, for :func:`copy_into_one_folder`.
 
-    ``("Common wheat", "0a1b2c3d4.png")`` becomes ``"Common_wheat__0a1b2c3d4.png"``: the species
-    prefix keeps two species folders that hold the same file name from overwriting each other (the
-    2019 recipe copied bare file names, so the second copy silently replaced the first) and lets a
-    person see each file's label at a glance. Sub-folders inside a species folder join the name too.
+    Two folders can mean one species (``Maize`` and ``maize``); where both hold ``a.png``, the later one's
+    ``file`` starts with its folder's name, so that its unique name differs. A clash that remains is
+    refused by :func:`copy_into_one_folder`.
     """
-    parts = [species.replace(" ", "_"), *PurePosixPath(relative_path).parts]
-    return FLAT_SEPARATOR.join(parts)
-
-
-def flat_names(images: Sequence[TrainingImage], train_dir: str | Path) -> list[str]:
-    """:func:`flat_name` of each image, made unique where two folders of one species clash.
-
-    Two folders can mean the same species (``Maize`` and ``maize``); if both hold ``a.png``, the second
-    keeps its folder name in its flat name. Raises ``ValueError`` naming both files if a clash remains.
-    """
-    train_dir = Path(train_dir)
-    names: dict[str, Path] = {}
+    taken: set[str] = set()
     out = []
     for image in images:
-        name = flat_name(image.species, image.relative)
-        if name in names:
+        file = image.relative
+        if unique_name(image.species, file) in taken:
             folder = image.path.relative_to(train_dir).parts[0]
-            name = flat_name(image.species, PurePosixPath(folder.replace(" ", "_")) / image.relative)
-        if name in names:
-            raise ValueError(f"Two training images map to the same name {name!r} in all_images/: {names[name]} and "
-                             f"{image.path}. Rename one of them; nothing was copied.")
-        names[name] = image.path
-        out.append(name)
+            file = PurePosixPath(folder.replace(" ", "_")) / image.relative
+        taken.add(unique_name(image.species, file))
+        out.append((image.path, image.species, file))
     return out
 
 
@@ -222,6 +248,23 @@ def _place(src: Path, dst: Path, method: str) -> None:
     else:
         os.symlink(src.resolve(), tmp)
     os.replace(tmp, dst)  # atomic: an interrupted run never leaves a half-written image under its real name
+
+
+def _placer(method: str, counts: dict[str, int], bar) -> Callable[[Path, Path], None]:
+    """A ``place(source, target)`` for :func:`copy_into_one_folder`: copies or links with ``method``, keeps a
+    target that is already the same file, and counts both in ``counts``."""
+
+    def place(src: Path, dst: Path) -> None:
+        if _same_file_already_there(src, dst, method):
+            counts["already"] += 1
+        else:
+            if dst.exists() or dst.is_symlink():
+                dst.unlink()
+            _place(src, dst, method)
+            counts["written"] += 1
+        bar.update()
+
+    return place
 
 
 def read_manifest(path: str | Path) -> list[dict[str, str]]:
@@ -275,11 +318,14 @@ def flatten_images(
                                            progress=progress)
     files_seen = len(images) + sum(1 for s in skipped if not s.path.endswith("/"))
     skipped += scan_test_images(root / "test", progress=progress)[1]
-    names = flat_names(images, train_dir)
-    wanted = dict(zip(names, (image.path for image in images), strict=True))
     _report_renamed_folders(train_dir, images)
 
-    all_images_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"written": 0, "already": 0}
+    with tqdm(total=len(images), desc="flatten", unit="img", disable=not progress) as bar:
+        # lesson 02's copy loop, with a `place` that keeps what is already there and writes atomically
+        names = copy_into_one_folder(_flat_files(images, train_dir), all_images_dir, _placer(method, counts, bar))
+
+    wanted = set(names)
     stale = sorted(p.name for p in all_images_dir.iterdir() if p.name not in wanted)
     for name in stale:
         path = all_images_dir / name
@@ -287,30 +333,15 @@ def flatten_images(
     if stale:
         print(f"Removed {len(stale)} files from {all_images_dir} that do not come from {train_dir} "
               f"(an older run's leftovers): {', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}")
+    check_one_file_per_image(names, all_images_dir)  # lesson 02's count check: count in == count out
 
-    written = already = 0
-    for name, src in tqdm(wanted.items(), desc="flatten", unit="img", disable=not progress):
-        dst = all_images_dir / name
-        if _same_file_already_there(src, dst, method):
-            already += 1
-            continue
-        if dst.exists() or dst.is_symlink():
-            dst.unlink()
-        _place(src, dst, method)
-        written += 1
-
-    out = sorted(p.name for p in all_images_dir.iterdir())
-    if out != sorted(wanted):
-        missing = sorted(set(wanted) - set(out))[:5]
-        extra = sorted(set(out) - set(wanted))[:5]
-        raise RuntimeError(f"{all_images_dir} does not match {train_dir}: missing {missing}, unexpected {extra}")
     rows = []
     for name, image in zip(names, images, strict=True):
         stat = image.path.stat()
         rows.append([name, image.species, image.path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
     _write_csv(out_dir / MANIFEST_FILE, ["file", "species", "source", "size", "mtime_ns"], rows)
     _write_csv(out_dir / SKIPPED_FILE, ["path", "reason"], [[s.path, s.reason] for s in skipped])
-    return FlattenReport(files_seen, len(out), written, already, stale, skipped)
+    return FlattenReport(files_seen, len(names), counts["written"], counts["already"], stale, skipped)
 
 
 def _report_renamed_folders(train_dir: Path, images: list[TrainingImage]) -> None:

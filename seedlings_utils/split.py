@@ -9,37 +9,29 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-#: In the order of ``train_test_split``'s result, the one order the course uses for the four arrays.
-SPLIT_FILES = ("X_train_filenames.npy", "X_val_filenames.npy", "y_train.npy", "y_val.npy")
 
-
-def split_train_val(
-    filenames: np.ndarray, labels: np.ndarray, val_fraction: float = 0.2, seed: int = 42
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(X_train, X_val, y_train, y_val)``: shuffled, stratified by label, reproducible from ``seed``.
-
-    Stratified means each species keeps (to within one image) the same share in both sets, which
-    matters when classes differ in size: an unlucky plain split can leave a small species almost
-    absent from validation. A species with a single image cannot be split: it goes to training, and
-    a warning names it.
-    """
+# ---- BEGIN exported from notebooks/04_shuffle_and_split.ipynb: edit the notebook, then run `make export` ----
+def split_train_val(filenames, labels, val_fraction: float = 0.2, seed: int = 42):
+    """``(X_train, X_val, y_train, y_val)``: shuffled, stratified by label, the same for the same ``seed``."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
     filenames, labels = np.asarray(filenames), np.asarray(labels)
-    counts = np.bincount(labels)
-    single = counts[labels] < 2
-    if single.any():
-        print(f"Warning: class ids {sorted(set(labels[single].tolist()))} have a single image each; "
-              "it goes to training (nothing to validate it with).")
-    x_train, x_val, y_train, y_val = train_test_split(
-        filenames[~single], labels[~single], test_size=val_fraction, random_state=seed,
-        shuffle=True, stratify=labels[~single],
+    ok = stratifiable(labels)  # a species with a single image cannot be split: it goes to training below
+    X_train, X_val, y_train, y_val = train_test_split(
+        filenames[ok], labels[ok],
+        test_size=val_fraction,  # this share of each species goes to validation
+        stratify=labels[ok],     # ... of EACH species: small ones keep their share too
+        random_state=seed,       # the same split on every run and every machine
+        shuffle=True,            # shuffle before cutting (the default, written out)
     )
-    return np.concatenate([x_train, filenames[single]]), x_val, np.concatenate([y_train, labels[single]]), y_val
+    return np.concatenate([X_train, filenames[~ok]]), X_val, np.concatenate([y_train, labels[~ok]]), y_val
+
+
+SPLIT_FILES = ("X_train_filenames.npy", "X_val_filenames.npy", "y_train.npy", "y_val.npy")  # train_test_split's order
 
 
 def save_split(data_dir: str | Path, x_train, x_val, y_train, y_val) -> list[Path]:
-    """Write the four arrays under their contract names (``X_train_filenames.npy`` ...) into ``data_dir``."""
+    """Write the four arrays under their names (``X_train_filenames.npy`` ...) into ``data_dir``."""
     paths = [Path(data_dir) / name for name in SPLIT_FILES]
     for path, array in zip(paths, (x_train, x_val, y_train, y_val), strict=True):
         np.save(path, np.asarray(array))
@@ -47,9 +39,24 @@ def save_split(data_dir: str | Path, x_train, x_val, y_train, y_val) -> list[Pat
 
 
 def load_split(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(X_train, X_val, y_train, y_val)`` as saved by :func:`save_split`."""
+    """``(X_train, X_val, y_train, y_val)`` as :func:`save_split` wrote them."""
     x_train, x_val, y_train, y_val = (np.load(Path(data_dir) / name) for name in SPLIT_FILES)
     return x_train, x_val, y_train, y_val
+# ---- END exported from notebooks/04_shuffle_and_split.ipynb ----
+
+
+def stratifiable(labels) -> np.ndarray:
+    """True for each image whose class has at least two images; a warning names the classes with a single one.
+
+    ``train_test_split(..., stratify=labels)`` refuses a class with one member ("The least populated classes in
+    y have only 1 member, which is too few"): one image cannot be in both sets.
+    """
+    labels = np.asarray(labels)
+    single = np.bincount(labels)[labels] < 2
+    if single.any():
+        print(f"Warning: class ids {sorted(set(labels[single].tolist()))} have a single image each; "
+              "it goes to training (nothing to validate it with).")
+    return ~single
 
 
 def zip_folder(folder: str | Path, zip_path: str | Path, progress: bool = True) -> Path:

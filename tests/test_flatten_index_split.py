@@ -3,10 +3,18 @@ import zipfile
 import numpy as np
 import pytest
 
-from seedlings_utils.flatten import MANIFEST_FILE, flat_name, flatten_images, list_training_images, read_manifest
-from seedlings_utils.index import build_index, load_classes, load_index, save_index
+from seedlings_utils.flatten import (
+    MANIFEST_FILE,
+    check_one_file_per_image,
+    copy_into_one_folder,
+    flatten_images,
+    list_training_images,
+    read_manifest,
+    unique_name,
+)
+from seedlings_utils.index import build_index, labels_from_species, load_classes, load_index, save_index
 from seedlings_utils.pipeline import ensure_split
-from seedlings_utils.split import load_split, save_split, split_train_val, zip_folder
+from seedlings_utils.split import load_split, save_split, split_train_val, stratifiable, zip_folder
 
 from .conftest import TINY_SPECIES, make_kaggle_tree
 
@@ -22,10 +30,36 @@ def test_list_training_images_is_sorted_and_skips_hidden_and_non_images(kaggle_t
     assert all(im.path.is_file() for im in images)
 
 
-def test_flat_name_is_unique_per_species_and_readable():
-    assert flat_name("Common wheat", "0a1b2c3d4.png") == "Common_wheat__0a1b2c3d4.png"
-    assert flat_name("Maize", "same.png") != flat_name("Charlock", "same.png")
-    assert flat_name("Maize", "sub/x.png") == "Maize__sub__x.png"
+def test_unique_name_is_unique_per_species_and_readable():
+    assert unique_name("Common wheat", "0a1b2c3d4.png") == "Common_wheat__0a1b2c3d4.png"
+    assert unique_name("Maize", "same.png") != unique_name("Charlock", "same.png")
+    assert unique_name("Maize", "sub/x.png") == "Maize__sub__x.png"
+
+
+def test_copy_into_one_folder_refuses_a_clash_before_copying_anything(tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(name.encode())
+    images = [(tmp_path / "a.png", "Maize", "x.png"), (tmp_path / "b.png", "Maize", "y.png")]
+    assert copy_into_one_folder(images, tmp_path / "out") == ["Maize__x.png", "Maize__y.png"]
+    assert (tmp_path / "out" / "Maize__y.png").read_bytes() == b"b.png"
+    check_one_file_per_image(["Maize__x.png", "Maize__y.png"], tmp_path / "out")
+    with pytest.raises(ValueError, match="same name 'Maize__x.png'"):
+        copy_into_one_folder([images[0], (tmp_path / "b.png", "Maize", "x.png")], tmp_path / "clash")
+    assert not (tmp_path / "clash").exists()
+    placed = []
+    copy_into_one_folder(images, tmp_path / "linked", place=lambda src, dst: placed.append((src, dst.name)))
+    assert placed == [(tmp_path / "a.png", "Maize__x.png"), (tmp_path / "b.png", "Maize__y.png")]
+
+
+def test_count_check_names_what_is_lost_or_extra(tmp_path):
+    (tmp_path / "1.png").write_bytes(b"x")
+    with pytest.raises(RuntimeError, match=r"2 images in, 1 files out .* 1 names used twice"):
+        check_one_file_per_image(["1.png", "1.png"], tmp_path)  # the 2019 loop's silent loss
+    with pytest.raises(RuntimeError, match=r"missing \['2.png'\]"):
+        check_one_file_per_image(["1.png", "2.png"], tmp_path)
+    (tmp_path / "old.png").write_bytes(b"x")
+    with pytest.raises(RuntimeError, match=r"unexpected \['old.png'\]"):
+        check_one_file_per_image(["1.png"], tmp_path)
 
 
 def test_flatten_keeps_every_image_once_even_with_clashing_names(kaggle_tree, tmp_path):
@@ -114,6 +148,20 @@ def test_index_labels_come_from_the_species_folder(kaggle_tree, tmp_path):
     assert (f2 == filenames).all() and (l2 == labels).all() and c2 == classes == load_classes(tmp_path)
 
 
+def test_labels_do_not_depend_on_the_order_images_are_found_in():
+    here = ["Maize", "Charlock", "Maize", "Black-grass"]
+    labels, classes = labels_from_species(here)
+    assert classes == ["Black-grass", "Charlock", "Maize"] and labels.tolist() == [2, 1, 2, 0]
+    there, _ = labels_from_species(here[::-1])
+    assert there.tolist() == labels.tolist()[::-1] and labels.dtype == np.int64
+
+
+def test_save_index_turns_object_names_into_text(tmp_path):
+    names = np.array(["a.png", "bb.png"], dtype=object)  # what a pandas column gives
+    save_index(tmp_path, names, [1, 0], ["x", "y"])
+    assert np.load(tmp_path / "filenames.npy").dtype.kind == "U"  # np.load without allow_pickle reads it
+
+
 def test_index_reports_images_missing_from_all_images(kaggle_tree, tmp_path):
     out = tmp_path / "all_images"
     flatten_images(kaggle_tree / "train", out, progress=False)
@@ -142,6 +190,12 @@ def test_split_is_stratified_disjoint_and_reproducible(tmp_path):
     assert all((a == b).all() for a, b in zip(loaded, (x_train, x_val, y_train, y_val), strict=True))
     with pytest.raises(ValueError):
         split_train_val(filenames, labels, 1.5)
+
+
+def test_stratifiable_marks_single_image_classes(capsys):
+    assert stratifiable([0, 0, 1, 2, 2]).tolist() == [True, True, False, True, True]
+    assert "class ids [1] have a single image" in capsys.readouterr().out
+    assert stratifiable([0, 0, 1, 1]).all() and capsys.readouterr().out == ""
 
 
 def test_zip_folder_holds_every_file(kaggle_tree, tmp_path):
