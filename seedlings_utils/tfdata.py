@@ -1,20 +1,22 @@
-"""Lesson 08: the same job with ``tf.data``: read, decode, resize, (cache,) shuffle, scale, batch, prefetch.
+"""Lesson 08: the same job with ``tf.data``: file names -> shuffle -> decode and resize -> (cache ->
+bounded shuffle) -> batch -> scale -> prefetch.
 
-``tf.data`` runs the whole pipeline in TensorFlow's own C++ threads, outside Python's lock:
-decoding and resizing run ``num_parallel_calls`` images at a time, and ``prefetch`` prepares the next
-batches while the model trains on the current one. With ``cache_file``, decoding and resizing happen in
-the first epoch only; later epochs read the resized uint8 images back from that file.
+The chain itself (:func:`decode_and_resize`, :func:`make_tf_dataset`) is written in the lesson's cells
+and exported here (see :mod:`seedlings_utils.export`). This module adds what is not the lesson: the
+stamp that keeps a stale cache file from being replayed (:func:`prepare_cache_file`), timing
+(:func:`measure_tf_images_per_second`), and a look inside a pipeline (:func:`pipeline_steps`), which
+the exercises and tests use to see what each buffer holds.
 
 Differences from lesson 05's Pillow loader (:func:`~seedlings_utils.dataset.load_image`), measured on
-the course's synthetic seedlings and on PNGs of every mode (RGB, RGBA, L, LA, P, 1, 16-bit): with
-``antialias=True`` (which, like Pillow's ``BILINEAR``, widens the filter when shrinking) each value is
-at most 1/255 away from Pillow's, 0.1-0.25/255 on average. Without ``antialias`` shrinking a 300 px
-seedling to 64 px would differ by 4/255 on average and by up to 130/255 at thin leaf edges; the price
-is speed: on a CPU the antialiased resize takes about as long as decoding the PNG. JPEGs
-differ a little more (up to about 4/255: another IDCT). Not handled here as Pillow handles them: EXIF
-orientation is ignored, and TIFF files cannot be decoded at all (``tf.io.decode_image`` reads PNG,
-JPEG, GIF, BMP and WebP), and a file that does not decode stops the epoch with an error that does not
-name the file.
+the course's synthetic seedlings and on PNGs of every mode (RGB, RGBA, L, LA, P, 1, 16-bit) by
+``tests/test_tfdata.py``: with ``antialias=True`` (which, like Pillow's ``BILINEAR``, widens the filter
+when shrinking) each value is at most 1/255 away from Pillow's, 0.1-0.25/255 on average. Without
+``antialias`` shrinking 36 synthetic seedlings to 48 px differs by 5.6/255 on average and by up to
+133/255 at thin leaf edges (to 128 px: 1.4/255 and 107/255). The price is speed: on a CPU the
+antialiased resize takes about as long as decoding the PNG. JPEGs differ a little more (up to about
+4/255: another IDCT). Not handled here as Pillow handles them: EXIF orientation is ignored, TIFF files
+cannot be decoded at all (``tf.io.decode_image`` reads PNG, JPEG, GIF, BMP and WebP), and a file that
+does not decode stops the epoch with an error that does not name the file.
 """
 
 from __future__ import annotations
@@ -22,27 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from .cache import cache_fingerprint
-
-AUTOTUNE = tf.data.AUTOTUNE
-
-
-def decode_and_resize(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """One image file as a uint8 tensor ``(image_size, image_size, 3)``, like ``load_image_uint8``.
-
-    ``decode_image`` with ``channels=3`` turns grayscale, palette and RGBA into RGB (alpha dropped) and
-    16-bit PNGs into 8 bits (scaled, not clipped); ``expand_animations=False`` takes a GIF's first frame.
-    The resize is bilinear with antialiasing (see the module's docstring for how close to Pillow it is),
-    then rounded to whole values 0-255.
-    """
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8, expand_animations=False)
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
 def _cache_files(cache_file: Path) -> list[Path]:
@@ -55,94 +43,108 @@ def _cache_files(cache_file: Path) -> list[Path]:
                   or (p.name.startswith(f"{name}_") and p.name.endswith(".lockfile")))
 
 
-def _prepare_cache_file(cache_file: Path, fingerprint: str) -> None:
-    """Delete a cache ``tf.data`` wrote for other inputs: it would be replayed as it is, stale.
+def prepare_cache_file(
+    cache_file: str | Path,
+    image_dir: str | Path,
+    names: Sequence[str],
+    labels: np.ndarray | None,
+    image_size: int,
+    order: str = "",
+) -> str:
+    """``cache_file`` as a string for ``Dataset.cache``, after deleting a cache written for other inputs.
 
-    ``Dataset.cache`` never checks what it holds, so ``<cache_file>.json`` records the fingerprint of
-    the images, labels and image size it is for; when they change, the old cache files are removed.
+    ``Dataset.cache`` never checks what it holds: it replays whatever an earlier run wrote. So
+    ``<cache_file>.json`` records a fingerprint of the images (names, sizes, times), the labels, the
+    image size and ``order`` (how the first pass was ordered, e.g. the shuffle seed: the cache replays
+    that order); when any of them changes, or an earlier first pass never finished (a killed run leaves
+    a lock file that would stop the next one), the old cache files are removed and the next complete
+    epoch writes new ones.
     """
+    cache_file = Path(cache_file)
+    labels_digest = "none" if labels is None else hashlib.sha256(np.asarray(labels).tobytes()).hexdigest()
+    fingerprint = f"{cache_fingerprint(image_dir, names, image_size)}/{labels_digest}/{order}"
     stamp = cache_file.with_name(cache_file.name + ".json")
     try:
         current = json.loads(stamp.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
     except (OSError, ValueError, AttributeError):
         current = False
-    if current:
-        return
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    for path in _cache_files(cache_file):
-        path.unlink()
-    stamp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+    if not current or not cache_is_written(cache_file):  # other inputs, or a first pass that never finished
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        for path in _cache_files(cache_file):  # a lock file left by a killed run would stop the next one
+            path.unlink()
+        stamp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+    return str(cache_file)
 
 
-def make_tf_dataset(
-    image_dir: str | Path,
-    filenames: Sequence[str] | np.ndarray,
-    labels: np.ndarray | None = None,
-    batch_size: int = 32,
-    image_size: int = 128,
-    shuffle: bool = False,
-    seed: int | None = None,
-    cache_file: str | Path | None = None,
-    num_parallel_calls: int = AUTOTUNE,
-    deterministic: bool = True,
-) -> tf.data.Dataset:
-    """A ``tf.data.Dataset`` of ``(images, labels)`` batches (images only when ``labels`` is ``None``).
+def cache_is_written(cache_file: str | Path) -> bool:
+    """True when ``Dataset.cache(cache_file)`` has finished a complete pass: its ``.index`` and ``.data-*`` exist."""
+    cache_file = Path(cache_file)
+    return (cache_file.with_name(cache_file.name + ".index").is_file()
+            and any(cache_file.parent.glob(cache_file.name + ".data-*")))
 
-    file names -> ``tf.io.read_file`` -> ``decode_image`` -> bilinear resize -> uint8 -> (``cache``) ->
-    shuffle -> batch -> float32 / 255 (scaled once, a whole batch at a time) -> prefetch. Images are
-    float32 in [0, 1], shape ``(batch, image_size, image_size, 3)``; labels travel through every step
-    together with their image.
 
-    - ``shuffle``: a full shuffle, different in every epoch (``reshuffle_each_iteration``), the same
-      sequence of epochs for the same ``seed``. Without ``cache_file`` the (file name, label) pairs are
-      shuffled *before* decoding: the shuffle buffer holds names only. With ``cache_file`` the decoded
-      images are shuffled after the cache (shuffling before it would freeze the first epoch's order into
-      the cache), so the buffer holds the whole data set as uint8: ``n * s * s * 3`` bytes in memory
-      (4,750 images at 128 px: 233 MB), and filling it delays each epoch's first batch.
-    - ``cache_file``: decoded, resized images are written to ``<cache_file>.index`` and
-      ``<cache_file>.data-*`` during the first *complete* epoch and read back afterwards (an epoch
-      stopped early leaves no cache). ``<cache_file>.json`` records which images, labels and size the
-      cache is for; a cache for other inputs is deleted and rebuilt. Use one cache file per data set
-      (train, validation): two datasets cannot write one cache at the same time.
-    - ``num_parallel_calls`` and ``deterministic`` go to ``map``: ``deterministic=False`` lets images
-      come out in the order they finish decoding (faster; pairs stay aligned, the order does not
-      repeat exactly).
+# ---- BEGIN exported from notebooks/08_the_same_job_with_tf_data.ipynb: edit the notebook, then run `make export` ----
+AUTOTUNE = tf.data.AUTOTUNE  # "choose for me": tf.data tunes parallel calls and buffer sizes while it runs
+
+
+def decode_and_resize(path, image_size):
+    """One image file as a uint8 tensor (image_size, image_size, 3), as lesson 05's Pillow loader gives it."""
+    data = tf.io.read_file(path)
+    # channels=3: grayscale, palette and RGBA become RGB; expand_animations=False: a GIF gives its first frame
+    image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    # antialias=True: every old pixel under a new one counts, as in Pillow (thin leaves survive the shrink)
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
+    # back to whole values 0-255: one byte per value, as Pillow gives (and as a cache stores)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size=128, shuffle=False, seed=None,
+                    cache_file=None, num_parallel_calls=AUTOTUNE, deterministic=True, shuffle_buffer=1000):
+    """Batches of (images, labels) from image files (images only when labels is None), float32 in [0, 1].
+
+    shuffle: a new order every epoch (the same sequence of orders for the same seed).
+    cache_file: the first complete epoch writes the decoded images to <cache_file>.index and .data-*,
+        later epochs read them back instead of decoding (an epoch stopped early writes no cache).
+    num_parallel_calls, deterministic: for the decoding map (deterministic=False: images as they finish, see above).
+    shuffle_buffer: decoded images shuffled after a cache: shuffle_buffer x image_size² x 3 bytes in memory.
     """
-    image_dir = Path(image_dir)
     names = [str(name) for name in np.asarray(filenames).tolist()]
     if not names:
         raise ValueError("no file names: nothing to load")
     if labels is not None and len(labels) != len(names):
         raise ValueError(f"{len(names)} file names but {len(labels)} labels")
-    image_size, count = int(image_size), len(names)
-    paths = [str(image_dir / name) for name in names]
-    if labels is None:
-        ds = tf.data.Dataset.from_tensor_slices(paths)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels)))
-    if shuffle and cache_file is None:
-        ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    paths = [str(Path(image_dir) / name) for name in names]
+    # 1. The data set starts as file names (and labels): strings, a few hundred bytes each
+    ds = tf.data.Dataset.from_tensor_slices(paths if labels is None else (paths, np.asarray(labels)))
+    if shuffle:
+        # 2. Shuffle NAMES, before decoding: a buffer of every name gives a true random order for a few MB;
+        #    reshuffle_each_iteration: a new order every epoch
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
 
-    def decode(path, *label):  # label: () or (label,), so one function serves both structures
-        image = decode_and_resize(path, image_size)
-        return (image, *label) if label else image
+    def decode(path, *label):  # label is () or (label,): one function for both structures
+        # the label goes into the map and out again next to its image: pairs survive any order of finishing
+        return (decode_and_resize(path, image_size), *label) if label else decode_and_resize(path, image_size)
 
+    # 3. Read, decode and resize num_parallel_calls images at once, in TensorFlow's C++ threads
     ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     if cache_file is not None:
-        cache_file = Path(cache_file)
-        labels_digest = "none" if labels is None else hashlib.sha256(np.asarray(labels).tobytes()).hexdigest()
-        _prepare_cache_file(cache_file, f"{cache_fingerprint(image_dir, names, image_size)}/{labels_digest}")
-        ds = ds.cache(str(cache_file))
+        # 4. The first complete epoch writes the uint8 images to the file, later ones read them back in
+        #    that first order (the stamp next to it deletes a cache made for other inputs)
+        order = f"shuffle={shuffle},seed={seed}"
+        ds = ds.cache(prepare_cache_file(cache_file, image_dir, names, labels, image_size, order))
         if shuffle:
-            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+            # 5. Mix the replayed order again, in a BOUNDED buffer: shuffle_buffer decoded images, not all of them
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def scale(images, *label):
-        images = tf.cast(images, tf.float32) / 255.0  # scaled once, exactly as load_image does
+        images = tf.cast(images, tf.float32) / 255.0  # to [0, 1], once, as lesson 05's load_image does
         return (images, *label) if label else images
 
-    # batch first, then scale whole batches: one op per batch instead of one per image (twice as fast from a cache)
-    ds = ds.batch(int(batch_size)).map(scale, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    # 6. Batch, then scale whole batches: one operation per batch instead of one per image
+    ds = ds.batch(batch_size).map(scale, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    # 7. Prepare the next batches while the model trains on this one
     return ds.prefetch(AUTOTUNE)
+# ---- END exported from notebooks/08_the_same_job_with_tf_data.ipynb ----
 
 
 def measure_tf_images_per_second(dataset: tf.data.Dataset, batches: int | None = None) -> float:
@@ -160,3 +162,127 @@ def measure_tf_images_per_second(dataset: tf.data.Dataset, batches: int | None =
     if trace.images[-1] == 0:
         raise ValueError("the dataset yielded no images")
     return trace.images_per_second
+
+
+#: Ops inside a ``map`` function that read or decode image files: such a map is the "decode" step.
+DECODING_OPS = frozenset({"ReadFile", "DecodeImage", "DecodePng", "DecodeJpeg", "DecodeAndCropJpeg", "DecodeBmp",
+                          "DecodeGif", "DecodeWebP"})
+
+
+@dataclass
+class PipelineStep:
+    """One transformation of a ``tf.data`` pipeline, as :func:`pipeline_steps` reads it from the dataset's graph.
+
+    ``kind``: ``"source"``, ``"shuffle"``, ``"map"``, ``"cache"``, ``"batch"``, ``"prefetch"``, ``"zip"``, or
+    the op's name for anything else. ``buffer_size``: elements a ``shuffle`` or ``prefetch`` holds (-1:
+    AUTOTUNE). ``filename``: a ``cache``'s file ("" = in memory). ``decodes``: a ``map`` that reads or
+    decodes files. ``branches``: for ``zip`` (and other ops with several inputs), each input's steps.
+    """
+
+    kind: str
+    op: str
+    buffer_size: int | None = None
+    filename: str | None = None
+    reshuffle: bool | None = None
+    decodes: bool = False
+    parallel: bool = False
+    deterministic: str | None = None  # a map's: "true", "false" or "default"
+    branches: list[list[PipelineStep]] = field(default_factory=list)
+
+
+_KINDS = {"TensorSliceDataset": "source", "TensorDataset": "source", "RangeDataset": "source",
+          "ShuffleDatasetV3": "shuffle", "ShuffleDatasetV2": "shuffle", "ShuffleDataset": "shuffle",
+          "MapDataset": "map", "ParallelMapDatasetV2": "map", "ParallelMapDataset": "map",
+          "CacheDatasetV2": "cache", "CacheDataset": "cache", "BatchDatasetV2": "batch", "BatchDataset": "batch",
+          "ParallelBatchDataset": "batch", "PrefetchDataset": "prefetch", "ZipDataset": "zip"}
+
+
+def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
+    """The transformations of ``dataset``, from its source to its output, with what each buffer holds.
+
+    Read from the dataset's serialized graph (``Dataset._as_serialized_graph``, which ``tf.data``
+    itself uses to send pipelines to other processes; ``tests/test_tfdata.py`` checks it still works).
+    A step with several inputs (``zip``) comes first: the walk back from the output stops there, and
+    each input's steps are in its ``branches``.
+    """
+    graph = tf.compat.v1.GraphDef()
+    policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    graph.ParseFromString(dataset._as_serialized_graph(external_state_policy=policy).numpy())
+    nodes = {node.name: node for node in graph.node}
+    functions = {f.signature.name: f for f in graph.library.function}
+
+    def const(name: str):
+        tensor = tf.make_ndarray(nodes[name.split(":")[0]].attr["value"].tensor)
+        value = tensor.item() if tensor.size == 1 else tensor
+        return value.decode() if isinstance(value, bytes) else value
+
+    def ops_in(function_name: str, seen: set[str]) -> set[str]:
+        if function_name in seen or function_name not in functions:
+            return set()
+        seen.add(function_name)
+        ops = set()
+        for node in functions[function_name].node_def:
+            ops.add(node.op)
+            for attr in node.attr.values():
+                if attr.func.name:
+                    ops |= ops_in(attr.func.name, seen)
+        return ops
+
+    def is_dataset(name: str) -> bool:
+        return "Dataset" in nodes[name.split(":")[0]].op
+
+    def chain(name: str) -> list[PipelineStep]:
+        steps = []
+        while True:
+            node = nodes[name.split(":")[0]]
+            inputs = [i for i in node.input if not i.startswith("^")]
+            step = PipelineStep(_KINDS.get(node.op, node.op), node.op)
+            if step.kind == "shuffle":
+                step.buffer_size = int(const(inputs[1]))
+                step.reshuffle = bool(node.attr["reshuffle_each_iteration"].b)
+            elif step.kind == "prefetch":
+                step.buffer_size = int(const(inputs[1]))
+            elif step.kind == "cache":
+                step.filename = str(const(inputs[1]))
+            elif step.kind == "map":
+                step.decodes = bool(ops_in(node.attr["f"].func.name, set()) & DECODING_OPS)
+                step.parallel = node.op.startswith("ParallelMap")
+                step.deterministic = node.attr["deterministic"].s.decode() if "deterministic" in node.attr else None
+            upstream = [i for i in inputs if is_dataset(i)]
+            steps.append(step)
+            if len(upstream) != 1:
+                step.branches = [chain(i) for i in upstream] if len(upstream) > 1 else []
+                return steps[::-1]
+            name = upstream[0]
+
+    (retval,) = [node for node in graph.node if node.op == "_Retval"]
+    return chain(retval.input[0])
+
+
+def describe_pipeline(dataset: tf.data.Dataset, image_bytes: int | None = None) -> str:
+    """One line per step of ``dataset`` saying what its buffer holds: names, decoded images or batches.
+
+    ``image_bytes`` (for example ``IMAGE_SIZE * IMAGE_SIZE * 3`` for uint8 images) adds the memory a
+    buffer of decoded images takes.
+    """
+    lines, holds = [], "file names"
+    for step in pipeline_steps(dataset):
+        what = ""
+        if step.kind == "shuffle":
+            what = f"a buffer of {step.buffer_size:,} {holds}"
+            if holds == "decoded images" and image_bytes:
+                what += f": {step.buffer_size * image_bytes / 1e6:,.1f} MB"
+        elif step.kind == "map" and step.decodes:
+            holds = "decoded images"
+            what = "reads, decodes and resizes " + ("in parallel" if step.parallel else "one image at a time")
+            what += ", unordered" if step.deterministic == "false" else ""
+        elif step.kind == "cache":
+            what = f"{holds}, written to {step.filename}" if step.filename else f"every one of the {holds} in memory"
+        elif step.kind == "batch":
+            holds = "batches"
+        elif step.kind == "prefetch":
+            what = "AUTOTUNE: a few batches" if step.buffer_size == -1 else f"{step.buffer_size:,} {holds}"
+        elif step.kind == "source":
+            what = "file names (and labels)"
+        lines.append(f"{step.kind:<9} {what}".rstrip())
+    return "\n".join(lines)

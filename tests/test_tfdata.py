@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -8,9 +10,15 @@ from PIL import Image
 
 from seedlings_utils.dataset import load_image
 from seedlings_utils.synthetic import make_synthetic_seedlings
-from seedlings_utils.tfdata import make_tf_dataset, measure_tf_images_per_second
+from seedlings_utils.tfdata import (
+    cache_is_written,
+    describe_pipeline,
+    make_tf_dataset,
+    measure_tf_images_per_second,
+    pipeline_steps,
+)
 
-from .conftest import label_from_pixels
+from .conftest import label_from_pixels, species_colour
 
 #: Largest difference allowed from Pillow (lesson 05's load_image) for lossless files: one level of 255.
 TOLERANCE = 1 / 255 + 1e-6
@@ -74,21 +82,47 @@ def test_shuffle_keeps_pairs_differs_per_epoch_and_repeats_with_the_seed(indexed
     assert epoch(make(4, "c"))[1].tolist() != orders[0].tolist()
 
 
-def test_unordered_decoding_keeps_pairs(indexed):
+@pytest.fixture
+def unordered_tf_data():
+    """``deterministic=False`` means something only while op determinism is off: turn it off for the test.
+
+    ``env.set_seed(..., deterministic=True)`` in an earlier test turns it on for the rest of the process,
+    and then ``tf.data`` keeps every map's order whatever ``deterministic`` says.
+    """
+    from tensorflow.python.framework import config as tf_config  # private: no public getter exists
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf_config.enable_op_determinism()
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_unordered_decoding_keeps_pairs(indexed, tmp_path, unordered_tf_data, cached):
     image_dir, filenames, labels = indexed
+    # the first image takes far longer to decode than the others: unordered decoding hands it on late
+    Image.new("RGB", (2000, 2000), species_colour(int(labels[0]))).save(image_dir / filenames[0], compress_level=0)
     ids = np.arange(len(filenames))
     ds = make_tf_dataset(image_dir, filenames, ids, batch_size=4, image_size=8, num_parallel_calls=4,
-                         deterministic=False)
+                         deterministic=False, cache_file=tmp_path / "c" if cached else None)
+    assert [s.deterministic for s in pipeline_steps(ds) if s.kind == "map"] == ["false", "false"]
     x, order = epoch(ds)
     assert sorted(order) == ids.tolist()
     assert [label_from_pixels(img) for img in x] == labels[order].tolist()
+    if cached:  # map -> cache -> batch: the map hands on images as they finish
+        assert order.tolist() != ids.tolist(), "the slow first image should have come later"
+    else:  # map -> batch: tf.data fuses them (map_and_batch_fusion, on by default), filling batches in order
+        assert order.tolist() == ids.tolist()
 
 
 def test_cache_file_is_written_then_read_instead_of_the_images(indexed, tmp_path):
     image_dir, filenames, labels = indexed
     cache_file = tmp_path / "tfcache" / "train"
     ds = make_tf_dataset(image_dir, filenames, labels, batch_size=5, image_size=8, cache_file=cache_file)
+    assert not cache_is_written(cache_file) and (tmp_path / "tfcache" / "train.json").is_file()  # the stamp only
     first = epoch(ds)
+    assert cache_is_written(cache_file)
     assert (tmp_path / "tfcache" / "train.index").is_file()
     assert list((tmp_path / "tfcache").glob("train.data-*"))
     for name in filenames:  # decoding happens in the first epoch only: the images are not needed any more
@@ -102,9 +136,18 @@ def test_an_early_stopped_epoch_leaves_no_cache(indexed, tmp_path):
     image_dir, filenames, labels = indexed
     ds = make_tf_dataset(image_dir, filenames, labels, batch_size=5, image_size=8, cache_file=tmp_path / "c")
     next(iter(ds))
-    assert not (tmp_path / "c.index").exists()
+    assert not (tmp_path / "c.index").exists() and not cache_is_written(tmp_path / "c")
     assert epoch(ds)[1].tolist() == labels.tolist()  # the next full epoch builds it, complete
     assert (tmp_path / "c.index").is_file()
+
+
+def test_a_lock_file_left_by_a_killed_run_does_not_stop_the_next(indexed, tmp_path):
+    image_dir, filenames, labels = indexed
+    make_tf_dataset(image_dir, filenames, labels, batch_size=5, image_size=8, cache_file=tmp_path / "c")
+    (tmp_path / "c_0.lockfile").write_text("")  # the run was killed half-way through its first pass
+    ds = make_tf_dataset(image_dir, filenames, labels, batch_size=5, image_size=8, cache_file=tmp_path / "c")
+    assert epoch(ds)[1].tolist() == labels.tolist()  # else: AlreadyExistsError, "concurrent caching iterator"
+    assert cache_is_written(tmp_path / "c")
 
 
 @pytest.mark.parametrize("change", ["image_size", "fewer_files", "labels"])
@@ -123,6 +166,93 @@ def test_a_cache_for_other_inputs_is_not_replayed(indexed, tmp_path, change):
                                  cache_file=cache_file))
     assert x.shape == (len(names), size, size, 3)
     assert y.tolist() == new_labels.tolist()
+
+
+def _many_names(image_dir, filenames, n):
+    """``n`` names cycling through the real files: a large data set's graph, without a large folder."""
+    return np.array([filenames[i % len(filenames)] for i in range(n)]), np.zeros(n, np.int64)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_names_are_shuffled_before_decoding_and_no_buffer_grows_with_the_data(indexed, tmp_path, cached):
+    image_dir, filenames, _ = indexed
+    for n in (len(filenames), 20_000):
+        names, labels = _many_names(image_dir, filenames, n)
+        ds = make_tf_dataset(image_dir, names, labels, batch_size=5, image_size=8, shuffle=True, seed=1,
+                             cache_file=tmp_path / f"c{n}" if cached else None, shuffle_buffer=7)
+        steps = pipeline_steps(ds)
+        decode = [i for i, s in enumerate(steps) if s.kind == "map" and s.decodes]
+        assert len(decode) == 1
+        names_shuffles = [s for s in steps[:decode[0]] if s.kind == "shuffle"]
+        image_shuffles = [s for s in steps[decode[0]:] if s.kind == "shuffle"]
+        assert [(s.buffer_size, s.reshuffle) for s in names_shuffles] == [(n, True)]  # every name: a permutation
+        # decoded images: only after a cache, in a buffer of shuffle_buffer whatever the data set's size
+        assert [(s.buffer_size, s.reshuffle) for s in image_shuffles] == ([(7, True)] if cached else [])
+        assert not [s for s in steps if s.kind == "cache" and not s.filename]  # never a cache in memory
+        kinds = [s.kind for s in steps]
+        assert kinds[-3:] == ["batch", "map", "prefetch"] and kinds.index("batch") > decode[0]
+
+
+def test_the_default_image_buffer_is_a_thousand_images(indexed, tmp_path):
+    image_dir, filenames, labels = indexed
+    ds = make_tf_dataset(image_dir, filenames, labels, shuffle=True, seed=1, cache_file=tmp_path / "c")
+    assert [s.buffer_size for s in pipeline_steps(ds) if s.kind == "shuffle"] == [len(filenames), 1000]
+
+
+def where(order: np.ndarray) -> np.ndarray:
+    """``where(order)[i]``: the place at which image ``i`` came in an epoch whose labels are ``order``."""
+    place = np.empty_like(order)
+    place[order] = np.arange(len(order))
+    return place
+
+
+def test_after_a_cache_an_image_moves_at_most_buffer_places_earlier(indexed, tmp_path):
+    image_dir, filenames, _ = indexed
+    ids = np.arange(len(filenames))
+
+    def make(name, buffer):
+        return make_tf_dataset(image_dir, filenames, ids, batch_size=5, image_size=8, shuffle=True, seed=5,
+                               cache_file=tmp_path / name, shuffle_buffer=buffer)
+
+    replay = make("one", 1)  # a buffer of one image shuffles nothing: we see the cache's own order
+    cache_order = [epoch(replay)[1] for _ in range(3)]
+    assert sorted(cache_order[0]) == ids.tolist() and cache_order[0].tolist() != ids.tolist()  # names shuffled
+    assert cache_order[1].tolist() == cache_order[2].tolist() == cache_order[0].tolist()  # replayed as written
+    mixed = make("three", 3)  # same seed: the same names' order is written to its cache
+    epochs = [epoch(mixed)[1] for _ in range(3)]
+    for order in epochs:
+        assert sorted(order) == ids.tolist()
+        assert (where(order) >= where(cache_order[0]) - 2).all()  # buffer 3: at most 2 places earlier
+    assert epochs[1].tolist() != epochs[2].tolist()  # yet a new order every epoch
+
+
+def test_a_cache_written_in_another_order_is_rebuilt(indexed, tmp_path):
+    image_dir, filenames, _ = indexed
+    ids = np.arange(len(filenames))
+    cache_file = tmp_path / "c"
+    in_file_order = make_tf_dataset(image_dir, filenames, ids, batch_size=5, image_size=8, cache_file=cache_file)
+    assert epoch(in_file_order)[1].tolist() == ids.tolist()
+    shuffled = make_tf_dataset(image_dir, filenames, ids, batch_size=5, image_size=8, shuffle=True, seed=2,
+                               cache_file=cache_file, shuffle_buffer=1)
+    # replaying the file-order cache with a buffer of 1 would give ids again: the names' shuffle must show
+    assert epoch(shuffled)[1].tolist() != ids.tolist()
+
+
+def test_pipeline_steps_and_describe_pipeline_name_what_each_buffer_holds(indexed, tmp_path):
+    image_dir, filenames, labels = indexed
+    paths = [str(image_dir / name) for name in filenames]
+    images = tf.data.Dataset.from_tensor_slices(paths).map(lambda p: tf.io.decode_png(tf.io.read_file(p)))
+    zipped = tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(labels))).cache().shuffle(9)
+    steps = pipeline_steps(zipped)
+    assert [s.kind for s in steps] == ["zip", "cache", "shuffle"]
+    assert [[s.kind for s in branch] for branch in steps[0].branches] == [["source", "map"], ["source"]]
+    assert steps[0].branches[0][1].decodes and not steps[0].branches[0][1].parallel
+    assert steps[1].filename == "" and steps[2].buffer_size == 9
+    text = describe_pipeline(make_tf_dataset(image_dir, filenames, labels, shuffle=True, seed=1,
+                                             cache_file=tmp_path / "c", shuffle_buffer=50, image_size=128),
+                             image_bytes=128 * 128 * 3)
+    assert f"a buffer of {len(filenames)} file names" in text
+    assert "a buffer of 50 decoded images: 2.5 MB" in text and "written to" in text
 
 
 def _noise(width: int = 90, height: int = 70) -> Image.Image:
@@ -175,15 +305,21 @@ def test_seedlings_match_pillow_within_one_level(tmp_path):
     assert diff.max() <= TOLERANCE and diff.mean() <= 0.5 / 255
 
 
-def test_model_fit_on_the_tf_dataset(indexed, tmp_path):
+def test_model_fit_learns_from_the_tf_dataset_and_keras_leaves_its_order_alone(indexed, tmp_path):
     image_dir, filenames, labels = indexed
     ds = make_tf_dataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1,
                          cache_file=tmp_path / "c")
+    keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(3, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the dataset shuffles itself
-    assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"][0])
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    with pytest.warns(UserWarning, match="shuffle=True.*will be ignored"):  # fit's default: ignored, with a warning
+        model.fit(ds, epochs=1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # shuffle=False: nothing to ignore, no warning
+        history = model.fit(ds, epochs=30, verbose=0, shuffle=False)
+    assert history.history["accuracy"][-1] == 1.0  # one colour per species: it must learn them all
+    assert cache_is_written(tmp_path / "c")
 
 
 def test_measure_tf_images_per_second(indexed):

@@ -1,0 +1,289 @@
+"""Lesson 08's exercise checks: each typical wrong answer is rejected with a message naming its mistake."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import lesson08 as ex
+
+from .conftest import REPO
+
+HEADER = """
+import tensorflow as tf
+
+from seedlings_utils.tfdata import AUTOTUNE, decode_and_resize
+
+decode = lambda image_size: lambda path, label: (decode_and_resize(path, image_size), label)
+scale = lambda images, label: (tf.cast(images, tf.float32) / 255.0, label)
+"""
+
+
+def answer(source: str, name: str):
+    """The function ``name`` that ``source`` (after the common imports) defines."""
+    namespace: dict = {}
+    exec(textwrap.dedent(HEADER) + textwrap.dedent(source), namespace)
+    return namespace[name]
+
+
+def bounded(body: str):
+    """A ``bounded_pipeline`` whose body is ``body`` (``ds`` starts as the (path, label) pairs)."""
+    return answer("def bounded_pipeline(paths, labels, image_size, batch_size, seed):\n"
+                  "    ds = tf.data.Dataset.from_tensor_slices((paths, labels))\n"
+                  + textwrap.indent(textwrap.dedent(body), "    "), "bounded_pipeline")
+
+
+def cached(body: str):
+    return answer("def cached_pipeline(paths, labels, image_size, batch_size, seed, cache_file):\n"
+                  "    ds = tf.data.Dataset.from_tensor_slices((paths, labels))\n"
+                  + textwrap.indent(textwrap.dedent(body), "    "), "cached_pipeline")
+
+
+def rejected(q, wrong, *phrases: str) -> str:
+    outcome = q.evaluate(wrong)
+    assert outcome.status == INCORRECT, outcome
+    for phrase in phrases:
+        assert phrase in outcome.message, f"{phrase!r} not in: {outcome.message}"
+    return outcome.message
+
+
+# ---- Exercise 1: bounded memory ---------------------------------------------------------------------------
+
+LEAKY = """
+ds = ds.map(decode(image_size), num_parallel_calls=AUTOTUNE)
+ds = ds.cache()
+ds = ds.shuffle(len(paths), seed=seed)
+ds = ds.map(scale)
+return ds.batch(batch_size).prefetch(AUTOTUNE)
+"""
+
+
+def test_q1_the_leaky_pipeline_of_the_lesson_is_rejected_for_its_memory_cache():
+    rejected(ex.q1, bounded(LEAKY), "`.cache()` without a file name", "in memory", "4.9 GB")
+
+
+def test_q1_a_shuffle_of_decoded_images_as_big_as_the_data_set_is_rejected():
+    wrong = bounded(LEAKY.replace("ds = ds.cache()\n", ""))
+    rejected(ex.q1, wrong, "holds 20,000 decoded images", "Shuffle the file names")
+
+
+def test_q1_a_shuffle_of_batches_counts_every_image_in_them():
+    wrong = bounded("""
+    ds = ds.map(decode(image_size), num_parallel_calls=AUTOTUNE).map(scale).batch(batch_size)
+    return ds.shuffle(1000, seed=seed)  # 1,000 batches of 5 images: 5,000 images
+    """)
+    rejected(ex.q1, wrong, "holds 5,000 decoded images")
+
+
+def test_q1_only_a_small_buffer_of_images_is_not_a_shuffle_of_the_names():
+    wrong = bounded("""
+    ds = ds.map(decode(image_size), num_parallel_calls=AUTOTUNE).shuffle(64, seed=seed)
+    return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
+    """)
+    rejected(ex.q1, wrong, "only decoded images are shuffled (a buffer of 64)", "Shuffle the file names")
+
+
+def test_q1_no_shuffle_at_all():
+    wrong = bounded("return ds.map(decode(image_size)).batch(batch_size).map(scale)\n")
+    rejected(ex.q1, wrong, "nothing shuffles")
+
+
+def test_q1_names_shuffled_in_a_small_buffer():
+    wrong = bounded("""
+    ds = ds.shuffle(100, seed=seed).map(decode(image_size), num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
+    """)
+    rejected(ex.q1, wrong, "a buffer of 100 for 20,000 names", "len(paths)")
+
+
+def test_q1_names_shuffled_once_for_all_epochs():
+    wrong = bounded("""
+    ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=False).map(decode(image_size))
+    return ds.batch(batch_size).map(scale)
+    """)
+    rejected(ex.q1, wrong, "reshuffle_each_iteration=False", "same order")
+
+
+def test_q1_scaled_twice_and_not_scaled():
+    twice = bounded("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).map(scale).map(scale)
+    return ds.batch(batch_size)
+    """)
+    rejected(ex.q1, twice, "divided by 255 twice")
+    never = bounded("return ds.shuffle(len(paths), seed=seed).map(decode(image_size)).batch(batch_size)\n")
+    rejected(ex.q1, never, "uint8", "float32")
+
+
+def test_q1_dropping_the_last_partial_batch_and_not_decoding():
+    dropped = bounded("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).map(scale)
+    return ds.batch(batch_size, drop_remainder=True)
+    """)
+    rejected(ex.q1, dropped, "batches of [5, 5, 2]", "[5, 5]")
+    rejected(ex.q1, bounded("return ds.batch(batch_size)\n"), "no step of `bounded_pipeline` reads and decodes")
+
+
+def test_q1_not_a_dataset():
+    rejected(ex.q1, bounded("return list(ds)\n"), "returned list, not a tf.data.Dataset")
+
+
+# ---- Exercise 2: labels with their images ----------------------------------------------------------------
+
+ZIPPED = """
+def labelled_images(paths, labels, image_size):
+    images = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda path: decode_and_resize(path, image_size), num_parallel_calls=AUTOTUNE, deterministic=False)
+    return tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(labels)))
+"""
+
+
+def test_q2_the_zipped_pipeline_is_rejected_even_when_it_happens_to_pair_right():
+    message = rejected(ex.q2, answer(ZIPPED, "labelled_images"), "two datasets, zipped after the decoding map")
+    assert "(path, label) pairs" in message
+    in_order = ZIPPED.replace("deterministic=False", "deterministic=True")  # pairs right, still the wrong design
+    rejected(ex.q2, answer(in_order, "labelled_images"), "zipped after the decoding map")
+
+
+def test_q2_zipping_names_and_labels_before_decoding_is_right():
+    right = answer("""
+    def labelled_images(paths, labels, image_size):
+        pairs = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(paths),
+                                     tf.data.Dataset.from_tensor_slices(labels)))
+        return pairs.map(decode(image_size), num_parallel_calls=AUTOTUNE, deterministic=False)
+    """, "labelled_images")
+    assert ex.q2.evaluate(right).status == CORRECT
+
+
+def test_q2_giving_up_unordered_parallel_decoding_is_not_the_fix():
+    ordered = answer("""
+    def labelled_images(paths, labels, image_size):
+        return tf.data.Dataset.from_tensor_slices((paths, labels)).map(decode(image_size))
+    """, "labelled_images")
+    rejected(ex.q2, ordered, "parallel and unordered", "one at a time")
+
+
+def test_q2_labels_shuffled_apart_from_their_images():
+    wrong = answer("""
+    def labelled_images(paths, labels, image_size):
+        pairs = tf.data.Dataset.from_tensor_slices((paths, labels[::-1].copy()))
+        return pairs.map(decode(image_size), num_parallel_calls=AUTOTUNE, deterministic=False)
+    """, "labelled_images")
+    rejected(ex.q2, wrong, "came with another image's label")
+
+
+def test_q2_batched_or_scaled_elements():
+    batched = answer("""
+    def labelled_images(paths, labels, image_size):
+        pairs = tf.data.Dataset.from_tensor_slices((paths, labels))
+        return pairs.map(decode(image_size), num_parallel_calls=AUTOTUNE, deterministic=False).batch(4)
+    """, "labelled_images")
+    rejected(ex.q2, batched, "not batched")
+    scaled = answer("""
+    def labelled_images(paths, labels, image_size):
+        pairs = tf.data.Dataset.from_tensor_slices((paths, labels))
+        return pairs.map(decode(image_size), num_parallel_calls=AUTOTUNE, deterministic=False).map(scale)
+    """, "labelled_images")
+    rejected(ex.q2, scaled, "should stay uint8")
+
+
+# ---- Exercise 3: a cache file, still shuffled -------------------------------------------------------------
+
+def test_q3_a_cache_in_memory_or_in_another_file():
+    rejected(ex.q3, cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).cache().shuffle(1000, seed=seed)
+    return ds.batch(batch_size).map(scale)
+    """), "without a file name", "pass it `cache_file`")
+    rejected(ex.q3, cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).cache("elsewhere").shuffle(1000, seed=seed)
+    return ds.batch(batch_size).map(scale)
+    """), "writes to 'elsewhere', not to `cache_file`")
+    rejected(ex.q3, cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size))
+    return ds.batch(batch_size).map(scale)
+    """), "no `.cache(cache_file)`")
+
+
+def test_q3_the_cache_before_decoding_stores_names():
+    wrong = cached("""
+    ds = ds.shuffle(len(paths), seed=seed).cache(cache_file).map(decode(image_size))
+    return ds.shuffle(1000, seed=seed).batch(batch_size).map(scale)
+    """)
+    rejected(ex.q3, wrong, "before decoding", "only file names")
+
+
+def test_q3_shuffle_before_the_cache_only_freezes_the_order():
+    wrong = cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).cache(cache_file)
+    return ds.batch(batch_size).map(scale)
+    """)
+    rejected(ex.q3, wrong, "nothing shuffles after the cache", "same order")
+
+
+def test_q3_a_shuffle_after_the_cache_as_big_as_the_data_set():
+    wrong = cached("""
+    ds = ds.map(decode(image_size)).cache(cache_file).shuffle(len(paths), seed=seed)
+    return ds.batch(batch_size).map(scale)
+    """)
+    rejected(ex.q3, wrong, "after the cache holds 20,000 decoded images", "1,000 at most")
+
+
+def test_q3_a_bounded_shuffle_over_files_in_their_order():
+    wrong = cached("""
+    ds = ds.map(decode(image_size)).cache(cache_file).shuffle(1000, seed=seed)
+    return ds.batch(batch_size).map(scale)
+    """)
+    rejected(ex.q3, wrong, "only decoded images are shuffled", "the cache keeps the first epoch's order")
+
+
+def test_q3_caching_batches():
+    wrong = cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).batch(batch_size).cache(cache_file)
+    return ds.shuffle(100, seed=seed).map(scale)
+    """)
+    rejected(ex.q3, wrong, "holds whole batches")
+
+
+def test_q3_no_reshuffle_after_the_cache():
+    wrong = cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).cache(cache_file)
+    ds = ds.shuffle(1000, seed=seed, reshuffle_each_iteration=False)
+    return ds.batch(batch_size).map(scale)
+    """)
+    rejected(ex.q3, wrong, "reshuffle_each_iteration=False", "replays the same order")
+
+
+# ---- The notebook's starters ------------------------------------------------------------------------------
+
+def starters() -> dict[str, str]:
+    """The exercise cells of the notebook, without their ``ex.qN.check(...)`` line, by answer name."""
+    notebook = json.loads((REPO / "notebooks" / "08_the_same_job_with_tf_data.ipynb").read_text())
+    found = {}
+    for cell in notebook["cells"]:
+        text = "".join(cell["source"])
+        for q in (ex.q1, ex.q2, ex.q3):
+            if cell["cell_type"] == "code" and f"ex.{q.name}.check({q.answer_name})" in text:
+                found[q.answer_name] = text.replace(f"ex.{q.name}.check({q.answer_name})", "")
+    return found
+
+
+@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3], ids=lambda q: q.name)
+def test_the_untouched_starter_is_not_attempted(q):
+    source = starters()[q.answer_name]
+    assert "raise NotImplementedError  # your code here" in source
+    outcome = q.evaluate(answer(source, q.answer_name))
+    assert outcome.status == NOT_ATTEMPTED, outcome
+
+
+def test_the_exercises_leaky_and_zipped_code_is_what_the_tests_reject():
+    """The broken code shown in the notebook is the broken code these tests reject."""
+    notebook = (REPO / "notebooks" / "08_the_same_job_with_tf_data.ipynb").read_text()
+    text = "".join("".join(c["source"]) for c in json.loads(notebook)["cells"])
+    assert "ds = ds.cache()\n    ds = ds.shuffle(len(paths), seed=seed)" in text
+    shown = text.split("def leaky_pipeline", 1)[1].split("```", 1)[0]
+    leaky = answer("def leaky_pipeline" + shown, "leaky_pipeline")
+    rejected(ex.q1, leaky, "`.cache()` without a file name")
+    zipped = "def labelled_images" + text.split("def labelled_images", 1)[1].split("```", 1)[0]
+    rejected(ex.q2, answer(zipped, "labelled_images"), "zipped after the decoding map")
