@@ -29,6 +29,7 @@ from .env import PACKAGE_ROOT
 REPO_ROOT = PACKAGE_ROOT.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXPORT_MARK = re.compile(r"^#\| export (?P<module>[a-z_][a-z0-9_]*)\s*$")
+REGION_START = re.compile(r"^# ---- BEGIN exported from (\S+): edit the notebook", flags=re.M)
 
 
 def begin_marker(notebook: str) -> str:
@@ -83,7 +84,7 @@ def render_modules(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACK
     # a region whose notebook no longer exports anything is stale: empty it, and say so through the diff
     for path in sorted(Path(package_dir).glob("*.py")):
         text = texts.get(path, path.read_text(encoding="utf-8"))
-        for notebook in re.findall(r"^# ---- BEGIN exported from (\S+): edit the notebook", text, flags=re.M):
+        for notebook in REGION_START.findall(text):
             if (path.stem, notebook) not in regions:
                 head, rest = text.split(begin_marker(notebook), 1)
                 _, tail = rest.split(end_marker(notebook), 1)
@@ -104,7 +105,15 @@ def differences(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE
 
 
 def export(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_ROOT) -> list[Path]:
-    """Write the exported cells into the package; returns the modules that changed."""
+    """Write the exported cells into the package; returns the modules that changed.
+
+    A module region whose notebook does not exist (yet) is never emptied: that raises, naming it.
+    """
+    for path in sorted(Path(package_dir).glob("*.py")):
+        for notebook in REGION_START.findall(path.read_text(encoding="utf-8")):
+            if not (Path(notebooks_dir).parent / notebook).is_file():
+                raise FileNotFoundError(f"{path} holds code exported from {notebook}, which does not exist: "
+                                        "restore the notebook, or delete that region with its two marker lines.")
     changed = []
     for path, wanted in render_modules(notebooks_dir, package_dir).items():
         if path.read_text(encoding="utf-8") != wanted:

@@ -134,9 +134,12 @@ def test_tiny_image_folder_round_trips_numbers(tmp_path):
         assert exercises.image_number(pixels) == k == exercises.image_number(pixels / 255.0)
 
 
-def test_nothing_left_in_the_package_from_a_deleted_export(tmp_path):
+def test_a_deleted_export_shows_as_drift_but_is_never_emptied_silently(tmp_path):
     notebooks, package = _tiny_project(tmp_path, "X = 1\n")
     export.export(notebooks, package)
     shutil.rmtree(notebooks)
     notebooks.mkdir()
     assert "-X = 1" in export.differences(notebooks, package)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export.export(notebooks, package)
+    assert "X = 1" in (package / "mod.py").read_text()
