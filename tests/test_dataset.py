@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seedlings_utils.dataset import SeedlingsDataset, load_image, measure_images_per_second
+from seedlings_utils.dataset import SeedlingsDataset, load_image, load_image_uint8, measure_images_per_second
+from seedlings_utils.profiling import pydataset_batches
 from seedlings_utils.recipe2019 import recipe2019_load_batch
 
 from .conftest import label_from_pixels
@@ -120,3 +121,60 @@ def test_a_missing_file_is_named_as_missing(indexed):
     (image_dir / filenames[0]).unlink()
     with pytest.raises(OSError, match=f"{filenames[0]} is missing"):
         SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8)[0]
+
+
+def test_a_file_truncated_after_indexing_is_named_inside_the_with_block(tmp_path):
+    full = tmp_path / "full.png"
+    Image.effect_noise((64, 64), 50).convert("RGB").save(full)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])  # opens fine, fails while decoding
+    assert load_image_uint8(full, 8).shape == (8, 8, 3)
+    with pytest.raises(OSError, match="cut.png.*truncated"):
+        load_image_uint8(cut, 8)
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_every_epoch_through_keras_reads_each_image_once_in_a_new_order(indexed, processes):
+    """What the lesson says: reshuffling reaches the workers too (a new pool is forked every epoch)."""
+    image_dir, filenames, labels = indexed
+    ds = SeedlingsDataset(image_dir, filenames, np.arange(len(filenames)), batch_size=5, image_size=8, shuffle=True,
+                          seed=3, workers=2, use_multiprocessing=processes)
+    epochs = []
+    for _ in range(3):  # pydataset_batches calls on_epoch_end after the epoch, as fit does
+        batches = list(pydataset_batches(ds))
+        assert [len(y) for _, y in batches] == [5, 5, 2]  # the last partial batch kept
+        epochs.append([int(v) for _, y in batches for v in y])
+    assert all(sorted(e) == list(range(len(filenames))) for e in epochs)
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+
+
+def test_a_broken_file_mid_epoch_stops_keras_with_its_name(indexed):
+    image_dir, filenames, labels = indexed
+    victim = image_dir / filenames[7]
+    victim.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8, workers=2)
+    read = 0
+    with pytest.raises(OSError, match=filenames[7]):
+        for x, _ in pydataset_batches(ds):
+            read += len(x)
+    assert read == 4  # the first batch came through; the second holds the broken file
+
+
+def test_what_lesson_05_says_about_image_dataset_from_directory(kaggle_tree, tmp_path):
+    """Output in [0, 255], not scaled; .tif and .webp files left out; a random, unstratified validation cut."""
+    train = kaggle_tree / "train"
+    first = sorted((train / "Maize").iterdir())[0]
+    with Image.open(first) as img:
+        for ending in (".tif", ".webp"):
+            img.convert("RGB").save(first.with_name("extra" + ending))
+    ds = keras.utils.image_dataset_from_directory(str(train), image_size=(8, 8), batch_size=64, shuffle=False,
+                                                  verbose=False)
+    assert not any(p.endswith((".tif", ".webp")) for p in ds.file_paths) and len(ds.file_paths) == 12
+    x, _ = next(ds.as_numpy_iterator())
+    assert x.dtype == np.float32 and x.max() > 1.5  # 0-255: scaling is left to the user
+    with pytest.raises(ValueError, match="No images found"):  # a flat folder is not a folder tree
+        keras.utils.image_dataset_from_directory(str(train / "Maize"), image_size=(8, 8), verbose=False)
+    # shuffle=False and validation_split: the last files in alphabetical order, whatever their class
+    _, val = keras.utils.image_dataset_from_directory(str(train), image_size=(8, 8), validation_split=0.25,
+                                                      subset="both", shuffle=False, verbose=False)
+    assert {p.split("/")[-2] for p in val.file_paths} == {"Maize"}
