@@ -9,16 +9,23 @@ for it, and then only the bytes of that batch, so the data set still never has t
 ``cache_dir/cache.json`` records what the cache holds (image size, count, shard size, the file names
 in order) and a *fingerprint* of its inputs. A cache is used only while the fingerprint still matches:
 change ``IMAGE_SIZE``, add or remove an image, or rewrite one, and the next build decodes again.
+
+The lesson's technique (writing shards through ``np.lib.format.open_memmap``, :func:`build_image_cache`,
+and :class:`CachedDataset` reading them through memory maps) is written in notebook 07's cells and
+exported below; this module's own code is the bookkeeping around it: the fingerprint, ``cache.json``,
+and building in a ``.partial`` folder that is swapped in only when complete.
 """
+
+# ruff: noqa: E501 (only for the export marker line below, longer than 120 with this notebook's name)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,42 +87,16 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def build_image_cache(
-    image_dir: str | Path,
-    filenames: Sequence[str] | np.ndarray,
-    image_size: int,
-    cache_dir: str | Path,
-    shard_size: int = 2048,
-    progress: bool = True,
-) -> Path:
-    """Decode and resize every image once into ``cache_dir``; returns ``cache_dir``.
+@contextlib.contextmanager
+def new_cache_folder(cache_dir: str | Path) -> Iterator[Path]:
+    """An empty folder ``<cache_dir>.partial`` to build a cache in, put in place of ``cache_dir`` at the end.
 
-    Each image goes through :func:`~seedlings_utils.dataset.load_image_uint8` (the same decoding and
-    resizing as lesson 05) into ``shard_00000.npy``, ``shard_00001.npy`` ... (uint8, shape
-    ``(n_in_shard, s, s, 3)``, ``shard_size`` images each, the last one fewer), and ``cache.json`` records
-    ``image_size``, ``count``, ``shard_size``, the fingerprint and the file names in order.
-
-    - If ``cache.json`` already has the same fingerprint, nothing is decoded: it returns at once.
-    - Otherwise the cache is built in a sibling folder ``<cache_dir>.partial`` and swapped in only when
-      complete, so an interrupted build (an error, a stopped kernel) is never mistaken for a cache; the
-      next build starts that folder again from scratch. A non-empty ``cache_dir`` that is not a cache
-      (no ``cache.json``) is never deleted: that raises ``FileExistsError``.
-    - Memory stays bounded by one image: each shard is written through ``np.lib.format.open_memmap``,
-      never by stacking all images in memory. Disk: ``count * s * s * 3`` bytes (4,750 images at 128 px:
-      about 233 MB).
+    If the ``with`` block fails (an error, a stopped kernel), the partial folder is deleted and
+    ``cache_dir`` is left as it was, so an interrupted build is never mistaken for a cache; a build killed
+    outright leaves ``.partial`` behind, and the next build starts it again from scratch. A non-empty
+    ``cache_dir`` that is not a cache (no ``cache.json``) is never deleted: that raises ``FileExistsError``.
     """
-    image_dir, cache_dir = Path(image_dir), Path(cache_dir)
-    filenames = [str(name) for name in np.asarray(filenames).tolist()]
-    image_size, shard_size = int(image_size), int(shard_size)
-    if not filenames:
-        raise ValueError("no file names: nothing to cache")
-    if image_size < 1 or shard_size < 1:
-        raise ValueError(f"image_size and shard_size must be positive, got {image_size} and {shard_size}")
-    fingerprint = cache_fingerprint(image_dir, filenames, image_size)
-    info = read_cache_info(cache_dir)
-    if info is not None and info.get("fingerprint") == fingerprint:
-        return cache_dir
-
+    cache_dir = Path(cache_dir)
     if cache_dir.is_dir() and not (cache_dir / CACHE_FILE).exists() and any(cache_dir.iterdir()):
         raise FileExistsError(f"{cache_dir} holds files but no {CACHE_FILE}: it is not an image cache, and "
                               "rebuilding would delete them. Choose an empty or new folder for the cache.")
@@ -123,23 +104,8 @@ def build_image_cache(
     old = cache_dir.with_name(cache_dir.name + ".old")
     _remove(partial)  # what an interrupted earlier build left
     partial.mkdir(parents=True)
-    count = len(filenames)
-    shards = [shard_name(i) for i in range(math.ceil(count / shard_size))]
     try:
-        with tqdm(total=count, desc="cache", unit="img", disable=not progress) as bar:
-            for i, name in enumerate(shards):
-                names = filenames[i * shard_size : (i + 1) * shard_size]
-                shard = np.lib.format.open_memmap(partial / name, mode="w+", dtype=np.uint8,
-                                                  shape=(len(names), image_size, image_size, 3))
-                for j, file in enumerate(names):
-                    shard[j] = load_image_uint8(image_dir / file, image_size)
-                    bar.update()
-                shard.flush()
-                del shard
-        info = {"format": CACHE_FORMAT, "image_size": image_size, "count": count, "shard_size": shard_size,
-                "fingerprint": fingerprint, "shards": shards, "filenames": filenames}
-        # cache.json last: a folder without it is never read as a cache
-        (partial / CACHE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+        yield partial
     except BaseException:
         _remove(partial)
         raise
@@ -148,64 +114,97 @@ def build_image_cache(
         os.replace(cache_dir, old)  # a folder cannot replace a non-empty folder: move the old one aside first
     os.replace(partial, cache_dir)
     _remove(old)
-    return cache_dir
+
+
+def resident_memory_mb() -> tuple[float, float]:
+    """This process's resident memory in MB, split in two: ``(anonymous, file_backed)``.
+
+    *Anonymous* pages (``RssAnon``) hold the process's own data, such as NumPy arrays: they stay in RAM
+    (or go to swap) until the process frees them. *File-backed* pages (``RssFile``) are pages of files
+    mapped into memory (libraries, and memory-mapped shards): clean ones can be dropped by the kernel at
+    any time and read again from the file. Linux only; elsewhere both are ``nan``.
+    """
+    from .profiling import proc_status_mb
+
+    values = proc_status_mb("RssAnon", "RssFile")
+    return values.get("RssAnon", float("nan")), values.get("RssFile", float("nan"))
+
+
+# ---- BEGIN exported from notebooks/07_preprocess_once_into_a_cache.ipynb: edit the notebook, then run `make export` ----
+def write_shards(image_dir, filenames, image_size, folder, shard_size=2048, progress=True) -> list[str]:
+    """Decode and resize every image once into uint8 shards ``folder/shard_00000.npy`` ...; returns their names."""
+    shards = []
+    with tqdm(total=len(filenames), desc="cache", unit="img", disable=not progress) as bar:
+        for first in range(0, len(filenames), shard_size):
+            names = filenames[first : first + shard_size]
+            shards.append(shard_name(len(shards)))
+            # A .npy file of the final shape, opened as a memory map: `shard[j] = ...` writes into the file's
+            # pages, which the OS saves to disk. No array of all the images is ever built in memory.
+            shard = np.lib.format.open_memmap(Path(folder) / shards[-1], mode="w+", dtype=np.uint8,
+                                              shape=(len(names), image_size, image_size, 3))
+            for j, name in enumerate(names):
+                # decoded and resized exactly as lesson 05 does it; uint8 (0-255) is 4x smaller than float32
+                shard[j] = load_image_uint8(Path(image_dir) / name, image_size)
+                bar.update()
+            shard.flush()  # make sure every written page is in the file
+            del shard  # unmap it: its pages leave this process's memory before the next shard starts
+    return shards
+
+
+def build_image_cache(image_dir, filenames, image_size, cache_dir, shard_size=2048, progress=True) -> Path:
+    """Decode and resize every image once into ``cache_dir`` (shards + ``cache.json``), unless it is there already."""
+    filenames = [str(name) for name in np.asarray(filenames).tolist()]
+    image_size, shard_size = int(image_size), int(shard_size)
+    if not filenames or image_size < 1 or shard_size < 1:
+        raise ValueError(f"nothing to cache: {len(filenames)} files, image_size {image_size}, shard_size {shard_size}")
+    fingerprint = cache_fingerprint(image_dir, filenames, image_size)
+    info = read_cache_info(cache_dir)
+    if info is not None and info.get("fingerprint") == fingerprint:
+        return Path(cache_dir)  # built from exactly these files at this size: reuse it, decode nothing
+    # built in <cache_dir>.partial and swapped in only when complete: a stopped build is never read as a cache
+    with new_cache_folder(cache_dir) as folder:
+        shards = write_shards(image_dir, filenames, image_size, folder, shard_size, progress)
+        info = {"format": CACHE_FORMAT, "image_size": image_size, "count": len(filenames), "shard_size": shard_size,
+                "fingerprint": fingerprint, "shards": shards, "filenames": filenames}
+        (folder / CACHE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")  # last: marks it complete
+    return Path(cache_dir)
 
 
 class CachedDataset(SeedlingsDataset):
-    """Batches of ``(images, labels)`` read from a cache made by :func:`build_image_cache`.
+    """Lesson 05's ``SeedlingsDataset`` reading a cache made by ``build_image_cache``: only ``load_batch`` differs.
 
-    The same contract as lesson 05's :class:`~seedlings_utils.dataset.SeedlingsDataset`: ``len`` is the
-    number of batches, ``ds[i]`` is ``(float32 images in [0, 1], labels)`` (images only when ``labels``
-    is ``None``), and with ``shuffle=True`` the sample order is reshuffled at the end of every epoch,
-    reproducibly from ``seed``. ``labels`` must be in the order of the file names the cache was built
-    with (``ds.filenames``). ``workers``, ``use_multiprocessing`` and ``max_queue_size`` go to
-    ``keras.utils.PyDataset`` through ``**kwargs``.
-
-    Shards are opened lazily with memory mapping, in whichever process reads them: the open maps are
-    left out when the data set is pickled for ``use_multiprocessing=True`` (a pickled ``np.memmap``
-    would copy the whole shard into the pickle), and each worker process reopens them.
+    ``labels`` follow the cache's file order (``ds.filenames``); batching, labels, reshuffling every epoch
+    and ``workers`` / ``use_multiprocessing`` / ``max_queue_size`` (through ``**kwargs``) are inherited.
     """
 
-    def __init__(
-        self,
-        cache_dir: str | Path,
-        labels: np.ndarray | None = None,
-        batch_size: int = 32,
-        shuffle: bool = False,
-        seed: int | None = None,
-        **kwargs,
-    ):
+    def __init__(self, cache_dir, labels=None, batch_size=32, shuffle=False, seed=None, **kwargs):
         info = read_cache_info(cache_dir)
         if info is None:
             raise FileNotFoundError(f"No complete image cache in {cache_dir}: run build_image_cache first.")
-        if labels is not None and len(labels) != len(info["filenames"]):
-            raise ValueError(f"the cache holds {len(info['filenames'])} images but {len(labels)} labels were given")
-        super().__init__(cache_dir, np.asarray(info["filenames"], dtype=str), labels, batch_size,
-                         int(info["image_size"]), shuffle, seed, **kwargs)
-        self.cache_dir = Path(cache_dir)
-        self.shard_size = int(info["shard_size"])
-        self.shard_files = list(info["shards"])
-        self._shards: dict[int, np.ndarray] = {}
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_shards"] = {}  # reopened (memory-mapped) in the process that unpickles it
-        return state
+        if labels is not None and len(labels) != info["count"]:
+            raise ValueError(f"the cache holds {info['count']} images but {len(labels)} labels were given")
+        super().__init__(cache_dir, np.asarray(info["filenames"], dtype=str), labels, batch_size, info["image_size"],
+                         shuffle, seed, **kwargs)
+        self.cache_dir, self.shard_size, self.shard_files = Path(cache_dir), info["shard_size"], info["shards"]
+        self._shards = {}  # shard number -> its memory map, opened on first use
 
     def shard(self, index: int) -> np.ndarray:
-        """Shard ``index`` as a read-only memory-mapped uint8 array ``(n, s, s, 3)``, opened on first use."""
-        array = self._shards.get(index)
-        if array is None:
-            array = np.load(self.cache_dir / self.shard_files[index], mmap_mode="r")
-            self._shards[index] = array
-        return array
+        """Shard ``index``, memory-mapped read-only: opening it reads only the header, nothing else yet."""
+        if index not in self._shards:
+            # without mmap_mode, np.load would read the whole shard into memory here
+            self._shards[index] = np.load(self.cache_dir / self.shard_files[index], mmap_mode="r")
+        return self._shards[index]
 
     def load_batch(self, picked: np.ndarray) -> np.ndarray:
-        """The images at positions ``picked``, sliced from the memory-mapped shards and scaled to [0, 1] once."""
-        size = self.image_size
-        batch = np.empty((len(picked), size, size, 3), dtype=np.uint8)
-        shard_of, position = np.divmod(picked, self.shard_size)
+        """The images at positions ``picked``, as float32 in [0, 1]."""
+        shard_of, row = np.divmod(picked, self.shard_size)  # image k: row k % shard_size of shard k // shard_size
+        batch = np.empty((len(picked), self.image_size, self.image_size, 3), dtype=np.uint8)
         for s in np.unique(shard_of):
-            rows = shard_of == s
-            batch[rows] = self.shard(int(s))[position[rows]]  # reads only these images' bytes
-        return batch.astype(np.float32) / 255.0  # scaled once, exactly as load_image does
+            batch[shard_of == s] = self.shard(int(s))[row[shard_of == s]]  # copies only these images' bytes
+        return batch.astype(np.float32) / 255.0  # scaled once, exactly as lesson 05's load_image does
+
+    def __getstate__(self) -> dict:
+        # Worker processes started with "spawn" or "forkserver" receive the data set pickled, and a pickled
+        # memory map carries its whole shard: leave the maps out; each process reopens the shards it reads.
+        return {**self.__dict__, "_shards": {}}
+# ---- END exported from notebooks/07_preprocess_once_into_a_cache.ipynb ----

@@ -18,6 +18,7 @@ from seedlings_utils.cache import (
     shard_name,
 )
 from seedlings_utils.dataset import load_image, measure_images_per_second
+from seedlings_utils.profiling import pydataset_batches, trace_loader
 from seedlings_utils.synthetic import make_synthetic_seedlings
 
 from .conftest import label_from_pixels, species_colour
@@ -296,19 +297,44 @@ def test_pickling_leaves_the_memory_maps_behind(cached):
     assert (clone.workers, clone.use_multiprocessing) == (2, True)
 
 
-def test_model_fit_on_the_cache(cached):
+def test_model_fit_learns_from_the_cache(cached, monkeypatch):
+    """fit reads every cached image once per epoch and learns the colour-coded labels from those pixels
+    (a loader that returned wrong or blank images could not get above chance, 1/3)."""
     cache_dir, _, _, labels = cached
     ds = CachedDataset(cache_dir, labels, batch_size=4, shuffle=True, seed=1)
+    read = []
+    real = CachedDataset.load_batch
+
+    def counting(self, picked):
+        read.extend(picked.tolist())
+        return real(self, picked)
+
+    monkeypatch.setattr(CachedDataset, "load_batch", counting)
+    keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(3, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(ds, epochs=1, verbose=0)
-    assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"][0])
+    model.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    epochs = 10
+    history = model.fit(ds, epochs=epochs, verbose=0)
+    # every image once per epoch (Keras also peeks at a batch or two to learn the shapes: less than an epoch)
+    assert min(read.count(k) for k in range(len(labels))) >= epochs
+    assert len(read) < (epochs + 1) * len(labels)
+    assert history.history["accuracy"][-1] == 1.0, history.history["accuracy"]
+    predicted = model.predict(CachedDataset(cache_dir, batch_size=5), verbose=0).argmax(axis=1)
+    assert predicted.tolist() == labels.tolist()
 
 
 @pytest.mark.parametrize("workers,processes", [(1, False), (2, False), (2, True)])
-def test_measure_images_per_second(cached, workers, processes):
+def test_read_the_way_fit_reads_it(cached, workers, processes):
+    """Through Keras' own adapter (threads, processes), the batches are the dataset's, in order, each image
+    with its label, and the speed figure counts exactly the images asked for."""
     cache_dir, _, _, labels = cached
-    ds = CachedDataset(cache_dir, labels, batch_size=4, workers=workers, use_multiprocessing=processes)
-    assert measure_images_per_second(ds) > 0
-    assert measure_images_per_second(ds, batches=1) > 0
+    ds = CachedDataset(cache_dir, labels, batch_size=5, workers=workers, use_multiprocessing=processes)
+    batches = list(pydataset_batches(ds))
+    assert len(batches) == len(ds) == 3
+    for i, (x, y) in enumerate(batches):
+        np.testing.assert_array_equal(x, ds[i][0])
+        assert y.tolist() == labels[i * 5 : (i + 1) * 5].tolist() == [label_from_pixels(img) for img in x]
+    trace = trace_loader("cache", lambda: pydataset_batches(ds, 2))
+    assert trace.images[-1] == 10 and np.isfinite(trace.images_per_second) and trace.images_per_second > 0
+    assert np.isfinite(measure_images_per_second(ds, batches=1))
