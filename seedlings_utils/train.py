@@ -1,4 +1,8 @@
-"""Lesson 06: train with checkpoints that survive a Colab disconnect, evaluate, and write a submission."""
+"""Lesson 06: train with checkpoints that survive a Colab disconnect, evaluate, and write a submission.
+
+The file names and ``training_callbacks`` are written in lesson 06's cells (between the markers below);
+the evaluation helpers and the submission writer after them are plumbing the lesson calls.
+"""
 
 from __future__ import annotations
 
@@ -13,33 +17,44 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from .dataset import SeedlingsDataset
 from .flatten import scan_test_images
 
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
+# ---- BEGIN exported from notebooks/06_train_and_evaluate_a_cnn.ipynb: edit the notebook, then run `make export` ----
+MODEL_FILE = "model.keras"  # the best epoch's model
+HISTORY_FILE = "history.csv"  # one row of losses and metrics per epoch
 METRICS_FILE = "metrics.json"
 SUBMISSION_FILE = "submission.csv"
-BACKUP_DIR = "training_backup"
+BACKUP_DIR = "training_backup"  # BackupAndRestore's folder: there only while a run is unfinished
 
 
-def training_callbacks(data_dir: str | Path, patience: int = 4) -> list[keras.callbacks.Callback]:
-    """The callbacks of lesson 06, all writing under ``data_dir``.
+def best_logged(history_csv: str | Path, monitor: str = "val_accuracy") -> float | None:
+    """The highest ``monitor`` value in ``history.csv``, or ``None`` (no file yet, or no such column)."""
+    if not Path(history_csv).is_file():
+        return None
+    with open(history_csv, newline="") as f:
+        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+    return max(values, default=None)
 
-    - ``BackupAndRestore``: saves the whole training state every epoch into ``training_backup/``; if
-      the runtime dies (a Colab disconnect), running the same cell again resumes from the last
-      finished epoch instead of epoch 1. The backup is deleted when training ends normally.
-    - ``ModelCheckpoint``: keeps the best model so far (by validation accuracy) in ``model.keras``.
-    - ``CSVLogger``: one row per epoch in ``history.csv`` (appended to when resuming).
-    - ``ReduceLROnPlateau``: halves the learning rate when validation loss stops improving.
-    """
-    data_dir = Path(data_dir)
-    resuming = (data_dir / BACKUP_DIR).exists()
+
+def training_callbacks(results_dir: str | Path, patience: int = 4) -> list[keras.callbacks.Callback]:
+    """Lesson 06's callbacks, all writing under ``results_dir`` (``RESULTS_DIR``: on Google Drive on Colab)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)  # CSVLogger would not create it
+    resuming = (results_dir / BACKUP_DIR).exists()  # a run was cut off: fit will continue it
+    best = best_logged(results_dir / HISTORY_FILE) if resuming else None
     if resuming:
-        print(f"Found {data_dir / BACKUP_DIR}: resuming the interrupted training run.")
+        kept = f"; {MODEL_FILE} is replaced only by an epoch above val_accuracy {best:.3f}" if best is not None else ""
+        print(f"Found {results_dir / BACKUP_DIR}: resuming the interrupted run{kept}.")
     return [
-        keras.callbacks.BackupAndRestore(str(data_dir / BACKUP_DIR)),
-        keras.callbacks.ModelCheckpoint(str(data_dir / MODEL_FILE), monitor="val_accuracy", save_best_only=True),
-        keras.callbacks.CSVLogger(str(data_dir / HISTORY_FILE), append=resuming),
+        # weights, optimizer state and epoch number: saved after every epoch, restored when fit starts
+        keras.callbacks.BackupAndRestore(str(results_dir / BACKUP_DIR)),
+        # the best epoch so far. A new callback knows no best score (it lives in memory only): after a resume,
+        # start from the best one logged before the cut, or the first resumed epoch always overwrites the file
+        keras.callbacks.ModelCheckpoint(str(results_dir / MODEL_FILE), monitor="val_accuracy", save_best_only=True,
+                                        initial_value_threshold=best),
+        keras.callbacks.CSVLogger(str(results_dir / HISTORY_FILE), append=resuming),  # keep the rows before the cut
+        # half the learning rate when val_loss has not improved for `patience` epochs
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=patience, min_lr=1e-5),
     ]
+# ---- END exported from notebooks/06_train_and_evaluate_a_cnn.ipynb ----
 
 
 def load_history(path: str | Path) -> dict[str, list[float]]:

@@ -11,6 +11,7 @@ from seedlings_utils.index import build_index
 from seedlings_utils.model import build_cnn
 from seedlings_utils.train import (
     BACKUP_DIR,
+    best_logged,
     evaluate_predictions,
     list_test_images,
     load_history,
@@ -63,28 +64,122 @@ def tiny_run(kaggle_tree, tmp_path):
     return kaggle_tree, out, filenames, labels, classes
 
 
+def _split_one_per_class(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, val)``: the first image of each class for validation, the rest for training."""
+    val = np.array([int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)])
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
+def _weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.array(w) for w in model.get_weights()]
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+class Disconnect(keras.callbacks.Callback):
+    """Last callback: notes the weights after each epoch and stops training like a dropped runtime."""
+
+    def __init__(self, after_epoch: int):
+        super().__init__()
+        self.after_epoch, self.weights, self.iterations = after_epoch, {}, {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch] = _weights(self.model)
+        self.iterations[epoch] = int(self.model.optimizer.iterations)
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+class StartState(keras.callbacks.Callback):
+    """Notes the weights and optimizer step when the first epoch of a fit begins (after any restore)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not hasattr(self, "epoch"):
+            self.epoch, self.weights = epoch, _weights(self.model)
+            self.iterations = int(self.model.optimizer.iterations)
+
+
 def test_training_writes_checkpoint_history_and_resumes(tiny_run, tmp_path):
     source, image_dir, filenames, labels, classes = tiny_run
+    tr, va = _split_one_per_class(labels)
     keras.utils.set_random_seed(0)
-    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=16, shuffle=True, seed=0)
-    model = build_cnn(len(classes), 16, base_filters=4, blocks=2)
+    train = SeedlingsDataset(image_dir, filenames[tr], labels[tr], batch_size=4, image_size=16, shuffle=True, seed=0)
+    val = SeedlingsDataset(image_dir, filenames[va], labels[va], batch_size=4, image_size=16)
+    assert not set(filenames[tr]) & set(filenames[va])
+    model = build_cnn(len(classes), 16, base_filters=4, blocks=2, seed=0)
     run = tmp_path / "run"
     run.mkdir()
 
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt  # a Colab disconnect after the second epoch
-
+    cut = Disconnect(after_epoch=1)  # a Colab disconnect after the second epoch
     with pytest.raises(KeyboardInterrupt):
-        model.fit(ds, validation_data=ds, epochs=4, callbacks=[*training_callbacks(run), Interrupt()], verbose=0)
+        model.fit(train, validation_data=val, epochs=4, callbacks=[*training_callbacks(run), cut], verbose=0)
     assert (run / BACKUP_DIR).exists()
-    resumed = build_cnn(len(classes), 16, base_filters=4, blocks=2)
-    history = resumed.fit(ds, validation_data=ds, epochs=4, callbacks=training_callbacks(run), verbose=0)
-    assert len(history.history["loss"]) == 2, "the resumed run should only train the two missing epochs"
+
+    resumed = build_cnn(len(classes), 16, base_filters=4, blocks=2, seed=1)  # a new runtime: other weights
+    assert not _same(_weights(resumed), cut.weights[1])
+    start = StartState()
+    history = resumed.fit(train, validation_data=val, epochs=4, callbacks=[*training_callbacks(run), start],
+                          verbose=0)
+    assert start.epoch == 2 and len(history.history["loss"]) == 2, "only the two missing epochs should run"
+    assert _same(start.weights, cut.weights[1]), "the resumed run must start from the weights saved at the cut"
+    assert start.iterations == cut.iterations[1] > 0, "and from the optimizer's state (its step count) too"
     assert not (run / BACKUP_DIR).exists()
-    assert load_history(run / "history.csv")["epoch"] == [0, 1, 2, 3]
-    assert keras.models.load_model(run / "model.keras").output_shape == (None, len(classes))
+    logged = load_history(run / "history.csv")
+    assert logged["epoch"] == [0, 1, 2, 3]
+    best = keras.models.load_model(run / "model.keras")
+    accuracy = float(np.mean(predict_classes(best, val) == labels[va]))
+    assert accuracy == pytest.approx(max(logged["val_accuracy"]), abs=1e-6), "model.keras is the best epoch"
+
+
+class ScriptedScores(keras.callbacks.Callback):
+    """First callback: replaces the real val_accuracy with made-up ones, so a resumed epoch is surely worse."""
+
+    def __init__(self, scores: list[float]):
+        super().__init__()
+        self.scores, self.weights = scores, {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_accuracy"] = self.scores[epoch]
+        self.weights[epoch] = _weights(self.model)
+
+
+def test_best_checkpoint_survives_a_resume(tiny_run, tmp_path):
+    """A new ModelCheckpoint forgets the best score; without the threshold, epoch 3 (0.6) would replace epoch 2's
+    model (0.9), and epoch 4 (0.7) would follow."""
+    source, image_dir, filenames, labels, classes = tiny_run
+    tr, va = _split_one_per_class(labels)
+    train = SeedlingsDataset(image_dir, filenames[tr], labels[tr], batch_size=5, image_size=16, shuffle=True, seed=0)
+    val = SeedlingsDataset(image_dir, filenames[va], labels[va], batch_size=5, image_size=16)
+    scores = [0.5, 0.9, 0.6, 0.7]
+    run = tmp_path / "run"
+    first = ScriptedScores(scores)
+    with pytest.raises(KeyboardInterrupt):
+        build_cnn(len(classes), 16, base_filters=4, blocks=2, seed=0).fit(
+            train, validation_data=val, epochs=4, callbacks=[first, *training_callbacks(run), Disconnect(1)],
+            verbose=0)
+    assert best_logged(run / "history.csv") == 0.9
+    second = ScriptedScores(scores)
+    callbacks = training_callbacks(run)
+    build_cnn(len(classes), 16, base_filters=4, blocks=2, seed=1).fit(
+        train, validation_data=val, epochs=4, callbacks=[second, *callbacks], verbose=0)
+    saved = _weights(keras.models.load_model(run / "model.keras"))
+    assert not _same(saved, second.weights[3]) and not _same(saved, second.weights[2]), \
+        "a resumed epoch worse than the best before the cut overwrote model.keras"
+    assert _same(saved, first.weights[1])
+    assert load_history(run / "history.csv")["val_accuracy"] == scores
+
+
+def test_best_logged_and_a_fresh_run_ignore_old_scores(tmp_path):
+    assert best_logged(tmp_path / "history.csv") is None
+    (tmp_path / "history.csv").write_text("epoch,loss,val_accuracy\n0,2.0,0.4\n1,1.5,0.75\n2,1.2,0.5\n")
+    assert best_logged(tmp_path / "history.csv") == 0.75 and best_logged(tmp_path / "history.csv", "nope") is None
+    checkpoint = next(c for c in training_callbacks(tmp_path) if isinstance(c, keras.callbacks.ModelCheckpoint))
+    assert checkpoint.best is None, "no backup: a new run, whatever an old history.csv says"
+    (tmp_path / BACKUP_DIR).mkdir()
+    checkpoint = next(c for c in training_callbacks(tmp_path) if isinstance(c, keras.callbacks.ModelCheckpoint))
+    assert checkpoint.best == 0.75
 
 
 def test_predict_and_submission(tiny_run, tmp_path):

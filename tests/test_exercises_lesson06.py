@@ -1,0 +1,223 @@
+"""Lesson 06's exercise checks reject typical wrong answers, each with a message naming the mistake.
+
+(That every reference solution passes its check is tests/test_export_and_exercises.py's job.)
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import lesson06 as ex
+from seedlings_utils.lessons import NOTEBOOKS_DIR
+
+NOTEBOOK = NOTEBOOKS_DIR / "06_train_and_evaluate_a_cnn.ipynb"
+
+
+def define(source: str, name: str):
+    namespace: dict = {}
+    exec(textwrap.dedent(source), namespace)
+    return namespace[name]
+
+
+def rejected(q, answer, *phrases: str) -> str:
+    outcome = q.evaluate(answer)
+    assert outcome.status == INCORRECT, outcome
+    for phrase in phrases:
+        assert phrase in outcome.message, outcome.message
+    return outcome.message
+
+
+# ---- Exercise 1: output layer and loss for integer labels ------------------------------------------------
+
+
+def classifier(head: str):
+    """A build_tiny_classifier whose last lines (output layer, model, compile) are ``head``."""
+    return define(f'''
+import keras
+from keras import layers
+
+
+def build_tiny_classifier(num_classes, image_size):
+    inputs = keras.Input(shape=(image_size, image_size, 3))
+    x = layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = layers.GlobalAveragePooling2D()(x)
+{textwrap.indent(textwrap.dedent(head).strip(), "    ")}
+    return model
+''', "build_tiny_classifier")
+
+
+def test_q1_rejects_categorical_crossentropy_with_integer_labels():
+    wrong = classifier('''
+        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    ''')
+    rejected(ex.q1, wrong, "categorical_crossentropy expects one-hot labels", "sparse_categorical_crossentropy")
+
+
+def test_q1_rejects_one_output_instead_of_one_per_class():
+    wrong = classifier('''
+        model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ''')
+    rejected(ex.q1, wrong, "output shape is (None, 1)", "(None, 3)")
+
+
+def test_q1_rejects_sigmoid_outputs_that_are_not_a_distribution():
+    wrong = classifier('''
+        model = keras.Model(inputs, layers.Dense(num_classes, activation="sigmoid")(x))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ''')
+    rejected(ex.q1, wrong, "not 1", "activation='softmax'")
+
+
+def test_q1_rejects_binary_crossentropy_and_a_model_without_accuracy_or_compile():
+    binary = classifier('''
+        model = keras.Model(inputs, layers.Dense(num_classes, activation="sigmoid")(x))
+        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    ''')
+    rejected(ex.q1, binary, "binary_crossentropy is for yes/no")
+    no_metric = classifier('''
+        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ''')
+    rejected(ex.q1, no_metric, "metrics=['accuracy']")
+    uncompiled = classifier('model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))')
+    rejected(ex.q1, uncompiled, "not compiled")
+
+
+def test_q1_accepts_logits_with_from_logits():
+    logits = classifier('''
+        model = keras.Model(inputs, layers.Dense(num_classes)(x))
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    ''')
+    assert ex.q1.evaluate(logits).status == CORRECT
+
+
+# ---- Exercise 2: augmentation inside the model, in training only -----------------------------------------
+
+AUGMENTATION = '''
+import keras
+import tensorflow as tf
+from keras import layers
+
+
+def with_augmentation(model, seed=None):
+    inputs = keras.Input(shape=model.input_shape[1:])
+{body}
+    return keras.Model(inputs, model(x))
+'''
+
+
+def augmenter(body: str):
+    return define(AUGMENTATION.format(body=textwrap.indent(textwrap.dedent(body).strip(), "    ")),
+                  "with_augmentation")
+
+
+def test_q2_rejects_augmentation_that_also_runs_at_inference():
+    always = augmenter("x = layers.Lambda(lambda t: tf.image.flip_left_right(t))(inputs)")
+    rejected(ex.q2, always, "at inference", "validation and the submission would see flipped", "Lambda")
+
+
+def test_q2_rejects_no_augmentation_in_training():
+    rejected(ex.q2, lambda model, seed=None: model, "unchanged 8 times out of 8", "RandomFlip")
+
+
+def test_q2_accepts_augmentation_whatever_training_flag_was_given_when_building():
+    # In Keras 3.15 fit, evaluate and predict pass `training` explicitly, which overrides a flag given while
+    # building the functional model: such an answer works in fit and predict, so the check accepts it.
+    forced = augmenter('x = layers.RandomFlip("horizontal_and_vertical", seed=seed)(inputs, training=True)')
+    assert ex.q2.evaluate(forced).status == CORRECT
+
+
+def test_q2_rejects_augmenting_the_output_instead_of_the_input():
+    after = define('''
+import keras
+from keras import layers
+
+
+def with_augmentation(model, seed=None):
+    inputs = keras.Input(shape=model.input_shape[1:])
+    return keras.Model(inputs, layers.Dense(5)(model(inputs)))
+''', "with_augmentation")
+    rejected(ex.q2, after, "returned shape")
+
+
+# ---- Exercise 3: resume after an interrupt, keep the lowest val_loss -------------------------------------
+
+CALLBACKS = '''
+import csv
+from pathlib import Path
+
+import keras
+
+
+def resumable_callbacks(results_dir):
+    results_dir = Path(results_dir)
+    resuming = (results_dir / "training_backup").exists()
+    threshold = None
+    if resuming and (results_dir / "history.csv").is_file():
+        with open(results_dir / "history.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        threshold = {threshold}
+    return [
+        {backup}
+        keras.callbacks.ModelCheckpoint(str(results_dir / "model.keras"), monitor="{monitor}", save_best_only={best},
+                                        initial_value_threshold=threshold),
+        keras.callbacks.CSVLogger(str(results_dir / "history.csv"), append={append}),
+    ]
+'''
+RIGHT = dict(threshold='min(float(r["val_loss"]) for r in rows)', monitor="val_loss", best="True",
+             append="resuming", backup='keras.callbacks.BackupAndRestore(str(results_dir / "training_backup")),')
+
+
+def callbacks(**changes: str):
+    return define(CALLBACKS.format(**{**RIGHT, **changes}), "resumable_callbacks")
+
+
+def test_q3_accepts_the_template_written_right():
+    assert ex.q3.evaluate(callbacks()).status == CORRECT
+
+
+def test_q3_rejects_a_checkpoint_that_forgets_the_best_score_on_resume():
+    rejected(ex.q3, callbacks(threshold="None"), "after the resume, epoch 4", "overwrote model.keras",
+             "initial_value_threshold")
+
+
+def test_q3_rejects_the_last_rows_score_as_threshold():
+    rejected(ex.q3, callbacks(threshold='float(rows[-1]["val_loss"])'), "epoch 5", "last epoch's val_loss",
+             "lowest")
+
+
+def test_q3_rejects_the_lessons_val_accuracy_and_save_everything():
+    rejected(ex.q3, callbacks(monitor="val_accuracy", threshold="None"), "when val_accuracy improved",
+             'monitor="val_loss"')
+    rejected(ex.q3, callbacks(best="False"), "after every epoch", "save_best_only=True")
+
+
+@pytest.mark.parametrize("changes, phrase", [
+    (dict(backup=""), "ran 5 epochs, not the 2 missing ones"),
+    (dict(append="False"), "history.csv holds epochs 4, 5"),
+], ids=["no-backup", "history-restarted"])
+def test_q3_rejects_no_resume_and_a_restarted_history(changes, phrase):
+    rejected(ex.q3, callbacks(**changes), phrase)
+
+
+# ---- The notebook's untouched starters -------------------------------------------------------------------
+
+
+def test_untouched_starters_are_not_attempted(capsys):
+    import keras
+    from keras import layers
+
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
+    for q in ex.q1, ex.q2, ex.q3:
+        (starter,) = [c for c in cells if f"ex.{q.name}.check(" in c]
+        namespace = {"ex": ex, "keras": keras, "layers": layers}
+        exec(starter, namespace)  # the cell as a learner first runs it: it must not raise
+        assert q.evaluate(namespace[q.answer_name]).status == NOT_ATTEMPTED
+        assert "Not attempted yet" in capsys.readouterr().out
