@@ -54,6 +54,8 @@ def run_lessons(
 
     parameters = dict(parameters)
     parameters["DATA_DIR"] = str(resolve_data_dir(parameters.get("DATA_DIR", "")))
+    if parameters.get("RESULTS_DIR"):  # a relative path would be read from notebooks/, the kernels' folder
+        parameters["RESULTS_DIR"] = str(Path(parameters["RESULTS_DIR"]).expanduser().resolve())
     output_dir = Path(output_dir) if output_dir else Path(parameters["DATA_DIR"]) / "executed_notebooks"
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -90,11 +92,13 @@ def prepare_for_nbval(
     return written
 
 
-def headline(data_dir: str | Path) -> str:
-    """The numbers ``make lessons`` ends with, read from what the lessons wrote."""
+def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str:
+    """The numbers ``make lessons`` ends with, read from what the lessons wrote (lesson 06's results from
+    ``results_dir``, its ``RESULTS_DIR``, when that is set)."""
     import numpy as np
 
     data_dir = Path(data_dir)
+    results_dir = Path(results_dir) if results_dir else data_dir
     lines = [f"Lesson outputs:      {data_dir}"]
     if (data_dir / "filenames.npy").is_file():
         lines.append(f"Training images:     {len(np.load(data_dir / 'filenames.npy'))} "
@@ -104,10 +108,12 @@ def headline(data_dir: str | Path) -> str:
         if (data_dir / name).is_file():
             speeds = json.loads((data_dir / name).read_text())
             lines.append(f"{title + ':':<21}" + ", ".join(f"{k}: {v:.0f} images/s" for k, v in speeds.items()))
-    if (data_dir / "metrics.json").is_file():
-        metrics = json.loads((data_dir / "metrics.json").read_text())
-        lines.append(f"Validation accuracy: {metrics['val_accuracy']:.3f} "
-                     f"(micro-F1 {metrics['val_micro_f1']:.3f}; chance is {1 / 12:.3f})")
+    if (results_dir / "metrics.json").is_file():
+        metrics = json.loads((results_dir / "metrics.json").read_text())
+        last = metrics.get("last_epoch_val_accuracy")
+        lines.append(f"Validation accuracy: {metrics['val_accuracy']:.3f} of the best checkpoint"
+                     + (f", {last:.3f} after the last epoch" if last is not None else "")
+                     + f" (micro-F1 {metrics['val_micro_f1']:.3f}; chance is {1 / 12:.3f})")
     return "\n".join(lines)
 
 
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                               prepare_only=args.command == "prepare", log_output=args.log_output)
     if args.command == "run":
         print(f"\nExecuted notebooks:  {written[0].parent if written else '-'}")
-        print(headline(resolve_data_dir(parameters.get("DATA_DIR", ""))))
+        print(headline(resolve_data_dir(parameters.get("DATA_DIR", "")), parameters.get("RESULTS_DIR") or None))
     return 0
 
 
