@@ -53,5 +53,7 @@ def test_committed_clean_and_modern(path):
     nb = cells(path)
     code = "\n".join(source(c) for c in nb if c["cell_type"] == "code")
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb if c["cell_type"] == "code")
+    ids = [c.get("id") for c in nb]  # nbformat 4.5 wants them (papermill warns otherwise)
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: every cell needs its own id"
     for removed in ("fit_generator(", "np.int)", "np.int(", "keras.utils.Sequence)", "import tensorflow.keras"):
         assert removed not in code, f"{path.name} runs removed API {removed}"
