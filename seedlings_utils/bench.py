@@ -6,7 +6,14 @@
 
 Everything is measured in one run, on the same files and cores, and written to ``<out>/bench.json`` and
 ``<out>/bench.png``; a table is printed. Larger scales are made by hard-linking the base set's images
-under new names: the loaders read k times as many files, at no cost in generation time or disk.
+under new names: the loaders read k times as many files, at no cost in generation time or disk (the
+caches of lessons 07 and 08 at each scale are real files: 50x at 64 px is about 1.2 GB each).
+
+Memory: for every loader the course teaches (lesson 05's ``PyDataset``, lesson 07's cache, lesson 08's
+``tf.data`` without and with a cache file) and every scale, one training epoch of lesson 06's model in a
+fresh process, its peak *anonymous* memory (what the process holds: the figure that must stay flat) and
+its peak resident memory (which also counts file pages the kernel can drop: memory-mapped shards,
+libraries). Both caches are built before the epoch, so the epoch only reads them.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ DEFAULT_OUT = PACKAGE_ROOT.parent / "runs" / "bench"
 TARGETS = {
     "pydataset_vs_tfdata": ("lesson 05's PyDataset, best settings, vs tf.data (images/s)", ">=", 0.9),
     "cache_vs_2019": ("lesson 07's cache vs the 2019 loader (images/s)", ">=", 20.0),
-    "memory_growth_50x": ("peak memory at 50x the data vs 1x (relative growth)", "<=", 0.05),
+    "memory_growth_50x": ("peak anonymous memory at 50x the data vs 1x, worst loader (relative growth)", "<=", 0.05),
     "cache_wait_share": ("share of each step waiting for data, with the cache", "<", 0.05),
 }
 
@@ -146,60 +153,171 @@ def wait_shares(image_dir, filenames, labels, image_size, batch_size, images, wo
     return shares
 
 
-def epoch_memory(image_dir: Path, filenames_file: Path, image_size: int, batch_size: int) -> dict:
-    """One training epoch of lesson 06's model over every file, reading with lesson 05's loader; peak memory."""
+# The loaders the course teaches, as lesson 06's training epoch uses them (shuffle on), timed in loader_speeds
+MEMORY_LOADERS = {
+    "PyDataset, 2 threads": "lesson 05",
+    "cache (.npy memmap)": "lesson 07",
+    "tf.data": "lesson 08",
+    "tf.data + cache file": "lesson 08",
+}
+RSS_NOTE = ("resident memory (RSS) also counts file pages: libraries, and the memory-mapped cache or tf.data's "
+            "cache file read back; the kernel can drop those and reread them, so the flatness figure is anonymous "
+            "memory (RssAnon), what the process itself holds")
+
+
+def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
+    """``loader`` over one scale's files, shuffled as in training (``scale``: :func:`prepare_scale`'s paths)."""
+    from .cache import CachedDataset
+    from .dataset import SeedlingsDataset
+    from .tfdata import make_tf_dataset
+
+    names = np.load(scale["filenames"])
+    labels = np.load(scale["labels"])
+    common = dict(batch_size=batch_size, shuffle=True, seed=0)
+    if loader == "PyDataset, 2 threads":
+        return SeedlingsDataset(scale["image_dir"], names, labels, image_size=image_size, workers=2, **common)
+    if loader == "cache (.npy memmap)":
+        return CachedDataset(scale["cache_dir"], labels, workers=2, **common)
+    if loader == "tf.data":
+        return make_tf_dataset(scale["image_dir"], names, labels, image_size=image_size, **common)
+    if loader == "tf.data + cache file":
+        return make_tf_dataset(scale["image_dir"], names, labels, image_size=image_size,
+                               cache_file=scale["tf_cache_file"], **common)
+    raise ValueError(f"unknown loader {loader!r}; known: {', '.join(MEMORY_LOADERS)}")
+
+
+def _tf_cache_stamp(cache_file: str | Path) -> list[tuple[str, int]]:
+    """The files a ``tf.data`` cache file is made of, with their modification times (to see it was only read)."""
+    cache_file = Path(cache_file)
+    if not cache_file.parent.is_dir():
+        return []
+    return sorted((p.name, p.stat().st_mtime_ns) for p in cache_file.parent.iterdir()
+                  if p.name == f"{cache_file.name}.index" or p.name.startswith(f"{cache_file.name}.data-"))
+
+
+def prepare_scale(image_dir, filenames, labels, factor, image_size, batch_size, work_dir) -> tuple[dict, dict]:
+    """``factor`` times the data set as hard links, its index, and both caches built on disk before any timing.
+
+    Returns the paths (what :func:`memory_loader` reads) and the seconds each build took (0 when the cache
+    was already there and current).
+    """
+    from .cache import build_image_cache
+
+    folder, names, ys = replicate(image_dir, filenames, labels, factor, work_dir / f"x{factor}")
+    index = work_dir / f"x{factor}-index"
+    index.mkdir(parents=True, exist_ok=True)
+    np.save(index / "filenames.npy", names)
+    np.save(index / "labels.npy", ys)
+    scale = {"image_dir": str(folder), "filenames": str(index / "filenames.npy"), "labels": str(index / "labels.npy"),
+             "cache_dir": str(work_dir / f"x{factor}-cache-{image_size}"),
+             "tf_cache_file": str(work_dir / f"x{factor}-tfcache-{image_size}" / "data")}
+    build = {}
+    start = time.perf_counter()
+    build_image_cache(folder, names, image_size, scale["cache_dir"], progress=False)  # written shard by shard
+    build["cache (.npy memmap)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    # one complete pass writes tf.data's cache file; built with the very call the measured epoch makes
+    for _ in memory_loader("tf.data + cache file", scale, image_size, batch_size):
+        pass
+    build["tf.data + cache file"] = time.perf_counter() - start
+    return scale, build
+
+
+def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int) -> dict:
+    """One training epoch of lesson 06's model (``model.fit``, shuffle on) reading with ``loader``; its peak memory.
+
+    Run in a fresh process (see :func:`memory_by_scale`). A thread samples anonymous and resident memory
+    during ``fit`` (:class:`~seedlings_utils.profiling.MemorySampler`); the kernel's own peak of resident
+    memory is restarted just before ``fit`` and read after it.
+    """
     import keras
 
-    from .dataset import SeedlingsDataset
     from .model import build_cnn
+    from .profiling import MemorySampler, reset_peak_rss
 
-    names = np.load(filenames_file)
-    labels = np.load(filenames_file.with_name("labels.npy"))
+    labels = np.load(scale["labels"])
     keras.utils.set_random_seed(0)
     model = build_cnn(int(labels.max()) + 1, image_size, base_filters=8)
-    dataset = SeedlingsDataset(image_dir, names, labels, batch_size=batch_size, image_size=image_size, shuffle=True,
-                               seed=0, workers=2)
-    before = peak_rss_mb()
+    data = memory_loader(loader, scale, image_size, batch_size)
+    tf_cache = _tf_cache_stamp(scale["tf_cache_file"]) if loader == "tf.data + cache file" else None
+    reset_peak_rss()
     start = time.perf_counter()
-    model.fit(dataset, epochs=1, verbose=0)
-    return {"images": int(len(names)), "peak_rss_mb": peak_rss_mb(), "peak_rss_mb_before_fit": before,
-            "epoch_seconds": time.perf_counter() - start}
+    with MemorySampler() as memory:
+        model.fit(data, epochs=1, verbose=0)
+    row = {"loader": loader, "images": int(len(labels)), "peak_anon_mb": memory.peak_anon_mb,
+           "anon_before_fit_mb": memory.start_anon_mb, "peak_rss_mb": peak_rss_mb(),
+           "rss_before_fit_mb": memory.start_rss_mb, "epoch_seconds": time.perf_counter() - start,
+           "samples": memory.samples}
+    if tf_cache is not None:  # True: the epoch read the cache file built beforehand and rewrote nothing
+        row["read_from_cache_file"] = bool(tf_cache) and _tf_cache_stamp(scale["tf_cache_file"]) == tf_cache
+    return row
 
 
-def memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir) -> list[dict]:
-    """:func:`epoch_memory` at each scale, each in a fresh Python process so that peaks do not mix."""
-    rows = []
-    for factor in factors:
-        folder, names, ys = replicate(image_dir, filenames, labels, factor, work_dir / f"x{factor}")
-        files = work_dir / f"x{factor}-index" / "filenames.npy"
-        files.parent.mkdir(parents=True, exist_ok=True)
-        np.save(files, names)
-        np.save(files.with_name("labels.npy"), ys)
-        print(f"  {len(names)} images ({factor}x) ...", flush=True)
-        out = subprocess.run(
-            [sys.executable, "-m", "seedlings_utils.bench", "epoch-memory", str(folder), str(files),
-             str(image_size), str(batch_size)],
-            check=True, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-        rows.append({"factor": factor, **json.loads(out.stdout.strip().splitlines()[-1])})
-    return rows
+def _epoch_memory_in_a_fresh_process(loader: str, scale: dict, factor: int, image_size: int, batch_size: int) -> dict:
+    job = json.dumps({"loader": loader, "scale": scale, "image_size": image_size, "batch_size": batch_size})
+    out = subprocess.run([sys.executable, "-m", "seedlings_utils.bench", "epoch-memory", job],
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if out.returncode != 0:
+        raise RuntimeError(f"the epoch with {loader} at {factor}x failed:\n{out.stderr[-3000:]}")
+    row = {"factor": factor, **json.loads(out.stdout.strip().splitlines()[-1])}
+    print(f"  {factor:>3}x, {loader}: {row['images']} images, {row['epoch_seconds']:.0f} s, "
+          f"peak anonymous {row['peak_anon_mb']:.0f} MB, peak resident {row['peak_rss_mb']:.0f} MB", flush=True)
+    return row
+
+
+def memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir,
+                    loaders=tuple(MEMORY_LOADERS), jobs: int = 1) -> tuple[list[dict], dict]:
+    """:func:`epoch_memory` for every loader at every scale, each in a fresh Python process so peaks do not mix.
+
+    ``jobs`` processes run at a time (each process's memory is its own, but parallel epochs share the
+    cores: their seconds are only comparable with ``jobs=1``). Returns the rows (one per loader and scale,
+    in that order) and the cache build seconds per scale.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows, builds = [], {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for factor in factors:
+            scale, build = prepare_scale(image_dir, filenames, labels, factor, image_size, batch_size, work_dir)
+            builds[f"{factor}x"] = build
+            print(f"  {factor:>3}x: {len(np.load(scale['filenames']))} images, caches built in "
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in build.items()), flush=True)
+            epochs = [pool.submit(_epoch_memory_in_a_fresh_process, loader, scale, factor, image_size, batch_size)
+                      for loader in loaders]
+            rows += [epoch.result() for epoch in epochs]  # this scale's epochs end before the next scale's builds
+    return rows, builds
+
+
+def memory_growth(memory: list[dict]) -> dict[str, float]:
+    """Per loader, peak anonymous memory at the largest scale relative to the smallest, minus 1 (0.05: +5 %)."""
+    growth = {}
+    for loader in dict.fromkeys(row["loader"] for row in memory):
+        rows = sorted((row for row in memory if row["loader"] == loader), key=lambda row: row["factor"])
+        if len(rows) > 1:
+            growth[loader] = rows[-1]["peak_anon_mb"] / rows[0]["peak_anon_mb"] - 1
+    return growth
 
 
 def evaluate_targets(speeds: dict[str, float], memory: list[dict], shares: dict[str, float]) -> dict:
-    """Each target of the course, with the measured figure and whether it is met."""
+    """Each target of the course, with the measured figure and whether it is met.
+
+    ``memory_growth_50x`` is the worst loader's growth of peak anonymous memory (see :func:`memory_growth`).
+    """
     best_pydataset = max(v for k, v in speeds.items() if k.startswith("PyDataset"))
+    growth = memory_growth(memory)
+    worst = max(growth, key=growth.get) if growth else None
     figures = {
         "pydataset_vs_tfdata": best_pydataset / speeds["tf.data"],
         "cache_vs_2019": speeds["cache (.npy memmap)"] / speeds["2019 recipe (skimage)"],
-        "memory_growth_50x": None,
+        "memory_growth_50x": growth.get(worst),
         "cache_wait_share": shares.get("cache (.npy memmap)"),
     }
     out = {}
-    if len(memory) > 1:
-        figures["memory_growth_50x"] = memory[-1]["peak_rss_mb"] / memory[0]["peak_rss_mb"] - 1
     for key, (what, op, limit) in TARGETS.items():
-        if key == "memory_growth_50x" and memory:
-            what = f"peak memory at {memory[-1]['factor']}x the data vs {memory[0]['factor']}x (relative growth)"
+        if key == "memory_growth_50x" and worst is not None:
+            factors = sorted({row["factor"] for row in memory})
+            what = (f"peak anonymous memory at {factors[-1]}x the data vs {factors[0]}x, worst loader "
+                    f"({worst}; relative growth)")
         value = figures[key]
         met = None if value is None else (value >= limit if op == ">=" else value <= limit if op == "<=" else
                                           value < limit)
@@ -208,7 +326,7 @@ def evaluate_targets(speeds: dict[str, float], memory: list[dict], shares: dict[
 
 
 def plot_bench(results: dict):
-    """Three panels: images/s per loader, peak memory against data set size, waiting share per loader."""
+    """Three panels: images/s per loader, peak memory against data set size per loader, waiting share per loader."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
@@ -220,11 +338,27 @@ def plot_bench(results: dict):
     for y, value in enumerate(speeds.values()):
         axes[0].text(value, y, f" {value:,.0f}", va="center", fontsize=8)
     axes[0].set_xlim(right=max(speeds.values()) * 8)
-    memory = results["memory"]
-    axes[1].plot([m["images"] for m in memory], [m["peak_rss_mb"] for m in memory], "o-", color="tab:green")
-    axes[1].set(xlabel="images in the data set", ylabel="peak resident memory (MB)", xscale="log",
-                title="One training epoch: memory vs data size")
-    axes[1].set_ylim(0, max(m["peak_rss_mb"] for m in memory) * 1.2)
+    memory, growth = results["memory"], results["memory_growth"]
+    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple"), "osD^", strict=True)
+    for (loader, lesson), (color, marker) in zip(MEMORY_LOADERS.items(), styles, strict=True):
+        rows = sorted((m for m in memory if m["loader"] == loader), key=lambda m: m["factor"])
+        if not rows:
+            continue
+        change = f", {100 * growth[loader]:+.1f} %" if loader in growth else ""
+        images = [m["images"] for m in rows]
+        axes[1].plot(images, [m["peak_anon_mb"] for m in rows], marker=marker, color=color,
+                     label=f"{loader} ({lesson}{change})")
+        axes[1].plot(images, [m["peak_rss_mb"] for m in rows], ls="--", lw=1, marker=marker, mfc="none", color=color,
+                     alpha=0.6)
+    axes[1].plot([], [], "k-", label="solid: peak anonymous memory (held)")
+    axes[1].plot([], [], "k--", lw=1, alpha=0.6, label="dashed: peak resident (incl. file pages)")
+    axes[1].set(xlabel="images in the data set (log scale)", ylabel="peak memory of the process (MB)", xscale="log",
+                title="One training epoch per loader: memory vs data size")
+    axes[1].set_ylim(0, max(m["peak_rss_mb"] for m in memory) * 1.45)
+    scales = sorted({(m["images"], m["factor"]) for m in memory})
+    axes[1].set_xticks([n for n, _ in scales], [f"{n:,}\n({f}x)" for n, f in scales])
+    axes[1].minorticks_off()
+    axes[1].legend(fontsize=7, loc="upper left")
     shares = results["wait_share"]
     axes[2].barh(list(shares), [100 * v for v in shares.values()], color="tab:orange")
     axes[2].invert_yaxis()
@@ -240,9 +374,23 @@ def format_table(results: dict) -> str:
     """The printed summary."""
     lines = ["Loader speed (images/s, same files and cores):"]
     lines += [f"  {name:<28} {value:10.0f}" for name, value in results["images_per_second"].items()]
-    lines.append("Peak memory of one training epoch (lesson 05's loader, 2 threads):")
-    lines += [f"  {m['images']:>8} images ({m['factor']:>2}x)  {m['peak_rss_mb']:8.0f} MB  {m['epoch_seconds']:6.1f} s"
-              for m in results["memory"]]
+    memory, growth = results["memory"], results["memory_growth"]
+    factors = sorted({m["factor"] for m in memory})
+    images = {m["factor"]: m["images"] for m in memory}
+    lines.append("Peak memory of one training epoch (model.fit, shuffle on; a fresh process per loader and scale), MB:")
+    header = "".join(f"{f'{images[f]:,} ({f}x)':>18}" for f in factors)
+    for figure, title in (("peak_anon_mb", "anonymous (RssAnon), growth"), ("peak_rss_mb", "resident (RSS)")):
+        lines.append(f"  {title:<38}{header}")
+        for loader, lesson in MEMORY_LOADERS.items():
+            cells = {m["factor"]: m[figure] for m in memory if m["loader"] == loader}
+            if not cells:
+                continue
+            row = "".join(f"{cells[f]:>18.0f}" if f in cells else f"{'-':>18}" for f in factors)
+            change = f"  {100 * growth[loader]:+6.1f} %" if figure == "peak_anon_mb" and loader in growth else ""
+            lines.append(f"    {f'{loader} ({lesson})':<36}{row}{change}")
+    lines.append(f"  ({RSS_NOTE}.)")
+    seconds = {m["loader"]: m["epoch_seconds"] for m in memory if m["factor"] == factors[-1]}
+    lines.append(f"  Epoch seconds at {factors[-1]}x: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     lines.append("Share of each step waiting for data:")
     lines += [f"  {name:<28} {100 * value:9.1f} %" for name, value in results["wait_share"].items()]
     lines.append("Targets:")
@@ -255,7 +403,7 @@ def format_table(results: dict) -> str:
 
 
 def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int, speed_batches: int,
-              wait_images: int, seed: int = 42, progress: bool = True) -> dict:
+              wait_images: int, seed: int = 42, progress: bool = True, memory_jobs: int = 1) -> dict:
     """The whole benchmark; returns what it writes to ``out_dir/bench.json``."""
     import keras
     import tensorflow as tf
@@ -268,7 +416,8 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
     traces, build = loader_speeds(image_dir, filenames, labels, image_size, batch_size, speed_batches, work_dir)
     print("Memory against data set size:", flush=True)
     factors = sorted({max(1, round(s / len(filenames))) for s in scales})
-    memory = memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir)
+    memory, memory_builds = memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir,
+                                            jobs=memory_jobs)
     print("Waiting for data:", flush=True)
     shares = wait_shares(image_dir, filenames, labels, image_size, batch_size, wait_images, work_dir)
     speeds = {name: trace.images_per_second for name, trace in traces.items()}
@@ -276,10 +425,14 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
                     "keras": keras.__version__, "platform": platform.platform()},
         "settings": {"scales": scales, "base_images": int(len(filenames)), "image_size": image_size,
-                     "batch_size": batch_size, "speed_batches": speed_batches, "wait_images": wait_images},
+                     "batch_size": batch_size, "speed_batches": speed_batches, "wait_images": wait_images,
+                     "memory_jobs": memory_jobs},
         "images_per_second": speeds,
         "build_seconds": build,
         "memory": memory,
+        "memory_note": RSS_NOTE,
+        "memory_growth": memory_growth(memory),
+        "memory_build_seconds": memory_builds,
         "wait_share": shares,
         "targets": evaluate_targets(speeds, memory, shares),
         "traces": {name: trace.as_dict() for name, trace in traces.items()},
@@ -292,8 +445,8 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["epoch-memory"]:  # the child process of memory_by_scale
-        image_dir, files, image_size, batch_size = argv[1:5]
-        print(json.dumps(epoch_memory(Path(image_dir), Path(files), int(image_size), int(batch_size))))
+        job = json.loads(argv[1])
+        print(json.dumps(epoch_memory(job["loader"], job["scale"], job["image_size"], job["batch_size"])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny data set and few batches (for tests)")
@@ -302,14 +455,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--speed-batches", type=int, help="batches read per loader (default 40)")
     parser.add_argument("--wait-images", type=int, help="images per epoch when timing waits (default 1024)")
+    parser.add_argument("--memory-jobs", type=int, help="memory epochs run at a time (default 1; --quick: 2)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     quick = args.quick
-    scales = args.scales or ([48, 96, 240] if quick else [2000, 20000, 100000])
+    scales = args.scales or ([48, 240] if quick else [2000, 20000, 100000])
     results = run_bench(args.out, sorted(scales), args.image_size if not quick else 32, args.batch_size,
                         args.speed_batches or (2 if quick else 40), args.wait_images or (64 if quick else 1024),
-                        progress=not quick)
+                        progress=not quick, memory_jobs=args.memory_jobs or (2 if quick else 1))
     print()
     print(format_table(results))
     print(f"\nWrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")

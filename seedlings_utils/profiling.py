@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -11,26 +12,100 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 
-def _proc_status_mb(field: str) -> float | None:
-    """A memory line of Linux's ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB; None elsewhere."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return None
+def proc_status_mb(*fields: str) -> dict[str, float]:
+    """Memory lines of Linux's ``/proc/self/status`` in MB, e.g. ``proc_status_mb("VmRSS", "RssAnon")``; {} elsewhere.
+
+    - ``VmRSS``: resident memory now, the pages of this process that sit in RAM; ``VmHWM``: its peak,
+      kept by the kernel.
+    - ``RssAnon``: the *anonymous* part of ``VmRSS``: heap, stacks, NumPy arrays, buffers, memory the
+      process holds and that only the process can give back. The kernel keeps no peak of it.
+    - ``RssFile``: the part that maps files: program code and libraries, and memory-mapped data (a
+      ``np.load(..., mmap_mode="r")`` cache). These pages are page cache: they count in ``VmRSS`` but the
+      kernel can drop them at any time and read them again from disk.
+    """
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in fields:
+            values[key] = int(rest.split()[0]) / 1024  # the kernel writes kB
+    return values
 
 
 def peak_rss_mb() -> float:
-    """The highest resident memory this process has had, in MB."""
-    peak = _proc_status_mb("VmHWM")
+    """The highest resident memory this process has had (since :func:`reset_peak_rss`), in MB."""
+    peak = proc_status_mb("VmHWM").get("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rss_mb() -> float:
     """This process's resident memory now, in MB (Linux ``/proc``; elsewhere the peak so far)."""
-    now = _proc_status_mb("VmRSS")
+    now = proc_status_mb("VmRSS").get("VmRSS")
     return now if now is not None else peak_rss_mb()
+
+
+def anon_mb() -> float | None:
+    """This process's anonymous resident memory now (``RssAnon``), in MB; None where ``/proc`` has no such line."""
+    return proc_status_mb("RssAnon").get("RssAnon")
+
+
+def reset_peak_rss() -> bool:
+    """Restart the kernel's peak of resident memory (``VmHWM``) from the current value; False where impossible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # "5": reset the peak (Linux 4.0 and later)
+    except OSError:
+        return False
+    return True
+
+
+class MemorySampler:
+    """The peak anonymous memory (``RssAnon``) and resident memory (``VmRSS``) of this process during a ``with``.
+
+    The kernel keeps a peak of resident memory but none of its anonymous part, so a thread reads
+    ``/proc/self/status`` every ``interval`` seconds and keeps the highest values (a spike shorter than
+    ``interval`` can be missed). Values are in MB, None where ``/proc`` is missing (not Linux)::
+
+        with MemorySampler() as memory:
+            model.fit(dataset, epochs=1)
+        print(memory.start_anon_mb, memory.peak_anon_mb)
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.start_anon_mb: float | None = None
+        self.start_rss_mb: float | None = None
+        self.peak_anon_mb: float | None = None
+        self.peak_rss_mb: float | None = None
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        values = proc_status_mb("RssAnon", "VmRSS")
+        if "RssAnon" in values:
+            self.peak_anon_mb = max(self.peak_anon_mb or 0.0, values["RssAnon"])
+        if "VmRSS" in values:
+            self.peak_rss_mb = max(self.peak_rss_mb or 0.0, values["VmRSS"])
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> MemorySampler:
+        values = proc_status_mb("RssAnon", "VmRSS")
+        self.start_anon_mb, self.start_rss_mb = values.get("RssAnon"), values.get("VmRSS")
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
 
 
 def pydataset_batches(dataset, batches: int | None = None) -> Iterator:

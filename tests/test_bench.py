@@ -1,11 +1,24 @@
 import json
 import os
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from seedlings_utils import bench
-from seedlings_utils.profiling import LoaderTrace, peak_rss_mb, plot_traces, rss_mb, trace_loader
+from seedlings_utils.profiling import (
+    LoaderTrace,
+    MemorySampler,
+    anon_mb,
+    peak_rss_mb,
+    plot_traces,
+    proc_status_mb,
+    reset_peak_rss,
+    trace_loader,
+)
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc/self/status")
 
 
 def test_trace_loader_counts_images_and_memory():
@@ -13,9 +26,66 @@ def test_trace_loader_counts_images_and_memory():
     trace = trace_loader("list", lambda: iter(batches))
     assert trace.images == [0, 4, 7] and len(trace.seconds) == len(trace.rss_mb) == 3
     assert trace.seconds == sorted(trace.seconds) and trace.images_per_second > 0
-    assert 0 < rss_mb() <= peak_rss_mb()
     fig = plot_traces([trace, LoaderTrace("other", [0, 1], [0, 10], [50, 60])])
     assert len(fig.axes[0].lines) == 2 and fig.axes[1].get_ylim()[0] == 0
+
+
+def _hold(mb: int, sampler: MemorySampler | None = None) -> None:
+    """Allocate ``mb`` MB, write every page (untouched pages are never resident), free it once ``sampler`` has
+    read memory twice meanwhile (a loaded machine can delay its thread) or after 50 ms without one."""
+    block = np.ones(mb * 2**20, dtype=np.uint8)
+    _wait_for_samples(sampler)
+    del block
+
+
+def _wait_for_samples(sampler: MemorySampler | None, count: int = 2, timeout: float = 10.0) -> None:
+    if sampler is None:
+        time.sleep(0.05)
+        return
+    start, deadline = sampler.samples, time.monotonic() + timeout
+    while sampler.samples < start + count and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+@linux
+def test_proc_status_reads_the_kernels_memory_lines():
+    values = proc_status_mb("VmRSS", "RssAnon", "RssFile", "NoSuchLine")
+    assert set(values) == {"VmRSS", "RssAnon", "RssFile"}
+    assert values["RssAnon"] + values["RssFile"] == pytest.approx(values["VmRSS"], abs=values["VmRSS"] * 0.2)
+    assert anon_mb() == pytest.approx(values["RssAnon"], abs=20)
+
+
+@linux
+def test_peak_rss_sees_a_200_mb_array_and_resets():
+    reset_peak_rss()
+    before = peak_rss_mb()
+    _hold(200)
+    assert peak_rss_mb() >= before + 190
+    assert reset_peak_rss() and peak_rss_mb() < before + 100  # the array is gone: the peak restarts below it
+
+
+@linux
+def test_sampler_peak_anon_rises_with_a_200_mb_array_and_not_otherwise():
+    with MemorySampler() as quiet:
+        _wait_for_samples(quiet, 5)
+    assert quiet.samples >= 5 and quiet.peak_anon_mb - quiet.start_anon_mb < 50
+    with MemorySampler() as busy:
+        _hold(200, busy)
+    assert busy.peak_anon_mb - busy.start_anon_mb >= 190
+    assert busy.peak_rss_mb - busy.start_rss_mb >= 190
+
+
+@linux
+def test_memory_mapped_pages_count_in_rss_but_not_in_anonymous_memory(tmp_path):
+    np.save(tmp_path / "shard.npy", np.ones(100 * 2**20, dtype=np.uint8))
+    with MemorySampler() as memory:
+        shard = np.load(tmp_path / "shard.npy", mmap_mode="r")
+        total = int(shard[::4096].sum())  # one byte per page: every page of the file is mapped in
+        _wait_for_samples(memory)
+        del shard
+    assert total == 100 * 2**20 // 4096
+    assert memory.peak_rss_mb - memory.start_rss_mb >= 90
+    assert memory.peak_anon_mb - memory.start_anon_mb < 30
 
 
 def test_replicate_makes_k_times_the_files_as_links(tmp_path):
@@ -30,20 +100,62 @@ def test_replicate_makes_k_times_the_files_as_links(tmp_path):
     assert (again[1] == names).all() and len(os.listdir(folder)) == 6
 
 
-def test_targets_say_met_or_missed():
-    speeds = {"2019 recipe (skimage)": 100.0, "PyDataset, 1 worker": 500.0, "PyDataset, 2 threads": 850.0,
-              "cache (.npy memmap)": 1500.0, "tf.data": 1000.0}
-    memory = [{"factor": 1, "peak_rss_mb": 1000.0}, {"factor": 50, "peak_rss_mb": 1040.0}]
-    targets = bench.evaluate_targets(speeds, memory, {"cache (.npy memmap)": 0.08})
-    assert targets["pydataset_vs_tfdata"]["measured"] == pytest.approx(0.85)
-    assert targets["pydataset_vs_tfdata"]["met"] is False
-    assert targets["cache_vs_2019"]["measured"] == pytest.approx(15) and targets["cache_vs_2019"]["met"] is False
-    assert targets["memory_growth_50x"]["measured"] == pytest.approx(0.04) and targets["memory_growth_50x"]["met"]
-    assert "50x" in targets["memory_growth_50x"]["what"]
-    assert targets["cache_wait_share"]["met"] is False
-    assert bench.evaluate_targets(speeds, memory[:1], {})["memory_growth_50x"]["met"] is None
+SPEEDS = {"2019 recipe (skimage)": 100.0, "PyDataset, 1 worker": 500.0, "PyDataset, 2 threads": 850.0,
+          "cache (.npy memmap)": 1500.0, "tf.data": 1000.0}
 
 
+def _memory(growth_by_loader: dict[str, float], base: float = 1000.0) -> list[dict]:
+    """Rows as memory_by_scale writes them: 1x at ``base`` MB, 10x in between, 50x at ``base * (1 + growth)``."""
+    rows = []
+    for loader, growth in growth_by_loader.items():
+        for factor, peak in ((1, base), (10, base * (1 + growth / 2)), (50, base * (1 + growth))):
+            rows.append({"loader": loader, "factor": factor, "images": 2000 * factor, "peak_anon_mb": peak,
+                         "peak_rss_mb": peak + 300, "epoch_seconds": 1.0})
+    return rows
+
+
+@pytest.mark.parametrize(("key", "low", "high", "met_low", "met_high"), [
+    ("pydataset_vs_tfdata", 0.89, 0.91, False, True),
+    ("cache_vs_2019", 19.0, 21.0, False, True),
+    ("memory_growth_50x", 0.04, 0.06, True, False),
+    ("cache_wait_share", 0.04, 0.06, True, False),
+])
+def test_each_target_is_met_on_one_side_of_its_threshold_and_missed_on_the_other(key, low, high, met_low,
+                                                                                  met_high):
+    def verdict(value):
+        speeds, memory, shares = dict(SPEEDS), _memory({"tf.data": 0.0}), {"cache (.npy memmap)": 0.0}
+        if key == "pydataset_vs_tfdata":
+            speeds["PyDataset, 2 threads"] = value * speeds["tf.data"]
+        elif key == "cache_vs_2019":
+            speeds["cache (.npy memmap)"] = value * speeds["2019 recipe (skimage)"]
+        elif key == "memory_growth_50x":
+            memory = _memory({"PyDataset, 2 threads": 0.0, "tf.data": value})
+        else:
+            shares["cache (.npy memmap)"] = value
+        target = bench.evaluate_targets(speeds, memory, shares)[key]
+        assert target["measured"] == pytest.approx(value)
+        return target["met"]
+
+    assert verdict(low) is met_low and verdict(high) is met_high
+
+
+def test_memory_target_is_the_worst_loaders_growth():
+    memory = _memory({"PyDataset, 2 threads": 0.01, "cache (.npy memmap)": -0.02, "tf.data": 0.30,
+                      "tf.data + cache file": 0.03})
+    growth = bench.memory_growth(memory)
+    assert growth == pytest.approx({"PyDataset, 2 threads": 0.01, "cache (.npy memmap)": -0.02, "tf.data": 0.30,
+                                    "tf.data + cache file": 0.03})
+    target = bench.evaluate_targets(SPEEDS, memory, {})["memory_growth_50x"]
+    assert target["measured"] == pytest.approx(0.30) and target["met"] is False
+    assert "50x" in target["what"] and "1x" in target["what"] and "tf.data;" in target["what"]
+    assert bench.evaluate_targets(SPEEDS, [r for r in memory if r["factor"] == 1], {})["memory_growth_50x"][
+        "met"] is None
+    table = bench.format_table({"images_per_second": SPEEDS, "memory": memory, "memory_growth": growth,
+                                "wait_share": {}, "targets": {}})
+    assert "+30.0 %" in table and "-2.0 %" in table and "100,000 (50x)" in table
+
+
+@pytest.mark.slow
 def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "bench.json").read_text())
@@ -51,9 +163,15 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
         "2019 recipe (skimage)", "PyDataset, 1 worker", "PyDataset, 2 threads", "PyDataset, 2 processes",
         "cache (.npy memmap)", "tf.data", "tf.data + cache file"}
     assert all(v > 0 for v in results["images_per_second"].values())
-    assert [m["factor"] for m in results["memory"]] == [1, 2, 5]
-    assert all(m["peak_rss_mb"] >= m["peak_rss_mb_before_fit"] > 0 for m in results["memory"])
-    assert [m["images"] for m in results["memory"]] == [results["settings"]["base_images"] * f for f in (1, 2, 5)]
+    base = results["settings"]["base_images"]
+    rows = {(m["loader"], m["factor"]): m for m in results["memory"]}
+    assert sorted(rows) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 5))
+    for (_, factor), row in rows.items():
+        assert row["images"] == base * factor and row["samples"] >= 10  # the sampler ran during the epoch
+        assert 100 < row["peak_anon_mb"] < row["peak_rss_mb"] < 8000
+    assert all(row["read_from_cache_file"] for (loader, _), row in rows.items() if loader == "tf.data + cache file")
+    assert set(results["memory_growth"]) == set(bench.MEMORY_LOADERS)
+    assert results["targets"]["memory_growth_50x"]["measured"] == max(results["memory_growth"].values())
     assert set(results["wait_share"]) == {"PyDataset, 2 threads", "cache (.npy memmap)", "tf.data"}
     assert all(0 <= v <= 1 for v in results["wait_share"].values())
     assert all(t["measured"] is not None and t["met"] in (True, False) for t in results["targets"].values())
