@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 #: Used when the package's own metadata is unavailable (running from a copy, not an install).
-FALLBACK_REQUIREMENTS = ("tensorflow>=2.16", "keras>=3.3", "numpy>=1.26", "pillow>=10.0")
+FALLBACK_REQUIREMENTS = ("tensorflow>=2.20", "keras>=3.13", "numpy>=2.0", "pillow>=11.0")
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 

@@ -204,7 +204,7 @@ def _real_api() -> object:
         from kaggle.api.kaggle_api_extended import KaggleApi  # type: ignore[import-not-found]
     except ImportError:
         raise DataSourceError(
-            'The Kaggle client is not installed. Run: pip install "kaggle>=1.6" (then restart the kernel), '
+            'The Kaggle client is not installed. Run: pip install "kaggle>=2.0" (then restart the kernel), '
             "and run this cell again. " + _OFFLINE_HINT
         ) from None
     return KaggleApi()

@@ -33,10 +33,9 @@ def snapshot(data_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def lessons(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("lessons")
+def lessons(executed_lessons):
+    data_dir, first = executed_lessons  # the session's one run of every lesson (conftest.py), shared with test_site
     params = {**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}
-    first = run_lessons(params, data_dir / "executed")
     first_snapshot = snapshot(data_dir)
     # the data lessons again, as a learner re-running them would (training is not repeated: the resume and
     # no-duplicate behaviour of lesson 06's callbacks is tested in test_model_train.py)

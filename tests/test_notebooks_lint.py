@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,9 @@ def test_template_and_links(path):
     assert len(tagged) == 1
     names = set(re.findall(r"^([A-Z_]+) = ", source(tagged[0]), flags=re.M))
     assert CONTRACT_PARAMETERS <= names
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    passed = set(re.search(r"^PARAMETERS := (.*?)\n#", makefile, flags=re.M | re.S)[1].replace("\\", " ").split())
+    assert names <= passed, f"make lessons cannot set {sorted(names - passed)}: add them to the Makefile's PARAMETERS"
     headings = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and source(c).startswith("## ")]
     check = [i for i in headings if source(nb[i]).startswith("## Check")]
     assert len(check) == 1 and "OK:" in source(nb[check[0] + 1]), "one '## Check' section, its cell prints OK:"

@@ -1,0 +1,176 @@
+"""The course site (``make site``): built from executed notebooks without running them, and checked page by page in
+headless Chromium. The browser tests install Chromium when they can (root with apt-get) and are skipped, saying
+why, only when they cannot."""
+
+import base64
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from seedlings_utils import site
+from seedlings_utils.config import GITHUB_REPO
+from seedlings_utils.lessons import lesson_notebooks
+
+REPO = Path(__file__).resolve().parents[1]
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def png(green: int) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (30, green, 60)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def executed_notebook(name: str, data_dir: str = "/home/someone/seedlings-data") -> dict:
+    """A small notebook as papermill leaves it: title with Colab button, parameters, injected parameters, a
+    progress-bar widget, TensorFlow's start-up noise and a real warning on stderr, a figure and a table."""
+    colab = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{name}"
+    md = lambda text: {"cell_type": "markdown", "metadata": {}, "source": text}  # noqa: E731
+    code = lambda text, outputs=(), tags=(): {  # noqa: E731
+        "cell_type": "code", "metadata": {"tags": list(tags)}, "execution_count": 1, "source": text,
+        "outputs": list(outputs)}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "papermill": {"parameters": {"DATA_DIR": data_dir}},
+        "widgets": {"application/vnd.jupyter.widget-state+json": {"state": {
+            "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_a", "IPY_MODEL_b", "IPY_MODEL_c"]}},
+            "a": {"model_name": "HTMLModel", "state": {"value": "synthetic seedlings: 100%"}},
+            "b": {"model_name": "FloatProgressModel", "state": {"value": 280, "max": 280}},
+            "c": {"model_name": "HTMLModel", "state": {"value": " 280/280 [00:01&lt;00:00, 190img/s]"}}}}}},
+        "cells": [
+            md(f"# {name[:2]} · A lesson\n\n<a href=\"{colab}\"><img src=\"https://www.tensorflow.org/images/"
+               "colab_logo_32px.png\" />Run in Google Colab</a>\n\nSee [the next one](06_train_and_evaluate_a_cnn"
+               ".ipynb) and [the code](../seedlings_utils/dataset.py)."),
+            code("DATA_DIR = \"\"\nEPOCHS = 40", tags=["parameters"]),
+            code(f"# Parameters\nDATA_DIR = \"{data_dir}\"\nEPOCHS = 3\n", tags=["injected-parameters"]),
+            code("make_data()", [
+                {"output_type": "display_data", "metadata": {}, "data": {
+                    WIDGET: {"model_id": "box", "version_major": 2, "version_minor": 0}, "text/plain": "0%|"}},
+                {"output_type": "stream", "name": "stderr", "text": "WARNING: All log messages before absl::"
+                 "InitializeLog() is called are written to STDERR\nI0000 cudart_stub.cc:31] no cuda\n"},
+                {"output_type": "stream", "name": "stderr", "text": "UserWarning: you should call super()\n"},
+                {"output_type": "stream", "name": "stdout", "text": f"{data_dir}/raw: 240 images\n"}]),
+            code("plot()", [{"output_type": "display_data", "metadata": {}, "data": {
+                "image/png": png(int(name[:2]) * 10), "text/plain": "<Figure>"}}]),
+            code("table()", [{"output_type": "execute_result", "execution_count": 1, "metadata": {}, "data": {
+                "text/html": "<table><tr><th>species</th><th>n</th></tr><tr><td>Maize</td><td>11</td></tr></table>",
+                "text/plain": "table"}}]),
+        ]}
+
+
+@pytest.fixture
+def executed_dir(tmp_path) -> Path:
+    """Two real lesson names with small executed notebooks (the checker knows the repository's lessons)."""
+    folder = tmp_path / "executed"
+    folder.mkdir()
+    for path in lesson_notebooks()[4:6]:
+        (folder / path.name).write_text(json.dumps(executed_notebook(path.name)))
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------- without a browser
+
+
+def test_readme_gives_the_home_page_and_the_summary_page():
+    title, home, summary = site.split_readme((REPO / "README.md").read_text())
+    assert title and "## The lessons" in home and f"## {site.SUMMARY_HEADING}" not in home
+    assert summary.startswith(f"# {site.SUMMARY_HEADING}") and "## For maintainers" not in summary
+    assert summary.count("| --- |") + summary.count("|---|") >= 3  # its three tables
+
+
+def test_links_become_pages_github_addresses_or_local_images():
+    pages = {"README.md": "index.md", "notebooks/05_x.ipynb": "notebooks/05_x.ipynb"}
+    text = ("[05](notebooks/05_x.ipynb) [dir](notebooks) [code](seedlings_utils/site.py#L3) [web](https://x.org/a) "
+            "![c](https://colab.research.google.com/assets/colab-badge.svg) [gone](nowhere.md) [here](#top)")
+    out = site.rewrite_links(text, "README.md", "index.md", pages)
+    assert "[05](notebooks/05_x.ipynb)" in out and "[web](https://x.org/a)" in out and "[here](#top)" in out
+    assert f"[dir](https://github.com/{GITHUB_REPO}/tree/main/notebooks)" in out
+    assert f"[code](https://github.com/{GITHUB_REPO}/blob/main/seedlings_utils/site.py#L3)" in out
+    assert "![c](_static/open-in-colab.svg)" in out and "[gone](nowhere.md)" in out  # the checker reports that one
+    html = site.rewrite_links('<a href="../README.md"><img src="https://www.tensorflow.org/images/GitHub-Mark-32px'
+                              '.png"/></a>', "notebooks/05_x.ipynb", "notebooks/05_x.ipynb", pages)
+    assert html == '<a href="../index.html"><img src="../_static/source-icon.svg"/></a>'
+
+
+def test_page_shows_outputs_without_noise_or_the_builders_paths():
+    name = lesson_notebooks()[4].name
+    nb = site.site_notebook(executed_notebook(name), name, {f"notebooks/{name}": f"notebooks/{name}"})
+    text = json.dumps(nb, ensure_ascii=False)
+    assert "/home/someone" not in text and "DATA_DIR/raw: 240 images" in text
+    assert "widgets" not in nb["metadata"] and "papermill" not in nb["metadata"] and WIDGET not in text
+    assert "synthetic seedlings: 100% |████████████████████| 280/280 [00:01<00:00, 190img/s]" in text
+    assert "cudart_stub" not in text and "absl" not in text and "UserWarning: you should call super()" in text
+    note = next(c for c in nb["cells"] if c["cell_type"] == "markdown" and "make lessons" in c["source"])
+    assert "`EPOCHS = 3`" in note["source"] and "DATA_DIR" not in note["source"]
+    assert "tensorflow.org" not in text and "../_static/colab-icon.svg" in text
+    assert f"https://github.com/{GITHUB_REPO}/blob/main/seedlings_utils/dataset.py" in text
+    assert site.count_outputs(executed_notebook(name)) == {"figures": 1, "tables": 1}
+
+
+def test_build_refuses_lessons_that_did_not_run(executed_dir):
+    with pytest.raises(site.SiteError, match="make lessons"):
+        site.executed_copies(executed_dir)  # most lessons have no executed copy here
+    broken = json.loads((executed_dir / lesson_notebooks()[4].name).read_text())
+    broken["cells"][-1]["outputs"].append({"output_type": "error", "ename": "E", "evalue": "", "traceback": []})
+    (executed_dir / lesson_notebooks()[4].name).write_text(json.dumps(broken))
+    assert [p.name for p in site.executed_copies(executed_dir, partial=True)] == [lesson_notebooks()[5].name]
+
+
+# ---------------------------------------------------------------------------------------------------- in Chromium
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path, how = site.find_chromium(install=True)
+    if path is None:
+        pytest.skip(f"the site's browser check needs Chromium: {how}")
+    return path
+
+
+@pytest.mark.slow
+def test_browser_check_passes_a_good_site_and_names_each_fault(executed_dir, tmp_path, chromium):
+    out = tmp_path / "site"
+    site.build_site(executed_dir, out, partial=True)
+    assert site.check_site(out, chromium=chromium) == []
+    manifest = json.loads((out / "site.json").read_text())
+    first, second = (lesson["page"] for lesson in manifest["lessons"])
+    html = out / "html"
+    # break one thing per page, then expect each fault named on its page
+    page = (html / first).read_text()
+    image = re.search(r'<img [^>]*src="\.\./(_images/[^"]+)"', page).group(1)
+    (html / image).unlink()
+    page = page.replace(f"blob/main/{first.replace('.html', '.ipynb')}", "blob/main/notebooks/99_elsewhere.ipynb")
+    (html / first).write_text(page.replace("</body>", '<script>console.error("boom")</script></body>'))
+    page = (html / second).read_text()
+    page = re.sub(r"<table.*?</table>", "", page, count=1, flags=re.S)
+    page = page.replace("</body>", '<a href="missing.html">x</a><img src="https://example.org/x.png"></body>')
+    (html / second).write_text(page)
+    (html / "summary.html").unlink()
+    problems = "\n".join(site.check_site(out, chromium=chromium, only=[first, second]))
+    assert f"{first}: image does not render" in problems
+    assert f"{first}: shows 0 of the notebook's 1 figures" in problems
+    assert re.search(rf"{first}: Colab link \S+99_elsewhere.ipynb does not open", problems)
+    assert f"{first}: console: boom" in problems
+    assert f"{second}: shows 0 of the notebook's 1 tables" in problems
+    assert f"{second}: broken link notebooks/missing.html" in problems
+    assert f"{second}: requests https://example.org/x.png from outside the site" in problems
+    assert "summary.html: missing" in problems and f"{second}: broken link summary.html" in problems
+
+
+@pytest.mark.slow
+def test_site_of_the_executed_lessons_passes_the_browser_check(executed_lessons, tmp_path, chromium):
+    """`make lessons && make site`, on the session's one run of every lesson (conftest.py): no lesson is run again."""
+    _, executed = executed_lessons
+    out = tmp_path / "site"
+    index = site.build_site(executed[0].parent, out)
+    assert index.is_file()
+    order = json.loads((out / "site.json").read_text())["order"]
+    assert order == ["index.html", *(f"notebooks/{p.stem}.html" for p in lesson_notebooks()), "summary.html"]
+    problems = site.check_site(out, chromium=chromium)
+    assert problems == [], "\n".join(problems)
+    shutil.rmtree(out, ignore_errors=True)  # a few MB of pages in the test's temporary folder

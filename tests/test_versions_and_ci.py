@@ -1,0 +1,95 @@
+"""The version ranges are facts (floors tested, every Colab runtime checked inside them) and the GitHub workflow
+that runs `make test` is well-formed."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from seedlings_utils.versions import COLAB_CHECKED, COLAB_RUNTIMES, KERAS_BROKEN, floors
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def requirement_lines() -> list[str]:
+    lines = [line.split(" #")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def runtime_requirements() -> list[Requirement]:
+    return [Requirement(d) for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+
+
+@pytest.mark.parametrize("runtime", sorted(COLAB_RUNTIMES))
+def test_every_colab_runtime_checked_is_inside_the_ranges(runtime):
+    """Installing the course on Colab must not reinstall TensorFlow or anything else Colab ships."""
+    shipped = COLAB_RUNTIMES[runtime]
+    for req in runtime_requirements():
+        assert req.name in shipped, f"say which {req.name} Colab ships (seedlings_utils/versions.py)"
+        assert req.specifier.contains(shipped[req.name]), f"Colab {runtime} has {req.name} {shipped[req.name]}"
+
+
+def test_the_floors_are_the_oldest_colab_runtime_or_below():
+    oldest = min(COLAB_RUNTIMES.values(), key=lambda r: Version(r["tensorflow"]))
+    for req in runtime_requirements():
+        floor = next(Version(s.version) for s in req.specifier if s.operator == ">=")
+        assert floor <= Version(oldest[req.name]), req
+
+
+def test_keras_range_leaves_out_the_release_that_hangs_with_workers():
+    keras = next(r for r in runtime_requirements() if r.name == "keras")
+    assert KERAS_BROKEN and not any(keras.specifier.contains(v) for v in KERAS_BROKEN)
+
+
+def test_floors_pins_every_range_at_its_lowest_version():
+    text = "tensorflow>=2.18,<3\nkeras>=3.8,<4  # why\n# a comment >=1\nx>=1.7.4; platform_system != 'Darwin'\nplain\n"
+    want = "tensorflow==2.18\nkeras==3.8  # why\n# a comment >=1\nx==1.7.4; platform_system != 'Darwin'\nplain\n"
+    assert floors(text) == want
+    pinned = [Requirement(line.split(" #")[0]) for line in floors((REPO / "requirements.txt").read_text()).splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert len(pinned) == len(requirement_lines())
+    assert all(len(r.specifier) == 1 and next(iter(r.specifier)).operator == "==" for r in pinned), pinned
+
+
+def test_pyproject_floors_equal_requirements_floors():
+    listed = {Requirement(line).name: Requirement(line).specifier for line in requirement_lines()}
+    for req in runtime_requirements():
+        lowest = {s.version for s in req.specifier if s.operator == ">="}
+        assert lowest == {s.version for s in listed[req.name] if s.operator == ">="}, req.name
+
+
+def test_pins_are_inside_the_ranges():
+    """`make` installs the pins of .ci/constraints.txt: each must be a version the ranges allow."""
+    pins = {}
+    for line in (REPO / ".ci" / "constraints.txt").read_text().splitlines():
+        if "==" in line:
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    for line in requirement_lines():
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate():
+            assert req.specifier.contains(pins[re.sub(r"[-_.]+", "-", req.name).lower()]), req
+
+
+def test_readme_says_which_colab_versions_were_checked_and_how_floors_are_tested():
+    readme = (REPO / "README.md").read_text()
+    assert COLAB_CHECKED.split(",")[0] in readme
+    for runtime in COLAB_RUNTIMES.values():
+        assert f"TensorFlow {runtime['tensorflow']}" in readme and f"Keras {runtime['keras']}" in readme
+    assert "make test-oldest" in readme and "make site" in readme
+
+
+def test_github_workflow_runs_make_test_and_passes_actionlint():
+    workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    assert any(re.search(r"run: make test\s*$", w.read_text(), re.M) for w in workflows)
+    actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (requirements.txt has no wheel of it for this platform)")
+    result = subprocess.run([actionlint, "-no-color", *map(str, workflows)], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
