@@ -1,13 +1,17 @@
 """``make bench``: loader speed, memory against data set size, and the share of training spent waiting for data.
 
     python -m seedlings_utils.bench                      # the full run: 2k, 20k and 100k images
-    python -m seedlings_utils.bench --quick              # a tiny run (what the tests do), a minute or two
+    python -m seedlings_utils.bench --quick              # a tiny run (what the tests do), about two minutes
     python -m seedlings_utils.bench --scales 2000 20000 --image-size 96
 
 Everything is measured in one run, on the same files and cores, and written to ``<out>/bench.json`` and
 ``<out>/bench.png``; a table is printed. Larger scales are made by hard-linking the base set's images
 under new names: the loaders read k times as many files, at no cost in generation time or disk (the
 caches of lessons 07 and 08 at each scale are real files: 50x at 64 px is about 1.2 GB each).
+
+Waiting for data: the share of each training step of lesson 09's model spent waiting for each loader,
+measured by :mod:`seedlings_utils.waiting` (the function lesson 09 uses): against one batch repeated from
+memory, the median of ``--wait-repeats`` runs with their min and max, never clipped.
 
 Memory: for every loader the course teaches (lesson 05's ``PyDataset``, lesson 07's cache, lesson 08's
 ``tf.data`` without and with a cache file) and every scale, one training epoch of lesson 06's model in a
@@ -38,7 +42,8 @@ TARGETS = {
     "pydataset_vs_tfdata": ("lesson 05's PyDataset, best settings, vs tf.data (images/s)", ">=", 0.9),
     "cache_vs_2019": ("lesson 07's cache vs the 2019 loader (images/s)", ">=", 20.0),
     "memory_growth_50x": ("peak anonymous memory at 50x the data vs 1x, worst loader (relative growth)", "<=", 0.05),
-    "cache_wait_share": ("share of each step waiting for data, with the cache", "<", 0.05),
+    "cache_wait_share": ("share of each step of lesson 09's model waiting for data, with the cache (median)", "<",
+                         0.05),
 }
 
 
@@ -113,46 +118,6 @@ def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches,
     return traces, build
 
 
-def wait_shares(image_dir, filenames, labels, image_size, batch_size, images, work_dir) -> dict[str, float]:
-    """Share of an epoch of lesson 06's model spent waiting for data, per loader: 1 - (compute time / epoch time).
-
-    Compute time is the same epoch on the same images already in memory; both are timed after a warm-up
-    epoch, so graph tracing is not counted.
-    """
-    import keras
-
-    from .cache import CachedDataset, build_image_cache
-    from .dataset import SeedlingsDataset, load_image
-    from .model import build_cnn
-    from .tfdata import make_tf_dataset
-
-    n = min(len(filenames), images)
-    names, ys = filenames[:n], labels[:n].astype(np.int64)
-    keras.utils.set_random_seed(0)
-    model = build_cnn(int(labels.max()) + 1, image_size, base_filters=16)
-
-    def epoch_seconds(data, **fit_kwargs) -> float:  # shuffle=False: same work for every loader
-        model.fit(data, epochs=1, verbose=0, shuffle=False, **fit_kwargs)
-        start = time.perf_counter()
-        model.fit(data, epochs=1, verbose=0, shuffle=False, **fit_kwargs)
-        return time.perf_counter() - start
-
-    x = np.stack([load_image(image_dir / name, image_size) for name in names])
-    compute = epoch_seconds(x, y=ys, batch_size=batch_size)
-    cache_dir = build_image_cache(image_dir, names, image_size, work_dir / f"cache-{n}-{image_size}", progress=False)
-    loaders = {
-        "PyDataset, 2 threads": SeedlingsDataset(image_dir, names, ys, batch_size=batch_size, image_size=image_size,
-                                                 workers=2),
-        "cache (.npy memmap)": CachedDataset(cache_dir, ys, batch_size=batch_size),
-        "tf.data": make_tf_dataset(image_dir, names, ys, batch_size=batch_size, image_size=image_size),
-    }
-    shares = {}
-    for name, data in loaders.items():
-        print(f"  {name} ...", flush=True)
-        shares[name] = max(0.0, 1.0 - compute / epoch_seconds(data))
-    return shares
-
-
 # The loaders the course teaches, as lesson 06's training epoch uses them (shuffle on), timed in loader_speeds
 MEMORY_LOADERS = {
     "PyDataset, 2 threads": "lesson 05",
@@ -171,13 +136,13 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
     from .dataset import SeedlingsDataset
     from .tfdata import make_tf_dataset
 
-    names = np.load(scale["filenames"])
     labels = np.load(scale["labels"])
     common = dict(batch_size=batch_size, shuffle=True, seed=0)
+    if loader == "cache (.npy memmap)":  # the cache holds its own list of file names
+        return CachedDataset(scale["cache_dir"], labels, workers=2, **common)
+    names = np.load(scale["filenames"])
     if loader == "PyDataset, 2 threads":
         return SeedlingsDataset(scale["image_dir"], names, labels, image_size=image_size, workers=2, **common)
-    if loader == "cache (.npy memmap)":
-        return CachedDataset(scale["cache_dir"], labels, workers=2, **common)
     if loader == "tf.data":
         return make_tf_dataset(scale["image_dir"], names, labels, image_size=image_size, **common)
     if loader == "tf.data + cache file":
@@ -198,8 +163,9 @@ def _tf_cache_stamp(cache_file: str | Path) -> list[tuple[str, int]]:
 def prepare_scale(image_dir, filenames, labels, factor, image_size, batch_size, work_dir) -> tuple[dict, dict]:
     """``factor`` times the data set as hard links, its index, and both caches built on disk before any timing.
 
-    Returns the paths (what :func:`memory_loader` reads) and the seconds each build took (0 when the cache
-    was already there and current).
+    Returns the paths (what :func:`memory_loader` reads) and the seconds each build took. A cache that is
+    already there and current is not rebuilt (then the seconds are those of checking it, for ``tf.data``
+    of reading it once).
     """
     from .cache import build_image_cache
 
@@ -266,12 +232,14 @@ def _epoch_memory_in_a_fresh_process(loader: str, scale: dict, factor: int, imag
 
 
 def memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir,
-                    loaders=tuple(MEMORY_LOADERS), jobs: int = 1) -> tuple[list[dict], dict]:
+                    loaders=tuple(MEMORY_LOADERS), jobs: int = 1, repeats: int = 1) -> tuple[list[dict], dict]:
     """:func:`epoch_memory` for every loader at every scale, each in a fresh Python process so peaks do not mix.
 
-    ``jobs`` processes run at a time (each process's memory is its own, but parallel epochs share the
-    cores: their seconds are only comparable with ``jobs=1``). Returns the rows (one per loader and scale,
-    in that order) and the cache build seconds per scale.
+    ``repeats`` epochs (each in its own process) per loader and scale: the row kept is the one with the
+    median peak anonymous memory, and ``peak_anon_mb_runs`` lists them all (``tf.data``'s autotuned buffers
+    make its peak vary by a few % from process to process). ``jobs`` processes run at a time (each process's
+    memory is its own, but parallel epochs share the cores: their seconds are only comparable with
+    ``jobs=1``). Returns the rows (one per loader and scale, in that order) and the cache build seconds per scale.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -282,9 +250,11 @@ def memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_siz
             builds[f"{factor}x"] = build
             print(f"  {factor:>3}x: {len(np.load(scale['filenames']))} images, caches built in "
                   + ", ".join(f"{k} {v:.0f} s" for k, v in build.items()), flush=True)
-            epochs = [pool.submit(_epoch_memory_in_a_fresh_process, loader, scale, factor, image_size, batch_size)
-                      for loader in loaders]
-            rows += [epoch.result() for epoch in epochs]  # this scale's epochs end before the next scale's builds
+            epochs = {loader: [pool.submit(_epoch_memory_in_a_fresh_process, loader, scale, factor, image_size,
+                                           batch_size) for _ in range(repeats)] for loader in loaders}
+            for runs in epochs.values():  # this scale's epochs end before the next scale's builds start
+                runs = sorted((run.result() for run in runs), key=lambda row: row["peak_anon_mb"])
+                rows.append({**runs[(len(runs) - 1) // 2], "peak_anon_mb_runs": [r["peak_anon_mb"] for r in runs]})
     return rows, builds
 
 
@@ -359,13 +329,11 @@ def plot_bench(results: dict):
     axes[1].set_xticks([n for n, _ in scales], [f"{n:,}\n({f}x)" for n, f in scales])
     axes[1].minorticks_off()
     axes[1].legend(fontsize=7, loc="upper left")
-    shares = results["wait_share"]
-    axes[2].barh(list(shares), [100 * v for v in shares.values()], color="tab:orange")
-    axes[2].invert_yaxis()
-    axes[2].axvline(5, color="k", ls="--", lw=1)
-    axes[2].set(xlabel="% of each step waiting for data", title="Waiting for data (lesson 06's model)")
-    for ax in axes:
+    from .waiting import plot_wait_shares
+
+    for ax in axes[:2]:
         ax.grid(alpha=0.3)
+    plot_wait_shares(results["wait_share_runs"], title="Waiting for data (lesson 09's model)", ax=axes[2])
     fig.tight_layout()
     return fig
 
@@ -391,8 +359,11 @@ def format_table(results: dict) -> str:
     lines.append(f"  ({RSS_NOTE}.)")
     seconds = {m["loader"]: m["epoch_seconds"] for m in memory if m["factor"] == factors[-1]}
     lines.append(f"  Epoch seconds at {factors[-1]}x: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
-    lines.append("Share of each step waiting for data:")
-    lines += [f"  {name:<28} {100 * value:9.1f} %" for name, value in results["wait_share"].items()]
+    runs = results.get("wait_share_runs", {})
+    lines.append("Share of each step of lesson 09's model waiting for data (median of the runs, min .. max):")
+    lines += [f"  {name:<28} {100 * value:9.1f} %" + (f"   ({100 * runs[name]['min']:.1f} .. "
+                                                       f"{100 * runs[name]['max']:.1f} %)" if name in runs else "")
+              for name, value in results["wait_share"].items()]
     lines.append("Targets:")
     for target in results["targets"].values():
         value = target["measured"]
@@ -403,7 +374,8 @@ def format_table(results: dict) -> str:
 
 
 def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int, speed_batches: int,
-              wait_images: int, seed: int = 42, progress: bool = True, memory_jobs: int = 1) -> dict:
+              wait_images: int, seed: int = 42, progress: bool = True, memory_jobs: int = 1,
+              memory_repeats: int = 1, wait_repeats: int = 3) -> dict:
     """The whole benchmark; returns what it writes to ``out_dir/bench.json``."""
     import keras
     import tensorflow as tf
@@ -417,23 +389,28 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
     print("Memory against data set size:", flush=True)
     factors = sorted({max(1, round(s / len(filenames))) for s in scales})
     memory, memory_builds = memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir,
-                                            jobs=memory_jobs)
-    print("Waiting for data:", flush=True)
-    shares = wait_shares(image_dir, filenames, labels, image_size, batch_size, wait_images, work_dir)
+                                            jobs=memory_jobs, repeats=memory_repeats)
+    print("Waiting for data (lesson 09's model):", flush=True)
+    from .waiting import loader_wait_shares
+
+    wait_runs = loader_wait_shares(image_dir, filenames, labels, image_size, batch_size, wait_images, work_dir,
+                                   repeats=wait_repeats)
+    shares = {name: figures["median"] for name, figures in wait_runs.items()}
     speeds = {name: trace.images_per_second for name, trace in traces.items()}
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
                     "keras": keras.__version__, "platform": platform.platform()},
         "settings": {"scales": scales, "base_images": int(len(filenames)), "image_size": image_size,
                      "batch_size": batch_size, "speed_batches": speed_batches, "wait_images": wait_images,
-                     "memory_jobs": memory_jobs},
+                     "memory_jobs": memory_jobs, "memory_repeats": memory_repeats, "wait_repeats": wait_repeats},
         "images_per_second": speeds,
         "build_seconds": build,
         "memory": memory,
         "memory_note": RSS_NOTE,
         "memory_growth": memory_growth(memory),
         "memory_build_seconds": memory_builds,
-        "wait_share": shares,
+        "wait_share": shares,  # the medians; the runs, min and max in wait_share_runs
+        "wait_share_runs": wait_runs,
         "targets": evaluate_targets(speeds, memory, shares),
         "traces": {name: trace.as_dict() for name, trace in traces.items()},
     }
@@ -456,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed-batches", type=int, help="batches read per loader (default 40)")
     parser.add_argument("--wait-images", type=int, help="images per epoch when timing waits (default 1024)")
     parser.add_argument("--memory-jobs", type=int, help="memory epochs run at a time (default 1; --quick: 2)")
+    parser.add_argument("--memory-repeats", type=int, default=1,
+                        help="epochs (processes) per loader and scale; the median peak is kept (default 1)")
+    parser.add_argument("--wait-repeats", type=int, default=3, help="timed runs per loader for waiting (default 3)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -463,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     scales = args.scales or ([48, 240] if quick else [2000, 20000, 100000])
     results = run_bench(args.out, sorted(scales), args.image_size if not quick else 32, args.batch_size,
                         args.speed_batches or (2 if quick else 40), args.wait_images or (64 if quick else 1024),
-                        progress=not quick, memory_jobs=args.memory_jobs or (2 if quick else 1))
+                        progress=not quick, memory_jobs=args.memory_jobs or (2 if quick else 1),
+                        memory_repeats=args.memory_repeats, wait_repeats=args.wait_repeats)
     print()
     print(format_table(results))
     print(f"\nWrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")

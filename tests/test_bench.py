@@ -100,6 +100,29 @@ def test_replicate_makes_k_times_the_files_as_links(tmp_path):
     assert (again[1] == names).all() and len(os.listdir(folder)) == 6
 
 
+def test_memory_by_scale_runs_every_loader_at_every_scale_and_keeps_the_median_of_repeats(monkeypatch, tmp_path):
+    peaks = iter([500.0, 530.0, 510.0] * 8)  # three runs per loader and scale: the median is 510
+    calls = []
+
+    def fake_prepare(image_dir, filenames, labels, factor, image_size, batch_size, work_dir):
+        np.save(tmp_path / f"x{factor}.npy", np.repeat(filenames, factor))
+        return {"filenames": str(tmp_path / f"x{factor}.npy")}, {"cache (.npy memmap)": 1.0}
+
+    def fake_epoch(loader, scale, factor, image_size, batch_size):
+        calls.append((loader, factor))
+        return {"factor": factor, "loader": loader, "images": 2 * factor, "peak_anon_mb": next(peaks)}
+
+    monkeypatch.setattr(bench, "prepare_scale", fake_prepare)
+    monkeypatch.setattr(bench, "_epoch_memory_in_a_fresh_process", fake_epoch)
+    rows, builds = bench.memory_by_scale(tmp_path, np.array(["a", "b"]), np.array([0, 1]), [1, 50], 32, 4, tmp_path,
+                                         jobs=1, repeats=3)
+    assert sorted(set(calls)) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 50))
+    assert len(calls) == 3 * 2 * len(bench.MEMORY_LOADERS) and set(builds) == {"1x", "50x"}
+    assert [(row["loader"], row["factor"]) for row in rows] == [(loader, f) for f in (1, 50)
+                                                                for loader in bench.MEMORY_LOADERS]
+    assert all(row["peak_anon_mb"] == 510 and row["peak_anon_mb_runs"] == [500, 510, 530] for row in rows)
+
+
 SPEEDS = {"2019 recipe (skimage)": 100.0, "PyDataset, 1 worker": 500.0, "PyDataset, 2 threads": 850.0,
           "cache (.npy memmap)": 1500.0, "tf.data": 1000.0}
 
@@ -168,12 +191,17 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert sorted(rows) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 5))
     for (_, factor), row in rows.items():
         assert row["images"] == base * factor and row["samples"] >= 10  # the sampler ran during the epoch
+        assert row["peak_anon_mb_runs"] == [row["peak_anon_mb"]]
         assert 100 < row["peak_anon_mb"] < row["peak_rss_mb"] < 8000
     assert all(row["read_from_cache_file"] for (loader, _), row in rows.items() if loader == "tf.data + cache file")
     assert set(results["memory_growth"]) == set(bench.MEMORY_LOADERS)
     assert results["targets"]["memory_growth_50x"]["measured"] == max(results["memory_growth"].values())
     assert set(results["wait_share"]) == {"PyDataset, 2 threads", "cache (.npy memmap)", "tf.data"}
-    assert all(0 <= v <= 1 for v in results["wait_share"].values())
+    runs = results["wait_share_runs"]  # never clipped: noise may push a share below zero, never to 1 or past
+    assert set(runs) == set(results["wait_share"]) and all(len(r["runs"]) == 3 for r in runs.values())
+    assert all(r["median"] == results["wait_share"][name] and r["min"] <= r["median"] <= r["max"]
+               for name, r in runs.items())
+    assert all(-1 < v < 1 for v in results["wait_share"].values())
     assert all(t["measured"] is not None and t["met"] in (True, False) for t in results["targets"].values())
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     out = capsys.readouterr().out
