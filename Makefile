@@ -5,6 +5,9 @@
 #   make bench     loader speed and memory benchmark, written to runs/bench/
 #   make lab       open the notebooks in JupyterLab
 #   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
+#   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
+#   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
+#   make test-oldest  the lowest versions requirements.txt allows, on Python 3.11: every test and lesson
 # Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
 PYTHON ?= python3
@@ -16,17 +19,24 @@ CONSTRAINTS := .ci/constraints.txt
 # Notebook parameters passed through from the command line (see ../shared contract / README).
 PARAMETERS := DATA_DIR DATA_SOURCE SOURCE_PATH SOURCE_SHA256 SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
               VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES \
-              SHARD_SIZE DETERMINISTIC TIMED_EPOCHS DEMO_EPOCHS RESULTS_DIR
+              SHARD_SIZE DETERMINISTIC TIMED_EPOCHS DEMO_EPOCHS RESULTS_DIR SHUFFLE_BUFFER \
+              WEIGHTS HEAD_EPOCHS FINE_TUNE_EPOCHS FINE_TUNE_LAYERS FINE_TUNE_LEARNING_RATE MIXED_PRECISION WAIT_REPEATS \
+              DISTRIBUTED_EPOCHS NUM_PROCESSES AUGMENT CRASH_DEMO JOB_TIMEOUT RUN_TF_ATTEMPT
 # Quick settings for `make lessons` on a laptop CPU; the notebooks' own defaults are the full recipe.
 SYNTHETIC_PER_CLASS ?= 60
 IMAGE_SIZE ?= 64
 EPOCHS ?= 20
 BASE_FILTERS ?= 16
+# Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job.
+WEIGHTS ?= None
+HEAD_EPOCHS ?= 4
+FINE_TUNE_EPOCHS ?= 2
+DISTRIBUTED_EPOCHS ?= 3
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
-.PHONY: venv lessons test test-fast bench export lab lint lock clean help
+.PHONY: venv lessons test test-fast bench export lab lint lock clean help site site-check test-oldest
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,12p' Makefile
 
 # The environment is rebuilt only when a requirements file changed (or .venv is missing or broken).
 $(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
@@ -59,6 +69,30 @@ bench: $(STAMP)
 # Copy the notebooks' `#| export` cells into seedlings_utils/ (the notebook is the source; `make test` checks both agree).
 export: $(STAMP)
 	$(BIN)/python -m seedlings_utils.export
+
+# The course site, from the notebooks `make lessons` executed into DATA_DIR/executed_notebooks (never re-run).
+SITE := build/site
+site: $(STAMP)
+	$(BIN)/python -m seedlings_utils.site build --out $(SITE) $(if $(strip $(DATA_DIR)),--executed '$(DATA_DIR)/executed_notebooks')
+
+# Every page of the built site in headless Chromium (installed with apt-get when missing and run as root).
+site-check: $(STAMP)
+	$(BIN)/python -m seedlings_utils.site check --out $(SITE) --screenshots $(SITE)/screenshots
+
+# The floors of requirements.txt are facts: install exactly those versions (seedlings_utils/versions.py floors)
+# on the oldest Python pyproject.toml allows, and run every test and lesson there. Slow (a fresh TensorFlow).
+OLDEST_PYTHON ?= python3.11
+OLDEST := build/oldest
+test-oldest:
+	rm -rf $(OLDEST) && mkdir -p $(OLDEST) && $(OLDEST_PYTHON) -m venv $(OLDEST)/venv
+	$(OLDEST_PYTHON) seedlings_utils/versions.py floors requirements.txt > $(OLDEST)/floors.txt
+	$(OLDEST)/venv/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/venv/bin/python -m pip install -q -r $(OLDEST)/floors.txt
+	$(OLDEST)/venv/bin/python -m pip install -q --no-deps -e .
+	$(OLDEST)/venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(OLDEST)/venv/bin/python -m seedlings_utils.env
+	$(OLDEST)/venv/bin/python -m pip freeze --exclude-editable > $(OLDEST)/installed.txt
+	$(OLDEST)/venv/bin/python -m pytest tests -p no:cacheprovider --durations=10
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

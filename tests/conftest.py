@@ -25,6 +25,11 @@ QUICK_PARAMETERS = {
     "SPEED_BATCHES": 4,
     "DEMO_EPOCHS": 1,
     "TIMED_EPOCHS": 1,
+    "WEIGHTS": None,  # lesson 09: random weights, no download
+    "HEAD_EPOCHS": 2,
+    "FINE_TUNE_EPOCHS": 1,
+    "WAIT_REPEATS": 1,
+    "DISTRIBUTED_EPOCHS": 2,  # lesson 10: two epochs, so that its crash in epoch 2 has a checkpoint to resume from
     "SEED": 7,
 }
 
@@ -73,6 +78,17 @@ def indexed(kaggle_tree: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     flatten_images(kaggle_tree / "train", out, progress=False)
     filenames, labels, _ = build_index(out)
     return out, filenames, labels
+
+
+@pytest.fixture(scope="session")
+def executed_lessons(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """Every lesson run once in order with the quick parameters into one DATA_DIR, shared by the tests that
+    read what the lessons left (test_lessons_papermill.py) and the site built from them (test_site.py):
+    ``(data_dir, executed notebooks)``. Read-only for its users: a test that writes must copy."""
+    from seedlings_utils.lessons import run_lessons
+
+    data_dir = tmp_path_factory.mktemp("lessons")
+    return data_dir, run_lessons({**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}, data_dir / "executed")
 
 
 def label_from_pixels(image: np.ndarray) -> int:
