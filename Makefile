@@ -61,10 +61,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow"
 
-# The loader and memory benchmark: figures to runs/bench/bench.json and bench.png. BENCH_ARGS=--quick for a
+# The loader and memory benchmark: figures to runs/bench/bench.json and bench.png, then lesson 10's (1 and 2
+# processes) to runs/bench/distributed.json and distributed.png. BENCH_ARGS=--quick for a
 # tiny run; e.g. BENCH_ARGS="--scales 2000 20000" to skip the 100k-image scale.
 bench: $(STAMP)
 	$(BIN)/python -m seedlings_utils.bench $(BENCH_ARGS)
+	$(BIN)/python -m seedlings_utils.bench_distributed $(filter --quick,$(BENCH_ARGS))
 
 # Copy the notebooks' `#| export` cells into seedlings_utils/ (the notebook is the source; `make test` checks both agree).
 export: $(STAMP)

@@ -114,6 +114,20 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
         lines.append(f"Validation accuracy: {metrics['val_accuracy']:.3f} of the best checkpoint"
                      + (f", {last:.3f} after the last epoch" if last is not None else "")
                      + f" (micro-F1 {metrics['val_micro_f1']:.3f}; chance is {1 / 12:.3f})")
+    if (data_dir / "transfer_metrics.json").is_file():
+        transfer = json.loads((data_dir / "transfer_metrics.json").read_text())
+        lines.append(f"Transfer (09):       validation accuracy {transfer['val_accuracy']:.3f}, "
+                     f"{transfer['backbone']}, {transfer['weights']}")
+    if (data_dir / "wait_share.json").is_file():
+        waits = json.loads((data_dir / "wait_share.json").read_text())
+        lines.append(f"Waiting (09, {waits['device']}): " + ", ".join(
+            f"{name} {100 * figures['median']:.0f} %" for name, figures in waits["shares"].items()))
+    if (data_dir / "distributed" / "summary.json").is_file():
+        jobs = json.loads((data_dir / "distributed" / "summary.json").read_text())
+        lines.append("Processes (10):      " + ", ".join(
+            f"{name}: {jobs['images_per_second'][name]:.0f} images/s, accuracy {accuracy:.3f}"
+            for name, accuracy in jobs["validation_accuracy"].items())
+            + f"; identical weights: {jobs['weights_identical']}")
     return "\n".join(lines)
 
 

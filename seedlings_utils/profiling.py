@@ -109,10 +109,18 @@ class MemorySampler:
 
 
 def pydataset_batches(dataset, batches: int | None = None) -> Iterator:
-    """Batches of a ``keras.utils.PyDataset`` read the way ``model.fit`` reads them (its workers included)."""
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+    """Batches of a ``keras.utils.PyDataset`` read the way ``model.fit`` reads them (its workers included).
 
+    Keras has no public way to read a ``PyDataset`` as ``fit`` does, so this uses ``fit``'s own adapter, a
+    private class. Should a Keras release move it, the batches are read in order by ``dataset.workers``
+    threads instead (close to ``fit`` with threads), with a warning, rather than failing.
+    """
     total = len(dataset) if batches is None else min(batches, len(dataset))
+    try:
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+    except ImportError:
+        yield from _batches_in_threads(dataset, total)
+        return
     adapter = PyDatasetAdapter(dataset, shuffle=False)
     adapter.on_epoch_begin()
     try:
@@ -121,6 +129,30 @@ def pydataset_batches(dataset, batches: int | None = None) -> Iterator:
             yield next(iterator)
     finally:
         adapter.on_epoch_end()
+
+
+def _batches_in_threads(dataset, total: int) -> Iterator:
+    """``total`` batches of ``dataset`` in order, loaded ahead by ``dataset.workers`` threads (the fallback)."""
+    import collections
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    warnings.warn("keras' PyDatasetAdapter was not found: reading batches with a thread pool of our own instead",
+                  stacklevel=3)
+    workers = max(1, int(getattr(dataset, "workers", 1) or 1))
+    dataset.on_epoch_begin()
+    try:
+        with ThreadPoolExecutor(workers) as pool:  # at most 2 x workers batches loaded ahead, never more
+            ahead = min(total, 2 * workers)
+            pending = collections.deque(pool.submit(dataset.__getitem__, i) for i in range(ahead))
+            while pending:
+                batch = pending.popleft().result()
+                if ahead < total:
+                    pending.append(pool.submit(dataset.__getitem__, ahead))
+                    ahead += 1
+                yield batch
+    finally:
+        dataset.on_epoch_end()
 
 
 @dataclass

@@ -1,3 +1,4 @@
+import threading
 import warnings
 
 import keras
@@ -87,12 +88,26 @@ def test_bad_arguments(indexed):
 
 def test_model_fit_reads_the_dataset_with_threads(indexed):
     image_dir, filenames, labels = indexed
-    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1, workers=2)
+    loaded_in = []  # the thread that loaded each batch
+
+    class Recorded(SeedlingsDataset):
+        def __getitem__(self, index):
+            loaded_in.append(threading.current_thread())
+            return super().__getitem__(index)
+
+    ds = Recorded(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1, workers=2)
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(3, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(ds, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2
+    # Keras's workers are threads started from Python; without workers, fit reads the batches in TensorFlow's
+    # own threads (Python names such foreign threads "Dummy-<n>"), apart from two first peeks in the main thread
+    in_workers = [thread for thread in loaded_in[2:]
+                  if thread is not threading.main_thread() and not thread.name.startswith("Dummy-")]
+    assert len(loaded_in) == 2 + 2 * len(ds), loaded_in
+    assert len(in_workers) == 2 * len(ds), f"every batch should load in a worker thread: {loaded_in}"
+    assert len(set(in_workers)) >= 2, "two workers: more than one thread should have loaded batches"
 
 
 @pytest.mark.parametrize("workers,processes", [(1, False), (2, False), (2, True)])
@@ -178,3 +193,19 @@ def test_what_lesson_05_says_about_image_dataset_from_directory(kaggle_tree, tmp
     _, val = keras.utils.image_dataset_from_directory(str(train), image_size=(8, 8), validation_split=0.25,
                                                       subset="both", shuffle=False, verbose=False)
     assert {p.split("/")[-2] for p in val.file_paths} == {"Maize"}
+
+
+def test_batches_read_as_fit_reads_them_even_without_keras_private_adapter(indexed, monkeypatch):
+    """``pydataset_batches`` uses fit's private adapter; if a Keras release moves it, a thread pool stands in."""
+    import sys
+
+    image_dir, filenames, labels = indexed
+    ds = SeedlingsDataset(image_dir, filenames, labels, batch_size=4, image_size=8, workers=2)
+    expected = [ds[i][1].tolist() for i in range(len(ds))]
+    assert [y.tolist() for _, y in pydataset_batches(ds)] == expected
+    monkeypatch.setitem(sys.modules, "keras.src.trainers.data_adapters.py_dataset_adapter", None)  # import fails
+    with pytest.warns(UserWarning, match="PyDatasetAdapter was not found"):
+        read = [(x.shape, y.tolist()) for x, y in pydataset_batches(ds)]
+        first_two = [y.tolist() for _, y in pydataset_batches(ds, batches=2)]
+    assert [y for _, y in read] == expected and all(shape[1:] == (8, 8, 3) for shape, _ in read)
+    assert first_two == expected[:2]

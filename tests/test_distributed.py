@@ -233,3 +233,37 @@ def test_lesson_10_left_a_job_that_trained_in_step(executed_lessons):
     accuracy = summary["validation_accuracy"]
     assert abs(accuracy[f"{processes} processes"] - accuracy["1 process"]) <= 0.15  # the lesson's stated tolerance
     assert all(speed > 0 for speed in summary["images_per_second"].values())
+
+
+def test_benchmark_runs_every_job_and_reports_memory_growth_per_process_count(tmp_path, monkeypatch):
+    """``make bench``'s lesson 10 part, with a fake job: the data at each scale, one job per process count."""
+    from seedlings_utils import bench_distributed
+
+    started = []
+
+    class FakeJob:
+        def __init__(self, data_dir, count, scale):
+            self.count, self.scale = count, scale
+            self.summaries = [{"peak_rss_mb": 500.0 * (1.02 if scale > 1 else 1) + p, "startup_peak_rss_mb": 480.0}
+                              for p in range(count)]
+
+        def images_per_second(self, global_batch):
+            return 100.0 / self.count
+
+        def weights_identical(self):
+            return True
+
+    def fake_run_job(data_dir, run_dir, count, **options):
+        scale = 1 if "-x1-" in Path(run_dir).name else 3
+        started.append((scale, count, options["epochs"], len(np.load(Path(data_dir) / "X_train_filenames.npy"))))
+        return FakeJob(data_dir, count, scale)
+
+    monkeypatch.setattr(bench_distributed, "run_job", fake_run_job)
+    results = bench_distributed.run(tmp_path, base_images=72, image_size=8, global_batch=4, base_filters=2, epochs=2,
+                                    scales=(1, 3))
+    base = started[0][3]
+    assert started == [(1, 1, 2, base), (1, 2, 2, base), (3, 1, 1, 3 * base), (3, 2, 1, 3 * base)]
+    assert results["memory_growth"] == pytest.approx({"1": 510 / 500 - 1, "2": 511 / 501 - 1})
+    assert json.loads((tmp_path / "distributed.json").read_text())["jobs"][1]["images_per_second"] == 50.0
+    assert (tmp_path / "distributed.png").stat().st_size > 5_000
+    assert "| 2 | " in bench_distributed.table(results) and "3x" in bench_distributed.table(results)

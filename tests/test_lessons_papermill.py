@@ -123,3 +123,6 @@ def test_rerun_gives_the_same_outputs_and_duplicates_nothing(lessons):
 def test_headline_reports_the_numbers(lessons):
     text = headline(lessons[0])
     assert "Training images:" in text and "Validation accuracy:" in text and "images/s" in text
+    assert "Transfer (09):       validation accuracy" in text and "RANDOM weights" in text
+    assert "Waiting (09, CPU, no GPU): PyDataset, 2 threads" in text and "tf.data" in text
+    assert "Processes (10):      1 process:" in text and "2 processes:" in text and "identical weights: True" in text
