@@ -52,9 +52,13 @@ venv: $(STAMP)
 lessons: $(STAMP)
 	$(BIN)/python -m seedlings_utils.lessons run $(param_args)
 
-# nbval runs copies of the notebooks prepared by tests/conftest.py in a folder of this run's own.
+# nbval runs copies of the notebooks prepared by tests/conftest.py in a folder of this run's own. Two
+# pytest-xdist workers, each file kept in one (tests/conftest.py says why): a lesson's kernel leaves the
+# second core idle much of the time. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax --durations=10; status=$$?; \
+	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax -n $(TEST_WORKERS) --dist loadfile \
+	   --durations=15; status=$$?; \
 	 rm -rf $$nbval; exit $$status
 
 # The unit tests only (seconds to a minute or two): no notebooks, no benchmark.

@@ -82,13 +82,24 @@ def indexed(kaggle_tree: Path) -> tuple[Path, np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def executed_lessons(tmp_path_factory) -> tuple[Path, list[Path]]:
-    """Every lesson run once in order with the quick parameters into one DATA_DIR, shared by the tests that
-    read what the lessons left (test_lessons_papermill.py) and the site built from them (test_site.py):
-    ``(data_dir, executed notebooks)``. Read-only for its users: a test that writes must copy."""
+    """Every lesson run once in order with the quick parameters into one DATA_DIR: ``(data_dir, executed
+    notebooks)``. Read-only for its users: a test that writes must copy. Only test_lessons_papermill.py may use
+    it (under ``make test``'s two workers, a second module could run it a second time in the other worker)."""
     from seedlings_utils.lessons import run_lessons
 
     data_dir = tmp_path_factory.mktemp("lessons")
     return data_dir, run_lessons({**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}, data_dir / "executed")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium for the site's browser check (installed with apt-get when missing and run as root)."""
+    from seedlings_utils import site
+
+    path, how = site.find_chromium(install=True)
+    if path is None:
+        pytest.skip(f"the site's browser check needs Chromium: {how}")
+    return path
 
 
 def label_from_pixels(image: np.ndarray) -> int:
@@ -101,9 +112,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Write the notebooks nbval runs into each ``build/nbval*`` folder named on the command line (the
     Makefile names one per run, so two runs never share it): every lesson with the quick parameters
     injected and its own empty DATA_DIR, as if a learner opened that lesson first in a fresh runtime.
-    A run that names no such folder (a unit test alone) prepares nothing."""
+    A run that names no such folder (a unit test alone) prepares nothing. Under pytest-xdist only the
+    controller prepares them, before it starts the workers that collect them."""
     from seedlings_utils.lessons import prepare_for_nbval
 
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller has prepared them already
+        return
     for arg in session.config.args:
         path = Path(arg.split("::")[0]).resolve()
         if path.parent == REPO / "build" and path.name.startswith("nbval") and not path.suffix:
@@ -111,7 +125,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """nbval's notebook cells are slow tests too (``make test-fast`` leaves them out)."""
+    """nbval's notebook cells are slow tests too (``make test-fast`` leaves them out).
+
+    ``make test`` runs on two pytest-xdist workers with ``--dist loadfile``: each file stays in one worker, so
+    a notebook's cells run in order in one kernel, a module's fixtures are built once, and the session's one
+    run of the lessons (``executed_lessons``) runs once, since only test_lessons_papermill.py uses it.
+    """
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
+        elif "executed_lessons" in getattr(item, "fixturenames", ()) and item.path.name != "test_lessons_papermill.py":
+            raise pytest.UsageError(f"{item.nodeid}: only tests/test_lessons_papermill.py may use executed_lessons")

@@ -217,24 +217,6 @@ def test_job_reads_back_a_restarted_jobs_records(tmp_path):
     assert not job.weights_identical()
 
 
-@pytest.mark.slow
-def test_lesson_10_left_a_job_that_trained_in_step(executed_lessons):
-    """What lesson 10 left in DATA_DIR (every lesson run once, in order, with the quick parameters)."""
-    from seedlings_utils.split import load_split
-
-    data_dir, _ = executed_lessons
-    runs = data_dir / "distributed"
-    summary = json.loads((runs / "summary.json").read_text())
-    processes = len(summary["peak_rss_mb"]) and max(int(k.split()[0]) for k in summary["peak_rss_mb"])
-    job = Job.read(runs / f"{processes}_processes", processes)
-    assert processes >= 2 and job.weights_identical() and summary["weights_identical"]
-    assert read_problems(job.reads, load_split(data_dir)[0]) == [] == summary["read_problems"]
-    assert sorted(job.reads[0]) == list(range(summary["epochs"]))
-    accuracy = summary["validation_accuracy"]
-    assert abs(accuracy[f"{processes} processes"] - accuracy["1 process"]) <= 0.15  # the lesson's stated tolerance
-    assert all(speed > 0 for speed in summary["images_per_second"].values())
-
-
 def test_benchmark_runs_every_job_and_reports_memory_growth_per_process_count(tmp_path, monkeypatch):
     """``make bench``'s lesson 10 part, with a fake job: the data at each scale, one job per process count."""
     from seedlings_utils import bench_distributed

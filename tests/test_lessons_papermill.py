@@ -1,13 +1,16 @@
-"""Run every lesson in order with papermill into one temporary DATA_DIR, then 01-04 again, and check what they left."""
+"""Run every lesson in order with papermill into one temporary DATA_DIR, then 01-04 again, and check what they left
+(lesson 10's jobs included) and the course site built from the executed notebooks."""
 
 import csv
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from seedlings_utils import site
 from seedlings_utils.config import SPECIES
 from seedlings_utils.lessons import headline, lesson_notebooks, run_lessons
 from seedlings_utils.synthetic import synthetic_class_counts
@@ -126,3 +129,41 @@ def test_headline_reports_the_numbers(lessons):
     assert "Transfer (09):       validation accuracy" in text and "RANDOM weights" in text
     assert "Waiting (09, CPU, no GPU): PyDataset, 2 threads" in text and "tf.data" in text
     assert "Processes (10):      1 process:" in text and "2 processes:" in text and "identical weights: True" in text
+
+
+# ---- what the later lessons left, and the site made of the executed lessons -------------------------------
+# (every test that reads the session's one run of the lessons lives in this module, so that `make test`'s
+# two workers, which keep each module together, run the lessons once)
+
+
+@pytest.mark.slow
+def test_lesson_10_left_a_job_that_trained_in_step(executed_lessons):
+    """What lesson 10 left in DATA_DIR (every lesson run once, in order, with the quick parameters)."""
+    from seedlings_utils.distributed import Job, read_problems
+    from seedlings_utils.split import load_split
+
+    data_dir, _ = executed_lessons
+    runs = data_dir / "distributed"
+    summary = json.loads((runs / "summary.json").read_text())
+    processes = len(summary["peak_rss_mb"]) and max(int(k.split()[0]) for k in summary["peak_rss_mb"])
+    job = Job.read(runs / f"{processes}_processes", processes)
+    assert processes >= 2 and job.weights_identical() and summary["weights_identical"]
+    assert read_problems(job.reads, load_split(data_dir)[0]) == [] == summary["read_problems"]
+    assert sorted(job.reads[0]) == list(range(summary["epochs"]))
+    accuracy = summary["validation_accuracy"]
+    assert abs(accuracy[f"{processes} processes"] - accuracy["1 process"]) <= 0.15  # the lesson's stated tolerance
+    assert all(speed > 0 for speed in summary["images_per_second"].values())
+
+
+@pytest.mark.slow
+def test_site_of_the_executed_lessons_passes_the_browser_check(executed_lessons, tmp_path, chromium):
+    """`make lessons && make site`, on the session's one run of every lesson (conftest.py): no lesson is run again."""
+    _, executed = executed_lessons
+    out = tmp_path / "site"
+    index = site.build_site(executed[0].parent, out)
+    assert index.is_file()
+    order = json.loads((out / "site.json").read_text())["order"]
+    assert order == ["index.html", *(f"notebooks/{p.stem}.html" for p in lesson_notebooks()), "summary.html"]
+    problems = site.check_site(out, chromium=chromium)
+    assert problems == [], "\n".join(problems)
+    shutil.rmtree(out, ignore_errors=True)  # a few MB of pages in the test's temporary folder

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -124,14 +123,6 @@ def test_build_refuses_lessons_that_did_not_run(executed_dir):
 # ---------------------------------------------------------------------------------------------------- in Chromium
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path, how = site.find_chromium(install=True)
-    if path is None:
-        pytest.skip(f"the site's browser check needs Chromium: {how}")
-    return path
-
-
 @pytest.mark.slow
 def test_browser_check_passes_a_good_site_and_names_each_fault(executed_dir, tmp_path, chromium):
     out = tmp_path / "site"
@@ -160,17 +151,3 @@ def test_browser_check_passes_a_good_site_and_names_each_fault(executed_dir, tmp
     assert f"{second}: broken link notebooks/missing.html" in problems
     assert f"{second}: requests https://example.org/x.png from outside the site" in problems
     assert "summary.html: missing" in problems and f"{second}: broken link summary.html" in problems
-
-
-@pytest.mark.slow
-def test_site_of_the_executed_lessons_passes_the_browser_check(executed_lessons, tmp_path, chromium):
-    """`make lessons && make site`, on the session's one run of every lesson (conftest.py): no lesson is run again."""
-    _, executed = executed_lessons
-    out = tmp_path / "site"
-    index = site.build_site(executed[0].parent, out)
-    assert index.is_file()
-    order = json.loads((out / "site.json").read_text())["order"]
-    assert order == ["index.html", *(f"notebooks/{p.stem}.html" for p in lesson_notebooks()), "summary.html"]
-    problems = site.check_site(out, chromium=chromium)
-    assert problems == [], "\n".join(problems)
-    shutil.rmtree(out, ignore_errors=True)  # a few MB of pages in the test's temporary folder
