@@ -58,7 +58,7 @@ lessons: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax -n $(TEST_WORKERS) --dist loadfile \
-	   --durations=15; status=$$?; \
+	   --no-loadscope-reorder --durations=15; status=$$?; \
 	 rm -rf $$nbval; exit $$status
 
 # The unit tests only (seconds to a minute or two): no notebooks, no benchmark.

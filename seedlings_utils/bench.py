@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-jobs", type=int, help="memory epochs run at a time (default 1; --quick: 2)")
     parser.add_argument("--memory-repeats", type=int, default=1,
                         help="epochs (processes) per loader and scale; the median peak is kept (default 1)")
-    parser.add_argument("--wait-repeats", type=int, default=3, help="timed runs per loader for waiting (default 3)")
+    parser.add_argument("--wait-repeats", type=int, help="timed runs per loader for waiting (default 3; --quick: 2)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_bench(args.out, sorted(scales), args.image_size if not quick else 32, args.batch_size,
                         args.speed_batches or (2 if quick else 40), args.wait_images or (64 if quick else 1024),
                         progress=not quick, memory_jobs=args.memory_jobs or (2 if quick else 1),
-                        memory_repeats=args.memory_repeats, wait_repeats=args.wait_repeats)
+                        memory_repeats=args.memory_repeats, wait_repeats=args.wait_repeats or (2 if quick else 3))
     print()
     print(format_table(results))
     print(f"\nWrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")

@@ -198,7 +198,8 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert results["targets"]["memory_growth_50x"]["measured"] == max(results["memory_growth"].values())
     assert set(results["wait_share"]) == {"PyDataset, 2 threads", "cache (.npy memmap)", "tf.data"}
     runs = results["wait_share_runs"]  # never clipped: noise may push a share below zero, never to 1 or past
-    assert set(runs) == set(results["wait_share"]) and all(len(r["runs"]) == 3 for r in runs.values())
+    assert results["settings"]["wait_repeats"] == 2  # --quick; 3 by default
+    assert set(runs) == set(results["wait_share"]) and all(len(r["runs"]) == 2 for r in runs.values())
     assert all(r["median"] == results["wait_share"][name] and r["min"] <= r["median"] <= r["max"]
                for name, r in runs.items())
     assert all(-1 < v < 1 for v in results["wait_share"].values())
