@@ -106,6 +106,28 @@ def chromium() -> str:
     return path
 
 
+def define(source: str, name: str, header: str = "", **names):
+    """The object ``name`` that ``source`` (dedented, after ``header``) defines: a learner's answer written in a test.
+
+    ``names`` are there before the code runs (``np=np``, say)."""
+    import textwrap
+
+    namespace: dict = dict(names)
+    exec(compile(textwrap.dedent(header) + textwrap.dedent(source), f"<{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+def rejected(q, answer, *phrases: str) -> str:
+    """Exercise ``q``'s check marks ``answer`` wrong, with every phrase in its message; returns the message."""
+    from seedlings_utils.exercises import INCORRECT
+
+    outcome = q.evaluate(answer)
+    assert outcome.status == INCORRECT, f"{q.name} accepted a wrong answer: {outcome}"
+    for phrase in phrases:
+        assert phrase in outcome.message, f"{phrase!r} not in: {outcome.message}"
+    return outcome.message
+
+
 def label_from_pixels(image: np.ndarray) -> int:
     """Inverse of :func:`species_colour` for an image in [0, 1]."""
     red = float(image[..., 0].mean()) * 255

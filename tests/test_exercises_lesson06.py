@@ -10,25 +10,13 @@ import textwrap
 
 import pytest
 
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson06 as ex
 from seedlings_utils.lessons import NOTEBOOKS_DIR
 
+from .conftest import define, rejected
+
 NOTEBOOK = NOTEBOOKS_DIR / "06_train_and_evaluate_a_cnn.ipynb"
-
-
-def define(source: str, name: str):
-    namespace: dict = {}
-    exec(textwrap.dedent(source), namespace)
-    return namespace[name]
-
-
-def rejected(q, answer, *phrases: str) -> str:
-    outcome = q.evaluate(answer)
-    assert outcome.status == INCORRECT, outcome
-    for phrase in phrases:
-        assert phrase in outcome.message, outcome.message
-    return outcome.message
 
 
 # ---- Exercise 1: output layer and loss for integer labels ------------------------------------------------

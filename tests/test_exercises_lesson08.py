@@ -7,10 +7,10 @@ import textwrap
 
 import pytest
 
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson08 as ex
 
-from .conftest import REPO
+from .conftest import REPO, rejected
 
 HEADER = """
 import tensorflow as tf
@@ -40,14 +40,6 @@ def cached(body: str):
     return answer("def cached_pipeline(paths, labels, image_size, batch_size, seed, cache_file):\n"
                   "    ds = tf.data.Dataset.from_tensor_slices((paths, labels))\n"
                   + textwrap.indent(textwrap.dedent(body), "    "), "cached_pipeline")
-
-
-def rejected(q, wrong, *phrases: str) -> str:
-    outcome = q.evaluate(wrong)
-    assert outcome.status == INCORRECT, outcome
-    for phrase in phrases:
-        assert phrase in outcome.message, f"{phrase!r} not in: {outcome.message}"
-    return outcome.message
 
 
 # ---- Exercise 1: bounded memory ---------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 import json
 import math
-import textwrap
 
 import numpy as np
 import pytest
@@ -11,12 +10,11 @@ from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson10 as ex
 
 from .conftest import REPO
+from .conftest import define as define_answer
 
 
 def define(source: str, name: str):
-    namespace: dict = {"np": np, "math": math}
-    exec(textwrap.dedent(source), namespace)
-    return namespace[name]
+    return define_answer(source, name, np=np, math=math)
 
 
 WRONG_SHARDS = {
