@@ -16,6 +16,8 @@ from .sources import RawData, count_raw_images, fetch_raw_data, read_source_reco
 from .split import SPLIT_FILES, load_split, save_split, split_train_val
 
 RAW_DIR, ALL_IMAGES_DIR = "raw", "all_images"
+#: Lesson 05's folder tree for ``image_dataset_from_directory``: ``<species>/<name>``, links into ``all_images/``.
+SPECIES_FOLDERS_DIR = "by_species"
 
 
 def ensure_raw(
@@ -52,6 +54,48 @@ def ensure_index(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> t
     filenames, labels, classes = build_index(all_images)
     save_index(data_dir, filenames, labels, classes)
     return filenames, labels, classes
+
+
+def ensure_species_folders(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> Path:
+    """``DATA_DIR/by_species/<species>/<name>``: every image lesson 02 kept, one folder per species of the index.
+
+    What ``keras.utils.image_dataset_from_directory`` needs, made only of images lesson 02 checked, so a
+    corrupt file, a stray text file or a misspelt species folder in ``raw/train`` can neither stop the
+    one-liner nor give it a thirteenth class; the class ids are the index's (both sort the species). The
+    files are hard links into ``all_images/`` (copies where the file system cannot link): no second copy
+    on disk. Brought in line with the index: links it no longer names are removed, missing ones added.
+    """
+    import os
+    import shutil
+
+    data_dir = Path(data_dir)
+    filenames, labels, classes = ensure_index(data_dir, progress=progress, **raw_kwargs)
+    all_images, root = data_dir / ALL_IMAGES_DIR, data_dir / SPECIES_FOLDERS_DIR
+    wanted = {Path(classes[label]) / name for name, label in zip(filenames.tolist(), labels.tolist(), strict=True)}
+    if root.is_dir():  # drop what the index no longer has (another source, a re-run lesson 02)
+        for path in sorted(root.rglob("*"), reverse=True):
+            if path.is_dir():
+                if not any(path.iterdir()) or path.parent == root and path.name not in classes:
+                    shutil.rmtree(path)
+            elif path.relative_to(root) not in wanted:
+                path.unlink()
+    for species in classes:
+        (root / species).mkdir(parents=True, exist_ok=True)
+    for relative in sorted(wanted):
+        source, target = all_images / relative.name, root / relative
+        if target.exists() and _size_and_time(target) == _size_and_time(source):  # a link, or a copy2 copy
+            continue
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+    return root
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def ensure_split(

@@ -216,3 +216,25 @@ def test_ensure_split_rebuilds_everything_from_nothing_and_then_reuses(kaggle_tr
     np.save(tmp_path / "filenames.npy", np.array(["x.png"] * 12))
     again = ensure_split(tmp_path, 0.25, 1, **kwargs)
     assert sorted(np.concatenate([again[0], again[1]])) == sorted(p.name for p in (tmp_path / "all_images").iterdir())
+
+
+def test_species_folders_are_links_to_the_indexed_images_and_follow_the_index(kaggle_tree, tmp_path):
+    """Lesson 05's tree for image_dataset_from_directory: one folder per class of the index, each image a hard
+    link into all_images/; a file the index no longer names (and a stray folder) disappears on the next call."""
+    from seedlings_utils.pipeline import ensure_species_folders
+
+    kwargs = dict(source="local", source_path=kaggle_tree, progress=False)
+    (kaggle_tree / "train" / "Maize" / "notes.txt").write_text("not an image")
+    root = ensure_species_folders(tmp_path, **kwargs)
+    filenames, labels, classes = load_index(tmp_path)
+    tree = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert tree == sorted(f"{classes[y]}/{name}" for name, y in zip(filenames, labels, strict=True))
+    assert sorted(p.name for p in root.iterdir()) == classes
+    some = root / classes[labels[0]] / filenames[0]
+    assert some.stat().st_ino == (tmp_path / "all_images" / filenames[0]).stat().st_ino, "a hard link, not a copy"
+    inodes = {p: p.stat().st_ino for p in root.rglob("*.png")}
+    (root / classes[0] / "stale.png").write_bytes(b"x")
+    (root / "Not a class").mkdir()
+    assert ensure_species_folders(tmp_path, **kwargs) == root
+    assert {p: p.stat().st_ino for p in root.rglob("*.png")} == inodes, "a second call relinks nothing"
+    assert not (root / "Not a class").exists() and sorted(p.name for p in root.iterdir()) == classes

@@ -179,3 +179,28 @@ def test_lessons_01_to_04_on_the_messy_tree(messy, tmp_path):
     executed = json.loads((tmp_path / "executed" / "02_flatten_into_one_folder.ipynb").read_text())
     text = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert f"{len(expected_skipped(truth))} files or folders not used" in text, "lesson 02 shows the count"
+    check_the_one_liner_runs_on_lesson_05s_species_folders(data_dir, classes, label_of)
+
+
+def check_the_one_liner_runs_on_lesson_05s_species_folders(data_dir, classes, label_of):
+    """On raw/train as it arrived the one-liner finds a 13th class and stops at a broken file; on lesson 05's
+    by_species/ tree it reads a whole epoch, with the index's classes and labels."""
+    import keras
+    import tensorflow as tf
+
+    from seedlings_utils.pipeline import ensure_species_folders
+
+    def one_epoch(folder):
+        ds = keras.utils.image_dataset_from_directory(str(folder), image_size=(32, 32), batch_size=8, shuffle=False,
+                                                      verbose=False)
+        return ds, sum(len(y) for _, y in ds)
+
+    raw = keras.utils.image_dataset_from_directory(str(data_dir / "raw" / "train"), verbose=False)
+    assert "sugar  BEET" in raw.class_names and len(raw.class_names) > len(classes)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        one_epoch(data_dir / "raw" / "train")
+    ds, seen = one_epoch(ensure_species_folders(data_dir, progress=False))
+    assert ds.class_names == classes
+    assert seen == len(ds.file_paths) == sum(Path(n).suffix.lower() in (".png", ".jpg", ".jpeg") for n in label_of)
+    labels = np.concatenate([y for _, y in ds])
+    assert [label_of[Path(p).name] for p in ds.file_paths] == labels.tolist(), "the index's label for every file"
