@@ -16,7 +16,6 @@ exported below; this module's own code is the bookkeeping around it: the fingerp
 and building in a ``.partial`` folder that is swapped in only when complete.
 """
 
-# ruff: noqa: E501 (only for the export marker line below, longer than 120 with this notebook's name)
 
 from __future__ import annotations
 
@@ -130,7 +129,7 @@ def resident_memory_mb() -> tuple[float, float]:
     return values.get("RssAnon", float("nan")), values.get("RssFile", float("nan"))
 
 
-# ---- BEGIN exported from notebooks/07_preprocess_once_into_a_cache.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/07_preprocess_once_into_a_cache.ipynb: edit the notebook, then `make export` ----
 def write_shards(image_dir, filenames, image_size, folder, shard_size=2048, progress=True) -> list[str]:
     """Decode and resize every image once into uint8 shards ``folder/shard_00000.npy`` ...; returns their names."""
     shards = []
@@ -207,4 +206,4 @@ class CachedDataset(SeedlingsDataset):
         # Worker processes started with "spawn" or "forkserver" receive the data set pickled, and a pickled
         # memory map carries its whole shard: leave the maps out; each process reopens the shards it reads.
         return {**self.__dict__, "_shards": {}}
-# ---- END exported from notebooks/07_preprocess_once_into_a_cache.ipynb ----
+# ---- END notebooks/07_preprocess_once_into_a_cache.ipynb ----

@@ -6,7 +6,6 @@ Pillow's many errors for a missing or broken file into one message naming the fi
 :func:`measure_images_per_second`.
 """
 
-# ruff: noqa: E501 (only for the export marker line below, longer than 120 with this notebook's name)
 
 from __future__ import annotations
 
@@ -42,7 +41,7 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
                       "lesson 02 checked it; re-run lesson 02 to re-check and skip it.") from err
 
 
-# ---- BEGIN exported from notebooks/05_a_pydataset_that_reads_from_disk.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/05_a_pydataset_that_reads_from_disk.ipynb: edit the notebook, then `make export` ----
 def load_image_uint8(path, image_size):
     """One image file as a uint8 array (image_size, image_size, 3), values 0-255."""
     with open_image(path) as img:  # a missing or unreadable file raises OSError naming it
@@ -104,7 +103,7 @@ class SeedlingsDataset(keras.utils.PyDataset):
         # Keras calls this after every epoch: a new order, so batches differ from epoch to epoch
         if self.shuffle:
             self.order = self._rng.permutation(len(self.filenames))
-# ---- END exported from notebooks/05_a_pydataset_that_reads_from_disk.ipynb ----
+# ---- END notebooks/05_a_pydataset_that_reads_from_disk.ipynb ----
 
 
 def measure_images_per_second(dataset: keras.utils.PyDataset, batches: int | None = None) -> float:

@@ -63,7 +63,7 @@ def check_keras_for_processes(num_processes: int) -> None:
                            f"{MIN_KERAS_FOR_PROCESSES} or newer; this is Keras {keras.__version__}, which accepts "
                            "only a tf.data.Dataset there. Upgrade Keras (pip install -U keras) or use one process.")
 
-# ---- BEGIN exported from notebooks/10_beyond_one_machine.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/10_beyond_one_machine.ipynb: edit the notebook, then `make export` ----
 def process_shard(filenames, labels, process_id, num_processes):
     """This process's part of the training set: images ``process_id``, ``process_id + num_processes``, ...
 
@@ -194,7 +194,7 @@ def train_process(data_dir, out_dir, epochs, global_batch, image_size, base_filt
                             callbacks=[*([ReadLog(train, read_log)] if read_log else []),
                                        SaveOnProcessZero(out_dir, process_id), *callbacks])
     return model, history, train
-# ---- END exported from notebooks/10_beyond_one_machine.ipynb ----
+# ---- END notebooks/10_beyond_one_machine.ipynb ----
 
 
 # ----------------------------------------------------------------------------------------------------------------

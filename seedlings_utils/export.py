@@ -4,9 +4,9 @@ A lesson writes its technique in code cells a learner runs and changes. A cell w
 ``#| export <module>`` (the habit of nbdev's ``#| export`` and d2l's ``#@save``) is also copied, as it
 stands, into ``seedlings_utils/<module>.py``, between two marker lines::
 
-    # ---- BEGIN exported from notebooks/05_....ipynb: edit the notebook, then run `make export` ----
+    # ---- BEGIN notebooks/05_....ipynb: edit the notebook, then `make export` ----
     ...the lesson's cells, in order...
-    # ---- END exported from notebooks/05_....ipynb ----
+    # ---- END notebooks/05_....ipynb ----
 
 Later lessons, the benchmark and the tests import that copy. The module keeps its docstring, its
 imports and any code that is not a lesson's technique outside the markers.
@@ -29,15 +29,15 @@ from .env import PACKAGE_ROOT
 REPO_ROOT = PACKAGE_ROOT.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXPORT_MARK = re.compile(r"^#\| export (?P<module>[a-z_][a-z0-9_]*)\s*$")
-REGION_START = re.compile(r"^# ---- BEGIN exported from (\S+): edit the notebook", flags=re.M)
+REGION_START = re.compile(r"^# ---- BEGIN (\S+): edit the notebook", flags=re.M)
 
 
 def begin_marker(notebook: str) -> str:
-    return f"# ---- BEGIN exported from {notebook}: edit the notebook, then run `make export` ----"
+    return f"# ---- BEGIN {notebook}: edit the notebook, then `make export` ----"
 
 
 def end_marker(notebook: str) -> str:
-    return f"# ---- END exported from {notebook} ----"
+    return f"# ---- END {notebook} ----"
 
 
 @dataclass

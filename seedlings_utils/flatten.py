@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .config import SPECIES
 from .images import why_unusable
 
-# ---- BEGIN exported from notebooks/02_flatten_into_one_folder.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/02_flatten_into_one_folder.ipynb: edit the notebook, then `make export` ----
 FLAT_SEPARATOR = "__"
 
 
@@ -61,7 +61,7 @@ def check_one_file_per_image(names: list[str], out_dir: str | Path) -> None:
         raise RuntimeError(f"{len(names)} images in, {len(there)} files out in {out_dir}: "
                            f"{len(names) - len(set(names))} names used twice (a later copy replaced an earlier one), "
                            f"missing {sorted(set(names) - there)[:5]}, unexpected {sorted(there - set(names))[:5]}")
-# ---- END exported from notebooks/02_flatten_into_one_folder.ipynb ----
+# ---- END notebooks/02_flatten_into_one_folder.ipynb ----
 
 
 LINK_METHODS = ("copy", "hardlink", "symlink")

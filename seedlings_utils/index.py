@@ -10,7 +10,7 @@ import numpy as np
 from .flatten import MANIFEST_FILE, read_manifest
 
 
-# ---- BEGIN exported from notebooks/03_index_filenames_and_labels.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/03_index_filenames_and_labels.ipynb: edit the notebook, then `make export` ----
 def labels_from_species(species: list[str]) -> tuple[np.ndarray, list[str]]:
     """``(labels, classes)``: ``classes`` is the sorted list of distinct species, and each image's label is the
     position of its species in that list."""
@@ -48,7 +48,7 @@ def load_index(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]
     data_dir = Path(data_dir)
     classes = json.loads((data_dir / CLASSES_FILE).read_text())
     return np.load(data_dir / FILENAMES_FILE), np.load(data_dir / LABELS_FILE), classes
-# ---- END exported from notebooks/03_index_filenames_and_labels.ipynb ----
+# ---- END notebooks/03_index_filenames_and_labels.ipynb ----
 
 
 def read_flat_manifest(all_images_dir: str | Path) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ import keras
 from keras import layers
 
 
-# ---- BEGIN exported from notebooks/06_train_and_evaluate_a_cnn.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/06_train_and_evaluate_a_cnn.ipynb: edit the notebook, then `make export` ----
 def build_augmentation(seed: int | None = None) -> keras.Sequential:
     """Random flips and rotations: a seedling photographed from above has no "up".
 
@@ -67,4 +67,4 @@ def build_cnn(
         metrics=["accuracy"],  # val_accuracy: the score the checkpoint keeps the best of
     )
     return model
-# ---- END exported from notebooks/06_train_and_evaluate_a_cnn.ipynb ----
+# ---- END notebooks/06_train_and_evaluate_a_cnn.ipynb ----

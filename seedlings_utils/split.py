@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 
-# ---- BEGIN exported from notebooks/04_shuffle_and_split.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/04_shuffle_and_split.ipynb: edit the notebook, then `make export` ----
 def split_train_val(filenames, labels, val_fraction: float = 0.2, seed: int = 42):
     """``(X_train, X_val, y_train, y_val)``: shuffled, stratified by label, the same for the same ``seed``."""
     if not 0 < val_fraction < 1:
@@ -42,7 +42,7 @@ def load_split(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """``(X_train, X_val, y_train, y_val)`` as :func:`save_split` wrote them."""
     x_train, x_val, y_train, y_val = (np.load(Path(data_dir) / name) for name in SPLIT_FILES)
     return x_train, x_val, y_train, y_val
-# ---- END exported from notebooks/04_shuffle_and_split.ipynb ----
+# ---- END notebooks/04_shuffle_and_split.ipynb ----
 
 
 def stratifiable(labels) -> np.ndarray:

@@ -83,7 +83,7 @@ def cache_is_written(cache_file: str | Path) -> bool:
             and any(cache_file.parent.glob(cache_file.name + ".data-*")))
 
 
-# ---- BEGIN exported from notebooks/08_the_same_job_with_tf_data.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/08_the_same_job_with_tf_data.ipynb: edit the notebook, then `make export` ----
 AUTOTUNE = tf.data.AUTOTUNE  # "choose for me": tf.data tunes parallel calls and buffer sizes while it runs
 
 
@@ -144,7 +144,7 @@ def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size
     ds = ds.batch(batch_size).map(scale, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     # 7. Prepare the next batches while the model trains on this one
     return ds.prefetch(AUTOTUNE)
-# ---- END exported from notebooks/08_the_same_job_with_tf_data.ipynb ----
+# ---- END notebooks/08_the_same_job_with_tf_data.ipynb ----
 
 
 def measure_tf_images_per_second(dataset: tf.data.Dataset, batches: int | None = None) -> float:

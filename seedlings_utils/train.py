@@ -17,7 +17,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from .dataset import SeedlingsDataset
 from .flatten import scan_test_images
 
-# ---- BEGIN exported from notebooks/06_train_and_evaluate_a_cnn.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/06_train_and_evaluate_a_cnn.ipynb: edit the notebook, then `make export` ----
 MODEL_FILE = "model.keras"  # the best epoch's model
 HISTORY_FILE = "history.csv"  # one row of losses and metrics per epoch
 METRICS_FILE = "metrics.json"
@@ -54,7 +54,7 @@ def training_callbacks(results_dir: str | Path, patience: int = 4) -> list[keras
         # half the learning rate when val_loss has not improved for `patience` epochs
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=patience, min_lr=1e-5),
     ]
-# ---- END exported from notebooks/06_train_and_evaluate_a_cnn.ipynb ----
+# ---- END notebooks/06_train_and_evaluate_a_cnn.ipynb ----
 
 
 def load_history(path: str | Path) -> dict[str, list[float]]:

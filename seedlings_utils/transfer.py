@@ -8,7 +8,6 @@ wrong weights file into one message that says what to do; :func:`bn_statistics` 
 :func:`fine_tuned_model`, the model ``make bench`` times.
 """
 
-# ruff: noqa: E501 (only for the export marker line below, longer than 120 with this notebook's name)
 
 from __future__ import annotations
 
@@ -92,7 +91,7 @@ def _explain(err: Exception, weights, fixes: str) -> WeightsUnavailableError | N
     return None
 
 
-# ---- BEGIN exported from notebooks/09_transfer_learning_and_a_busy_gpu.ipynb: edit the notebook, then run `make export` ----
+# ---- BEGIN notebooks/09_transfer_learning_and_a_busy_gpu.ipynb: edit the notebook, then `make export` ----
 def use_mixed_precision(enabled):
     """Layers built from now on compute in float16 with float32 weights (enabled) or all in float32."""
     policy = "mixed_float16" if enabled else "float32"
@@ -167,7 +166,7 @@ def augment_in_pipeline(dataset, seed=None):
     augmented = dataset.map(lambda images, labels: (augmentation(images, training=True), labels),
                             num_parallel_calls=tf.data.AUTOTUNE)
     return augmented.prefetch(tf.data.AUTOTUNE)  # the next batches are augmented while the model trains
-# ---- END exported from notebooks/09_transfer_learning_and_a_busy_gpu.ipynb ----
+# ---- END notebooks/09_transfer_learning_and_a_busy_gpu.ipynb ----
 
 
 def bn_statistics(model: keras.Model) -> list[np.ndarray]:
