@@ -98,6 +98,23 @@ def decode_and_resize(path, image_size):
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
+def shuffled_order(n, seed=None):
+    """The positions 0 .. n-1 in a new random order every epoch (the same sequence of orders for the same seed).
+
+    Each epoch makes one permutation of all n positions, a single int64 tensor: 8 bytes a position. A
+    ``Dataset.shuffle(n)`` keeps n elements in its buffer instead: about 450 bytes each, 600 with a file name.
+    """
+    # one random number per epoch: rerandomize_each_iteration draws a new one each time the data set is read
+    epoch_seed = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+
+    def permutation(number):  # ... which seeds one shuffle of every position, as one tensor
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([number, 0]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    # flat_map cannot know how many positions come out: say so, and Keras knows the length of an epoch
+    return epoch_seed.flat_map(permutation).apply(tf.data.experimental.assert_cardinality(n))
+
+
 def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size=128, shuffle=False, seed=None,
                     cache_file=None, num_parallel_calls=AUTOTUNE, deterministic=True, shuffle_buffer=1000):
     """Batches of (images, labels) from image files (images only when labels is None), float32 in [0, 1].
@@ -113,17 +130,17 @@ def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size
         raise ValueError("no file names: nothing to load")
     if labels is not None and len(labels) != len(names):
         raise ValueError(f"{len(names)} file names but {len(labels)} labels")
-    paths = [str(Path(image_dir) / name) for name in names]
-    # 1. The data set starts as file names (and labels): strings, a few hundred bytes each
-    ds = tf.data.Dataset.from_tensor_slices(paths if labels is None else (paths, np.asarray(labels)))
-    if shuffle:
-        # 2. Shuffle NAMES, before decoding: a buffer of every name gives a true random order for a few MB;
-        #    reshuffle_each_iteration: a new order every epoch
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    # 1. Every path and label once, as two tensors: about 100 bytes an image
+    paths = tf.constant([str(Path(image_dir) / name) for name in names])
+    ys = None if labels is None else tf.constant(np.asarray(labels))
+    # 2. The data set starts as POSITIONS into them, shuffled before any image is decoded: a new
+    #    permutation every epoch (8 bytes a position), or 0, 1, 2, ... in file order
+    ds = shuffled_order(len(names), seed) if shuffle else tf.data.Dataset.range(len(names))
 
-    def decode(path, *label):  # label is () or (label,): one function for both structures
-        # the label goes into the map and out again next to its image: pairs survive any order of finishing
-        return (decode_and_resize(path, image_size), *label) if label else decode_and_resize(path, image_size)
+    def decode(i):
+        # the label is looked up in the same map as its image: pairs survive any order of finishing
+        image = decode_and_resize(paths[i], image_size)
+        return image if ys is None else (image, ys[i])
 
     # 3. Read, decode and resize num_parallel_calls images at once, in TensorFlow's C++ threads
     ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
@@ -173,10 +190,15 @@ DECODING_OPS = frozenset({"ReadFile", "DecodeImage", "DecodePng", "DecodeJpeg", 
 class PipelineStep:
     """One transformation of a ``tf.data`` pipeline, as :func:`pipeline_steps` reads it from the dataset's graph.
 
-    ``kind``: ``"source"``, ``"shuffle"``, ``"map"``, ``"cache"``, ``"batch"``, ``"prefetch"``, ``"zip"``, or
-    the op's name for anything else. ``buffer_size``: elements a ``shuffle`` or ``prefetch`` holds (-1:
-    AUTOTUNE). ``filename``: a ``cache``'s file ("" = in memory). ``decodes``: a ``map`` that reads or
-    decodes files. ``branches``: for ``zip`` (and other ops with several inputs), each input's steps.
+    ``kind``: ``"source"``, ``"random"`` (``Dataset.random``), ``"shuffle"``, ``"map"``, ``"cache"``,
+    ``"batch"``, ``"prefetch"``, ``"zip"``, ``"take"``, ``"cardinality"``, or the op's name for anything else.
+    ``buffer_size``: elements a ``shuffle`` or ``prefetch`` holds (-1: AUTOTUNE; 0 for a ``permutation``).
+    ``permutation``: a ``shuffle`` that is a ``flat_map`` over one shuffled tensor of every position
+    (:func:`shuffled_order`): a full new order each epoch, with no buffer. ``reshuffle``: a new order every
+    epoch (for a permutation: the ``Dataset.random`` seeding it draws anew each epoch). ``count``: the
+    elements a ``cardinality`` step asserts. ``filename``: a ``cache``'s file ("" = in memory).
+    ``decodes``: a ``map`` that reads or decodes files. ``branches``: for ``zip`` (and other ops with
+    several inputs), each input's steps.
     """
 
     kind: str
@@ -185,6 +207,8 @@ class PipelineStep:
     filename: str | None = None
     reshuffle: bool | None = None
     decodes: bool = False
+    permutation: bool = False
+    count: int | None = None
     parallel: bool = False
     deterministic: str | None = None  # a map's: "true", "false" or "default"
     branches: list[list[PipelineStep]] = field(default_factory=list)
@@ -194,7 +218,11 @@ _KINDS = {"TensorSliceDataset": "source", "TensorDataset": "source", "RangeDatas
           "ShuffleDatasetV3": "shuffle", "ShuffleDatasetV2": "shuffle", "ShuffleDataset": "shuffle",
           "MapDataset": "map", "ParallelMapDatasetV2": "map", "ParallelMapDataset": "map",
           "CacheDatasetV2": "cache", "CacheDataset": "cache", "BatchDatasetV2": "batch", "BatchDataset": "batch",
-          "ParallelBatchDataset": "batch", "PrefetchDataset": "prefetch", "ZipDataset": "zip"}
+          "ParallelBatchDataset": "batch", "PrefetchDataset": "prefetch", "ZipDataset": "zip",
+          "RandomDatasetV2": "random", "RandomDataset": "random", "TakeDataset": "take",
+          "AssertCardinalityDataset": "cardinality"}
+#: Ops that shuffle a whole tensor at once: a ``flat_map`` over one of them is a permutation of positions.
+SHUFFLING_OPS = frozenset({"StatelessShuffle", "RandomShuffle"})
 
 
 def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
@@ -242,6 +270,13 @@ def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
                 step.reshuffle = bool(node.attr["reshuffle_each_iteration"].b)
             elif step.kind == "prefetch":
                 step.buffer_size = int(const(inputs[1]))
+            elif step.kind == "random":
+                step.reshuffle = bool(node.attr["rerandomize_each_iteration"].b)
+            elif step.kind == "cardinality":
+                step.count = int(const(inputs[1]))
+            elif node.op in ("FlatMapDataset", "InterleaveDataset") and ops_in(node.attr["f"].func.name,
+                                                                              set()) & SHUFFLING_OPS:
+                step.kind, step.permutation, step.buffer_size = "shuffle", True, 0
             elif step.kind == "cache":
                 step.filename = str(const(inputs[1]))
             elif step.kind == "map":
@@ -256,22 +291,35 @@ def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
             name = upstream[0]
 
     (retval,) = [node for node in graph.node if node.op == "_Retval"]
-    return chain(retval.input[0])
+    steps = chain(retval.input[0])
+    seeded_anew = False  # a permutation reshuffles when the Dataset.random feeding it draws anew every epoch
+    for step in steps:
+        if step.kind == "random":
+            seeded_anew = bool(step.reshuffle)
+        elif step.permutation:
+            step.reshuffle = seeded_anew
+    return steps
 
 
 def describe_pipeline(dataset: tf.data.Dataset, image_bytes: int | None = None) -> str:
-    """One line per step of ``dataset`` saying what its buffer holds: names, decoded images or batches.
+    """One line per step of ``dataset`` saying what its buffer holds: names, positions, decoded images or batches.
 
     ``image_bytes`` (for example ``IMAGE_SIZE * IMAGE_SIZE * 3`` for uint8 images) adds the memory a
     buffer of decoded images takes.
     """
+    steps = pipeline_steps(dataset)
+    counts = [step.count for step in steps if step.kind == "cardinality"]
     lines, holds = [], "file names"
-    for step in pipeline_steps(dataset):
+    for step in steps:
         what = ""
-        if step.kind == "shuffle":
+        if step.kind == "shuffle" and step.permutation:
+            what = "one permutation of every position, made anew each epoch" if step.reshuffle else \
+                "one permutation of every position, the same each epoch"
+            what += f": {_megabytes(counts[0] * 8)}" if counts else ": 8 bytes a position"
+        elif step.kind == "shuffle":
             what = f"a buffer of {step.buffer_size:,} {holds}"
             if holds == "decoded images" and image_bytes:
-                what += f": {step.buffer_size * image_bytes / 1e6:,.1f} MB"
+                what += f": {_megabytes(step.buffer_size * image_bytes)}"
         elif step.kind == "map" and step.decodes:
             holds = "decoded images"
             what = "reads, decodes and resizes " + ("in parallel" if step.parallel else "one image at a time")
@@ -282,7 +330,19 @@ def describe_pipeline(dataset: tf.data.Dataset, image_bytes: int | None = None) 
             holds = "batches"
         elif step.kind == "prefetch":
             what = "AUTOTUNE: a few batches" if step.buffer_size == -1 else f"{step.buffer_size:,} {holds}"
+        elif step.kind == "random":
+            what = "a random number each epoch, seeding the permutation"
+            holds = "positions"
+        elif step.kind == "cardinality":
+            what = f"{step.count:,} {holds}"
         elif step.kind == "source":
-            what = "file names (and labels)"
-        lines.append(f"{step.kind:<9} {what}".rstrip())
+            if step.op == "RangeDataset":
+                what, holds = "positions 0, 1, 2, ... into the file names", "positions"
+            else:
+                what = "file names (and labels)"
+        lines.append(f"{step.kind:<11} {what}".rstrip())
     return "\n".join(lines)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB" if size >= 100_000 else f"{size / 1e3:,.1f} kB"

@@ -91,6 +91,22 @@ def test_q1_names_shuffled_in_a_small_buffer():
     rejected(ex.q1, wrong, "a buffer of 100 for 20,000 names", "len(paths)")
 
 
+def test_q1_the_lessons_permutation_of_positions_is_accepted_and_a_fixed_one_rejected():
+    """shuffled_order (lesson 08's chain) shuffles all the names with no buffer: right; one drawn once is not."""
+    source = """
+    def bounded_pipeline(paths, labels, image_size, batch_size, seed):
+        from seedlings_utils.tfdata import shuffled_order
+        paths, labels = tf.constant(paths), tf.constant(labels)
+        order = shuffled_order(len(paths), seed) if EVERY_EPOCH else shuffled_order(len(paths), seed).cache()
+        ds = order.map(lambda i: (decode_and_resize(paths[i], image_size), labels[i]), num_parallel_calls=AUTOTUNE)
+        return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
+    """
+    assert ex.q1.evaluate(answer("EVERY_EPOCH = True\n" + textwrap.dedent(source), "bounded_pipeline")).status \
+        == CORRECT
+    once = answer("EVERY_EPOCH = False\n" + textwrap.dedent(source), "bounded_pipeline")
+    rejected(ex.q1, once, "same order")
+
+
 def test_q1_names_shuffled_once_for_all_epochs():
     wrong = bounded("""
     ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=False).map(decode(image_size))

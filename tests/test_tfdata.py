@@ -195,7 +195,10 @@ def test_names_are_shuffled_before_decoding_and_no_buffer_grows_with_the_data(in
         assert len(decode) == 1
         names_shuffles = [s for s in steps[:decode[0]] if s.kind == "shuffle"]
         image_shuffles = [s for s in steps[decode[0]:] if s.kind == "shuffle"]
-        assert [(s.buffer_size, s.reshuffle) for s in names_shuffles] == [(n, True)]  # every name: a permutation
+        # every position in one permutation, drawn anew each epoch, with no buffer: 8 bytes an image, not ~600
+        assert [(s.permutation, s.buffer_size, s.reshuffle) for s in names_shuffles] == [(True, 0, True)]
+        assert [s.count for s in steps if s.kind == "cardinality"] == [n]
+        assert int(ds.cardinality()) == -(-n // 5), "Keras must know how many batches an epoch has"
         # decoded images: only after a cache, in a buffer of shuffle_buffer whatever the data set's size
         assert [(s.buffer_size, s.reshuffle) for s in image_shuffles] == ([(7, True)] if cached else [])
         assert not [s for s in steps if s.kind == "cache" and not s.filename]  # never a cache in memory
@@ -206,7 +209,28 @@ def test_names_are_shuffled_before_decoding_and_no_buffer_grows_with_the_data(in
 def test_the_default_image_buffer_is_a_thousand_images(indexed, tmp_path):
     image_dir, filenames, labels = indexed
     ds = make_tf_dataset(image_dir, filenames, labels, shuffle=True, seed=1, cache_file=tmp_path / "c")
-    assert [s.buffer_size for s in pipeline_steps(ds) if s.kind == "shuffle"] == [len(filenames), 1000]
+    shuffles = [(s.permutation, s.buffer_size) for s in pipeline_steps(ds) if s.kind == "shuffle"]
+    assert shuffles == [(True, 0), (False, 1000)]
+
+
+def test_shuffled_order_is_a_new_permutation_every_epoch_and_the_same_orders_for_a_seed():
+    from seedlings_utils.tfdata import shuffled_order
+
+    def orders(seed):
+        ds = shuffled_order(50, seed)
+        return [list(ds.as_numpy_iterator()) for _ in range(3)]
+
+    first = orders(3)
+    assert all(sorted(order) == list(range(50)) for order in first)
+    assert first[0] != first[1] != first[2] and first == orders(3) and first != orders(4)
+    fixed = tf.data.Dataset.random(seed=1, rerandomize_each_iteration=False).take(1).flat_map(
+        lambda s: tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(
+            tf.range(50, dtype=tf.int64), seed=tf.stack([s, 0]))))
+    names = tf.data.Dataset.from_tensor_slices([str(i) for i in range(50)]).shuffle(50)
+    assert [(s.permutation, s.reshuffle) for s in pipeline_steps(shuffled_order(50, 3)) if s.kind == "shuffle"] \
+        == [(True, True)]
+    assert [(s.permutation, s.reshuffle) for s in pipeline_steps(fixed) if s.kind == "shuffle"] == [(True, False)]
+    assert [(s.permutation, s.buffer_size) for s in pipeline_steps(names) if s.kind == "shuffle"] == [(False, 50)]
 
 
 def where(order: np.ndarray) -> np.ndarray:
@@ -261,7 +285,8 @@ def test_pipeline_steps_and_describe_pipeline_name_what_each_buffer_holds(indexe
     text = describe_pipeline(make_tf_dataset(image_dir, filenames, labels, shuffle=True, seed=1,
                                              cache_file=tmp_path / "c", shuffle_buffer=50, image_size=128),
                              image_bytes=128 * 128 * 3)
-    assert f"a buffer of {len(filenames)} file names" in text
+    assert "one permutation of every position, made anew each epoch" in text
+    assert f"cardinality {len(filenames)} positions" in text
     assert "a buffer of 50 decoded images: 2.5 MB" in text and "written to" in text
 
 

@@ -78,7 +78,8 @@ def _no_cache_in_memory(steps, decoded: int) -> None:
 
 
 def _names_shuffled(steps, decoded: int, n: int) -> None:
-    """The file names are shuffled, before decoding, with a buffer of all of them, anew every epoch."""
+    """The file names are shuffled before decoding, all of them (a buffer of every name, or the lesson's
+    :func:`~seedlings_utils.tfdata.shuffled_order`, a permutation of every position), anew every epoch."""
     names = [s for s in steps[:decoded] if s.kind == "shuffle"]
     images = [s for s in steps[decoded:] if s.kind == "shuffle"]
     if not names and not images:
@@ -90,10 +91,12 @@ def _names_shuffled(steps, decoded: int, n: int) -> None:
                         "decoding map, with a buffer of len(paths): names are cheap, and each epoch is then a "
                         "full new order.")
     biggest = max(s.buffer_size for s in names)
-    if biggest < n:
+    if biggest < n and not any(s.permutation for s in names):
         raise Incorrect(f"the file names are shuffled in a buffer of {biggest:,} for {n:,} names, so an image "
-                        f"moves only about {biggest:,} places. Names are cheap (100,000 take about 24 MB): "
-                        "use `shuffle(len(paths), ...)`.")
+                        f"moves only about {biggest:,} places. Shuffle all of them: `shuffle(len(paths), ...)` "
+                        "(a buffer costs about 600 bytes a name, 60 MB for 100,000: bounded by the number of "
+                        "files, not by their pixels), or the lesson's `shuffled_order(len(paths), seed)`, "
+                        "a permutation of positions at 8 bytes each.")
     if not all(s.reshuffle for s in names):
         raise Incorrect("`reshuffle_each_iteration=False`: every epoch comes in the same order. Leave it out "
                         "(the default reshuffles every epoch).")
@@ -170,7 +173,7 @@ def _check_bounded(answer) -> str:
             orders.append(labels.tolist())
     if orders[0] == orders[1]:
         raise Incorrect("epochs 1 and 2 came in the same order: shuffle anew every epoch")
-    return ("the names are shuffled before decoding (a buffer of every name: a full new order each epoch), and "
+    return ("the names are shuffled before decoding (all of them: a full new order each epoch), and "
             "no buffer holds more than a few batches of images")
 
 
@@ -181,7 +184,8 @@ q1 = Exercise(
     hint_text="Two things hold every image: `.cache()` without a file name (it keeps what it has seen in "
               "memory) and `.shuffle(len(paths))` placed after the decoding map (its buffer fills with decoded "
               "images). Drop the cache, and move the shuffle before the map, where the items are still file "
-              "names: a buffer of len(paths) names costs a few MB.",
+              "names: a buffer of len(paths) names costs about 600 bytes a name (60 MB for 100,000), not a "
+              "picture's worth. (The lesson's `shuffled_order` goes further: 8 bytes a position.)",
     solution_code='''
 import tensorflow as tf
 
@@ -191,7 +195,7 @@ from seedlings_utils.tfdata import AUTOTUNE, decode_and_resize
 def bounded_pipeline(paths, labels, image_size, batch_size, seed):
     """Batches of (images in [0, 1], labels), shuffled every epoch, without holding every image in memory."""
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    ds = ds.shuffle(len(paths), seed=seed)  # names, not images: cheap, and a full new order every epoch
+    ds = ds.shuffle(len(paths), seed=seed)  # names, not images: ~600 bytes each, a full new order every epoch
     ds = ds.map(lambda path, label: (decode_and_resize(path, image_size), label), num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size)  # no .cache(): it would keep every decoded image in memory
     ds = ds.map(lambda images, label: (tf.cast(images, tf.float32) / 255.0, label))
