@@ -127,13 +127,19 @@ SPEEDS = {"2019 recipe (skimage)": 100.0, "PyDataset, 1 worker": 500.0, "PyDatas
           "cache (.npy memmap)": 1500.0, "tf.data": 1000.0}
 
 
-def _memory(growth_by_loader: dict[str, float], base: float = 1000.0) -> list[dict]:
-    """Rows as memory_by_scale writes them: 1x at ``base`` MB, 10x in between, 50x at ``base * (1 + growth)``."""
+def _memory(growth_by_loader: dict[str, float], base: float = 1000.0, before: float = 400.0,
+            held: dict[str, float] | None = None) -> list[dict]:
+    """Rows as memory_by_scale writes them: 1x at ``base`` MB, 10x in between, 50x at ``base * (1 + growth)``.
+
+    Memory before fit is ``before`` MB at 1x and grows by ``held[loader]`` bytes per extra image (default 0),
+    which the peak carries on top."""
     rows = []
     for loader, growth in growth_by_loader.items():
         for factor, peak in ((1, base), (10, base * (1 + growth / 2)), (50, base * (1 + growth))):
-            rows.append({"loader": loader, "factor": factor, "images": 2000 * factor, "peak_anon_mb": peak,
-                         "peak_rss_mb": peak + 300, "epoch_seconds": 1.0})
+            extra = (held or {}).get(loader, 0.0) * 2000 * (factor - 1) / 2**20
+            rows.append({"loader": loader, "factor": factor, "images": 2000 * factor, "peak_anon_mb": peak + extra,
+                         "anon_before_fit_mb": before + extra, "peak_rss_mb": peak + extra + 300,
+                         "epoch_seconds": 1.0})
     return rows
 
 
@@ -142,6 +148,8 @@ def _memory(growth_by_loader: dict[str, float], base: float = 1000.0) -> list[di
     ("cache_vs_2019", 19.0, 21.0, False, True),
     ("memory_growth_50x", 0.04, 0.06, True, False),
     ("cache_wait_share", 0.04, 0.06, True, False),
+    ("epoch_memory_growth_50x", 0.04, 0.06, True, False),
+    ("held_per_image", 0.04, 0.06, True, False),
 ])
 def test_each_target_is_met_on_one_side_of_its_threshold_and_missed_on_the_other(key, low, high, met_low,
                                                                                   met_high):
@@ -153,9 +161,14 @@ def test_each_target_is_met_on_one_side_of_its_threshold_and_missed_on_the_other
             speeds["cache (.npy memmap)"] = value * speeds["2019 recipe (skimage)"]
         elif key == "memory_growth_50x":
             memory = _memory({"PyDataset, 2 threads": 0.0, "tf.data": value})
+        elif key == "epoch_memory_growth_50x":  # epoch adds 600 MB at 1x: value x 600 more at 50x
+            memory = _memory({"PyDataset, 2 threads": 0.0, "tf.data": value * 600 / 1000})
+        elif key == "held_per_image":  # bytes per extra image, as a share of one 64 px image
+            memory = _memory({"PyDataset, 2 threads": 0.0, "tf.data": 0.0},
+                             held={"PyDataset, 2 threads": 10.0, "tf.data": value * 64 * 64 * 3})
         else:
             shares["cache (.npy memmap)"] = value
-        target = bench.evaluate_targets(speeds, memory, shares)[key]
+        target = bench.evaluate_targets(speeds, memory, shares, image_size=64)[key]
         assert target["measured"] == pytest.approx(value)
         return target["met"]
 
@@ -176,6 +189,14 @@ def test_memory_target_is_the_worst_loaders_growth():
     table = bench.format_table({"images_per_second": SPEEDS, "memory": memory, "memory_growth": growth,
                                 "wait_share": {}, "targets": {}})
     assert "+30.0 %" in table and "-2.0 %" in table and "100,000 (50x)" in table
+    held = _memory({"tf.data": 0.0}, held={"tf.data": 250.0})
+    assert bench.held_bytes_per_image(held) == pytest.approx({"tf.data": 250.0})
+    assert bench.epoch_memory_growth(held) == pytest.approx({"tf.data": 0.0})  # the file names come before fit
+    table = bench.format_table({"images_per_second": SPEEDS, "memory": held, "memory_growth": {},
+                                "epoch_memory_growth": bench.epoch_memory_growth(held),
+                                "held_bytes_per_image": bench.held_bytes_per_image(held), "wait_share": {},
+                                "targets": {}})
+    assert "What grows" in table and "250 bytes/image" in table
 
 
 @pytest.mark.slow
@@ -195,6 +216,7 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
         assert 100 < row["peak_anon_mb"] < row["peak_rss_mb"] < 8000
     assert all(row["read_from_cache_file"] for (loader, _), row in rows.items() if loader == "tf.data + cache file")
     assert set(results["memory_growth"]) == set(bench.MEMORY_LOADERS)
+    assert set(results["epoch_memory_growth"]) == set(results["held_bytes_per_image"]) == set(bench.MEMORY_LOADERS)
     assert results["targets"]["memory_growth_50x"]["measured"] == max(results["memory_growth"].values())
     assert set(results["wait_share"]) == {"PyDataset, 2 threads", "cache (.npy memmap)", "tf.data"}
     runs = results["wait_share_runs"]  # never clipped: noise may push a share below zero, never to 1 or past
