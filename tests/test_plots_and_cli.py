@@ -75,6 +75,20 @@ def test_set_seed_makes_keras_repeatable():
     assert draw() == first
 
 
+def test_set_seed_turns_op_determinism_on_only_when_asked():
+    """It stays on for the rest of the process once on, so a default call must leave it off (lessons' speeds)."""
+    from tensorflow.python.framework import config as tf_config  # private: no public getter exists
+
+    tf_config.disable_op_determinism()
+    try:
+        env.set_seed(3)
+        assert not tf_config.is_op_determinism_enabled()
+        env.set_seed(3, deterministic=True)
+        assert tf_config.is_op_determinism_enabled()
+    finally:
+        tf_config.disable_op_determinism()
+
+
 def test_start_lesson_returns_an_absolute_existing_folder(tmp_path, capsys):
     path = env.start_lesson(str(tmp_path / "d"), seed=1)
     assert path.is_absolute() and path.is_dir() and str(path) in capsys.readouterr().out
