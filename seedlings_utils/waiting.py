@@ -262,7 +262,7 @@ def plot_wait_shares(results: Mapping[str, dict], title: str = "Share of each tr
         ax.text(max(medians[y] + high[y], 0) + 1, y, f"{medians[y]:.0f} % ({100 * r['min']:.0f}..{100 * r['max']:.0f})",
                 va="center", fontsize=8)
     repeats = {len(r["runs"]) for r in results.values()}
-    ax.set(xlabel=f"% of each step waiting for data (median of {'/'.join(map(str, sorted(repeats)))} runs, "
+    ax.set(xlabel=f"% of each step waiting for data (median of {'/'.join(map(str, sorted(repeats)))} runs,\n"
                   "whiskers: min to max)", title=title)
     ax.set_ylim(len(names) - 0.5, -0.75)
     ax.set_xlim(min(-5, float((medians - low).min()) - 5), max(105, float((medians + high).max()) + 25))
