@@ -48,23 +48,39 @@ def check_environment(requirements: list[str] | None = None) -> list[tuple[str, 
     return rows
 
 
-def describe_platform() -> str:
-    """One paragraph for the top of every notebook: where we run, with which versions and hardware."""
-    import keras
-    import tensorflow as tf
+def describe_platform(tensorflow: bool = True) -> str:
+    """One paragraph for the top of every notebook: where we run, with which versions and hardware.
 
+    ``tensorflow=False`` is for lessons 01-04, which never use TensorFlow: the versions come from the
+    installed packages' records instead of an import of TensorFlow (5 to 8 s of a lesson's start on a
+    2-core CPU), and the GPU question waits for lesson 05.
+    """
     where = "Google Colab" if is_colab() else f"{platform.system()} ({platform.machine()})"
-    gpus = tf.config.list_physical_devices("GPU")
-    lines = [
-        f"Running on {where}, Python {platform.python_version()}, TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}, {os.cpu_count()} CPU cores.",
-        f"GPU: {', '.join(g.name for g in gpus)}" if gpus else
-        "No GPU found: everything works on the CPU, only slower. On Colab: Runtime > Change runtime type > GPU.",
-    ]
+    if tensorflow:
+        import keras
+        import tensorflow as tf
+
+        versions = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+        gpus = tf.config.list_physical_devices("GPU")
+        gpu_line = (f"GPU: {', '.join(g.name for g in gpus)}" if gpus else "No GPU found: everything works on the "
+                    "CPU, only slower. On Colab: Runtime > Change runtime type > GPU.")
+    else:
+        versions = f"TensorFlow {_installed_version('tensorflow')}, Keras {_installed_version('keras')} (installed, " \
+                   "not loaded: this lesson does not use them)"
+        gpu_line = "This lesson needs no GPU; from lesson 05 on, this line says whether TensorFlow sees one."
+    lines = [f"Running on {where}, Python {platform.python_version()}, {versions}, {os.cpu_count()} CPU cores.",
+             gpu_line]
     problems = [f"{name} {installed} (needs {wanted})" for name, wanted, installed, ok in check_environment() if not ok]
     if problems:
         lines.append("WARNING, these packages are too old or missing: " + "; ".join(problems))
     return "\n".join(lines)
+
+
+def _installed_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "missing"
 
 
 def default_data_dir() -> Path:
@@ -97,14 +113,25 @@ def resolve_data_dir(data_dir: str | Path | None = "") -> Path:
     return path
 
 
-def set_seed(seed: int, deterministic: bool = False) -> None:
+def set_seed(seed: int, deterministic: bool = False, tensorflow: bool = True) -> None:
     """Seed Python, NumPy and TensorFlow; with ``deterministic``, ask TensorFlow for repeatable ops too.
 
     Seeds alone fix the starting weights, the shuffles and the augmentation draws. ``deterministic``
     also makes TensorFlow pick only ops that give bit-identical results run after run, which costs
     speed: some GPU kernels have slower deterministic versions, and ``tf.data`` then keeps every map's
     output order and gives up part of its parallelism. It stays on for the rest of the process.
+    ``tensorflow=False`` (lessons 01-04) seeds Python and NumPy as Keras would, without importing TensorFlow.
     """
+    if not tensorflow:
+        if deterministic:
+            raise ValueError("deterministic=True is about TensorFlow's ops: it needs tensorflow=True")
+        import random
+
+        import numpy as np
+
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 - NumPy's global generator, the one keras.utils.set_random_seed seeds
+        return
     import keras
     import tensorflow as tf
 
@@ -113,14 +140,16 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def start_lesson(data_dir: str | Path | None, seed: int = 42, deterministic: bool = False) -> Path:
+def start_lesson(data_dir: str | Path | None, seed: int = 42, deterministic: bool = False,
+                 tensorflow: bool = True) -> Path:
     """The call after a notebook's parameters: resolve ``DATA_DIR``, seed everything, say where files go.
 
     ``deterministic`` is the lesson's ``DETERMINISTIC`` parameter (see :func:`set_seed`): off by
     default, so that the lessons' speed figures are measured the way ``make bench`` measures them.
+    ``tensorflow=False``: a lesson that never uses TensorFlow (01-04) seeds without importing it.
     """
     path = resolve_data_dir(data_dir)
-    set_seed(seed, deterministic)
+    set_seed(seed, deterministic, tensorflow)
     print(f"DATA_DIR = {path}" + ("  (deterministic TensorFlow ops: repeatable, slower)" if deterministic else ""))
     return path
 

@@ -47,6 +47,68 @@ def test_resolve_data_dir(tmp_path, monkeypatch):
 def test_describe_platform_mentions_versions():
     text = env.describe_platform()
     assert re.search(r"TensorFlow \d+\.\d+", text) and "Keras 3." in text
+    assert "GPU" in text.splitlines()[1]
+
+
+#: Lessons 01-04 never use TensorFlow: they start without importing it (5 to 8 s each on a 2-core CPU).
+NO_TENSORFLOW_LESSONS = ("01", "02", "03", "04")
+
+
+def test_lessons_01_to_04_start_and_run_their_imports_without_loading_tensorflow(tmp_path):
+    """In a fresh process, as in a fresh kernel: the four lessons' setup, start and every import of their code cells
+    leave TensorFlow, Keras and JAX unloaded, and the seeds drawn match what keras.utils.set_random_seed gives."""
+    import json
+    import subprocess
+    import sys
+
+    imports = set()
+    for notebook in sorted((REPO / "notebooks").glob("0[1-4]_*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                imports |= {line.strip() for line in "".join(cell["source"]).splitlines()
+                            if re.match(r"\s*(from \S+ )?import ", line) and "google.colab" not in line}
+    assert any("seedlings_utils.pipeline" in line for line in imports), imports
+    script = "\n".join(sorted(imports)) + f"""
+import random, sys
+import numpy as np
+from seedlings_utils import env
+text = env.describe_platform(tensorflow=False)
+env.start_lesson({str(tmp_path)!r}, 3, tensorflow=False)
+loaded = [m for m in ("tensorflow", "keras", "jax") if m in sys.modules]
+print(repr((loaded, text, random.random(), float(np.random.rand()))))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded, text, python_draw, numpy_draw = eval(out.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"lessons 01-04 loaded {loaded}"
+    assert re.search(r"TensorFlow \d+\.\d+\.\d+, Keras 3\.\d+\.\d+ \(installed, not loaded", text), text
+    import random
+
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(3)
+    assert (python_draw, numpy_draw) == (random.random(), float(np.random.rand()))  # noqa: NPY002 (the global one)
+
+
+def test_each_lesson_loads_tensorflow_only_if_it_uses_it():
+    import json
+
+    for notebook in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        without = notebook.name[:2] in NO_TENSORFLOW_LESSONS
+        assert ("describe_platform(tensorflow=False)" in code) == without, notebook.name
+        assert ("start_lesson(DATA_DIR, SEED, tensorflow=False)" in code) == without, notebook.name
+        if without:
+            assert not re.search(r"import (tensorflow|keras)|\b(tf|keras)\.", code), f"{notebook.name} uses TensorFlow"
+
+
+def test_seeding_without_tensorflow_refuses_deterministic_ops():
+    import pytest
+
+    with pytest.raises(ValueError, match="needs tensorflow=True"):
+        env.set_seed(1, deterministic=True, tensorflow=False)
 
 
 def test_parse_value():
