@@ -38,12 +38,11 @@ param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 help:
 	@sed -n '2,12p' Makefile
 
-# The environment is rebuilt only when a requirements file changed (or .venv is missing or broken). --no-compile:
-# Python compiles each module when a run first imports it, not all of TensorFlow's at install (a minute saved).
+# The environment is rebuilt only when a requirements file changed (or .venv is missing or broken).
 $(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
 	@$(BIN)/python -c "" 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install -q --no-compile -c $(CONSTRAINTS) -r requirements.txt
-	$(BIN)/python -m pip install -q --no-compile --no-deps -e .
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (seedlings course)" >/dev/null
 	$(BIN)/python -m seedlings_utils.env
 	@touch $(STAMP)

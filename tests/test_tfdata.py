@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import warnings
 
 import keras
@@ -204,6 +205,19 @@ def test_names_are_shuffled_before_decoding_and_no_buffer_grows_with_the_data(in
         assert not [s for s in steps if s.kind == "cache" and not s.filename]  # never a cache in memory
         kinds = [s.kind for s in steps]
         assert kinds[-3:] == ["batch", "map", "prefetch"] and kinds.index("batch") > decode[0]
+
+
+def test_the_pipeline_holds_each_name_once_not_its_full_path(indexed):
+    """Lesson 08 keeps the file NAMES in its graph and joins the folder per image: 60 bytes an image, not 240."""
+    image_dir, filenames, labels = indexed
+    ds = make_tf_dataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1)
+    graph = ds._as_serialized_graph(external_state_policy=tf.data.experimental.ExternalStatePolicy.WARN).numpy()
+    folder = (str(image_dir) + os.sep).encode()
+    assert all(name.encode() in graph for name in filenames), "every name is in the pipeline's graph"
+    assert graph.count(folder) == 1, "the folder once, not once per image: no list of full paths"
+    # ... and every image is still read from image_dir (the folder joined to its name), with its own label
+    images, ys = next(iter(make_tf_dataset(image_dir, filenames, labels, batch_size=len(filenames), image_size=8)))
+    assert images.shape[0] == len(filenames) and ys.numpy().tolist() == list(labels)
 
 
 def test_the_default_image_buffer_is_a_thousand_images(indexed, tmp_path):
