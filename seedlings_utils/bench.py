@@ -144,11 +144,12 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
     from .dataset import SeedlingsDataset
     from .tfdata import make_tf_dataset
 
-    labels = np.load(scale["labels"])
+    # memory-mapped, as lesson 04's load_split opens the split the lessons' loaders read
+    labels = np.load(scale["labels"], mmap_mode="r")
     common = dict(batch_size=batch_size, shuffle=True, seed=0)
     if loader == "cache (.npy memmap)":  # the cache holds its own list of file names
         return CachedDataset(scale["cache_dir"], labels, workers=2, **common)
-    names = np.load(scale["filenames"])
+    names = np.load(scale["filenames"], mmap_mode="r")
     if loader == "PyDataset, 2 threads":
         return SeedlingsDataset(scale["image_dir"], names, labels, image_size=image_size, workers=2, **common)
     if loader == "tf.data":
@@ -209,7 +210,7 @@ def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int) -> 
     from .model import build_cnn
     from .profiling import MemorySampler, reset_peak_rss
 
-    labels = np.load(scale["labels"])
+    labels = np.load(scale["labels"], mmap_mode="r")
     keras.utils.set_random_seed(0)
     model = build_cnn(int(labels.max()) + 1, image_size, base_filters=8)
     data = memory_loader(loader, scale, image_size, batch_size)

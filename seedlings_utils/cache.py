@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from .dataset import SeedlingsDataset, load_image_uint8
 
 CACHE_FILE = "cache.json"
-CACHE_FORMAT = 1  # bump when the layout changes: older caches then stop matching and are rebuilt
+NAMES_FILE = "filenames.npy"  # the cache's file names, in its order
+CACHE_FORMAT = 2  # bump when the layout changes: older caches then stop matching and are rebuilt (2: NAMES_FILE)
 
 
 def shard_name(index: int) -> str:
@@ -66,9 +67,14 @@ def read_cache_info(cache_dir: str | Path) -> dict | None:
         return None
     if not isinstance(info, dict) or info.get("format") != CACHE_FORMAT:
         return None
-    if not all((Path(cache_dir) / name).is_file() for name in info.get("shards", [None])):
+    if not all((Path(cache_dir) / name).is_file() for name in [*info.get("shards", [None]), NAMES_FILE]):
         return None
     return info
+
+
+def cache_filenames(cache_dir: str | Path) -> np.ndarray:
+    """The cache's file names, in its order, memory-mapped read-only (as lesson 04's ``load_split`` opens the split)."""
+    return np.load(Path(cache_dir) / NAMES_FILE, mmap_mode="r")
 
 
 def cache_is_current(
@@ -163,8 +169,9 @@ def build_image_cache(image_dir, filenames, image_size, cache_dir, shard_size=20
     # built in <cache_dir>.partial and swapped in only when complete: a stopped build is never read as a cache
     with new_cache_folder(cache_dir) as folder:
         shards = write_shards(image_dir, filenames, image_size, folder, shard_size, progress)
+        np.save(folder / NAMES_FILE, np.asarray(filenames, dtype=str))  # the names in cache order, read memory-mapped
         info = {"format": CACHE_FORMAT, "image_size": image_size, "count": len(filenames), "shard_size": shard_size,
-                "fingerprint": fingerprint, "shards": shards, "filenames": filenames}
+                "fingerprint": fingerprint, "shards": shards}
         (folder / CACHE_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")  # last: marks it complete
     return Path(cache_dir)
 
@@ -182,7 +189,8 @@ class CachedDataset(SeedlingsDataset):
             raise FileNotFoundError(f"No complete image cache in {cache_dir}: run build_image_cache first.")
         if labels is not None and len(labels) != info["count"]:
             raise ValueError(f"the cache holds {info['count']} images but {len(labels)} labels were given")
-        super().__init__(cache_dir, np.asarray(info["filenames"], dtype=str), labels, batch_size, info["image_size"],
+        # the names memory-mapped, like the shards: 100,000 of them stay file pages, not this process's memory
+        super().__init__(cache_dir, cache_filenames(cache_dir), labels, batch_size, info["image_size"],
                          shuffle, seed, **kwargs)
         self.cache_dir, self.shard_size, self.shard_files = Path(cache_dir), info["shard_size"], info["shards"]
         self._shards = {}  # shard number -> its memory map, opened on first use

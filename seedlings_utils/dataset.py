@@ -74,7 +74,7 @@ class SeedlingsDataset(keras.utils.PyDataset):
         if len(filenames) == 0:
             raise ValueError("no file names: nothing to load")
         self.image_dir = Path(image_dir)
-        self.filenames = np.asarray(filenames)  # names only: 4 bytes a character of the longest (160 B here), no images
+        self.filenames = np.asarray(filenames)  # names, no images; lesson 04's memory-mapped split is not copied
         self.labels = None if labels is None else np.asarray(labels)
         self.batch_size, self.image_size = int(batch_size), int(image_size)
         self.shuffle = shuffle

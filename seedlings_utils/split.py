@@ -34,13 +34,16 @@ def save_split(data_dir: str | Path, x_train, x_val, y_train, y_val) -> list[Pat
     """Write the four arrays under their names (``X_train_filenames.npy`` ...) into ``data_dir``."""
     paths = [Path(data_dir) / name for name in SPLIT_FILES]
     for path, array in zip(paths, (x_train, x_val, y_train, y_val), strict=True):
-        np.save(path, np.asarray(array))
+        partial = path.with_name(path.name + ".partial")
+        with open(partial, "wb") as f:  # a file object: np.save would add ".npy" to a name that lacks it
+            np.save(f, np.asarray(array))
+        partial.replace(path)  # one rename: a reader sees the old file or the new one, never half of one
     return paths
 
 
 def load_split(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(X_train, X_val, y_train, y_val)`` as :func:`save_split` wrote them."""
-    x_train, x_val, y_train, y_val = (np.load(Path(data_dir) / name) for name in SPLIT_FILES)
+    """``(X_train, X_val, y_train, y_val)`` as :func:`save_split` wrote them, memory-mapped and read-only."""
+    x_train, x_val, y_train, y_val = (np.load(Path(data_dir) / name, mmap_mode="r") for name in SPLIT_FILES)
     return x_train, x_val, y_train, y_val
 # ---- END notebooks/04_shuffle_and_split.ipynb ----
 

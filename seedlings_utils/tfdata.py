@@ -117,7 +117,8 @@ def shuffled_order(n, seed=None):
 
 
 def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size=128, shuffle=False, seed=None,
-                    cache_file=None, num_parallel_calls=AUTOTUNE, deterministic=True, shuffle_buffer=1000):
+                    cache_file=None, num_parallel_calls=AUTOTUNE, deterministic=True, shuffle_buffer=1000,
+                    prefetch_batches=2):
     """Batches of (images, labels) from image files (images only when labels is None), float32 in [0, 1].
 
     shuffle: a new order every epoch (the same sequence of orders for the same seed).
@@ -125,6 +126,7 @@ def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size
         later epochs read them back instead of decoding (an epoch stopped early writes no cache).
     num_parallel_calls, deterministic: for the decoding map (deterministic=False: images as they finish, see above).
     shuffle_buffer: decoded images shuffled after a cache: shuffle_buffer x image_size² x 3 bytes in memory.
+    prefetch_batches: batches made ready ahead of the model (AUTOTUNE: tf.data tunes it while it runs).
     """
     names = np.asarray(filenames, dtype=str)
     if len(names) == 0:
@@ -162,8 +164,9 @@ def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size
 
     # 6. Batch, then scale whole batches: one operation per batch instead of one per image
     ds = ds.batch(batch_size).map(scale, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    # 7. Prepare the next batches while the model trains on this one
-    return ds.prefetch(AUTOTUNE)
+    # 7. Prepare the next batches while the model trains on this one: a FIXED number of them, so the memory
+    #    is the same from the first batch to the last (AUTOTUNE grows the buffer while it runs, see above)
+    return ds.prefetch(prefetch_batches)
 # ---- END notebooks/08_the_same_job_with_tf_data.ipynb ----
 
 

@@ -13,6 +13,7 @@ import seedlings_utils.cache as cache_module
 from seedlings_utils.cache import (
     CachedDataset,
     build_image_cache,
+    cache_filenames,
     cache_fingerprint,
     cache_is_current,
     shard_name,
@@ -52,7 +53,9 @@ def test_shards_are_uint8_and_json_describes_them(cached):
     cache_dir, _, filenames, _ = cached
     info = json.loads((cache_dir / "cache.json").read_text())
     assert (info["image_size"], info["count"], info["shard_size"]) == (SIZE, 12, 5)
-    assert info["filenames"] == filenames.tolist()
+    assert "filenames" not in info  # the names are in filenames.npy, opened memory-mapped
+    names = cache_filenames(cache_dir)
+    assert isinstance(names, np.memmap) and not names.flags.writeable and names.tolist() == filenames.tolist()
     assert info["shards"] == [shard_name(i) for i in range(3)]
     shapes = []
     for name in info["shards"]:
@@ -276,11 +279,11 @@ def test_reading_uses_memory_mapping(cached, monkeypatch):
 
     monkeypatch.setattr(np, "load", spy)
     ds = CachedDataset(cache_dir, labels, batch_size=4)
-    assert modes == []  # nothing opened until a batch is asked for
+    assert modes == ["r"]  # the names only (filenames.npy): no shard opened until a batch is asked for
     ds[0]
-    assert modes == ["r"]  # batch 0 lies in shard 0 only
+    assert modes == ["r", "r"]  # batch 0 lies in shard 0 only
     ds[1]
-    assert modes == ["r", "r"]  # batch 1 needs shard 1 too; shard 0 stays open
+    assert modes == ["r", "r", "r"]  # batch 1 needs shard 1 too; shard 0 stays open
     assert isinstance(ds.shard(0), np.memmap) and ds.shard(0).dtype == np.uint8
 
 

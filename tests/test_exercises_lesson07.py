@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlings_utils.cache import read_cache_info
+from seedlings_utils.cache import cache_filenames, read_cache_info
 from seedlings_utils.dataset import SeedlingsDataset
 """
 
@@ -137,7 +137,7 @@ CONCATENATED = """
 class StreamingCache(SeedlingsDataset):
     def __init__(self, cache_dir, labels=None, batch_size=32, **kwargs):
         info = read_cache_info(cache_dir)
-        super().__init__(cache_dir, np.asarray(info["filenames"]), labels, batch_size, info["image_size"], **kwargs)
+        super().__init__(cache_dir, cache_filenames(cache_dir), labels, batch_size, info["image_size"], **kwargs)
         shards = [np.load(Path(cache_dir) / name, mmap_mode="r") for name in info["shards"]]
         self.images = np.concatenate(shards)
 
@@ -149,7 +149,7 @@ PER_SHARD = """
 class StreamingCache(SeedlingsDataset):
     def __init__(self, cache_dir, labels=None, batch_size=32, **kwargs):
         info = read_cache_info(cache_dir)
-        super().__init__(cache_dir, np.asarray(info["filenames"]), labels, batch_size, info["image_size"], **kwargs)
+        super().__init__(cache_dir, cache_filenames(cache_dir), labels, batch_size, info["image_size"], **kwargs)
         self.shard_size = info["shard_size"]
         self.shards = [{load} for name in info["shards"]]
 

@@ -14,7 +14,7 @@ from seedlings_utils.flatten import (
 )
 from seedlings_utils.index import build_index, labels_from_species, load_classes, load_index, save_index
 from seedlings_utils.pipeline import ensure_split
-from seedlings_utils.split import load_split, save_split, split_train_val, stratifiable, zip_folder
+from seedlings_utils.split import SPLIT_FILES, load_split, save_split, split_train_val, stratifiable, zip_folder
 
 from .conftest import TINY_SPECIES, make_kaggle_tree
 
@@ -190,6 +190,23 @@ def test_split_is_stratified_disjoint_and_reproducible(tmp_path):
     assert all((a == b).all() for a, b in zip(loaded, (x_train, x_val, y_train, y_val), strict=True))
     with pytest.raises(ValueError):
         split_train_val(filenames, labels, 1.5)
+
+
+def test_the_split_is_read_memory_mapped_and_a_new_save_never_changes_an_open_one(tmp_path):
+    """load_split maps the files (the names held by no loader's process memory); save_split replaces each file
+    by a rename, so arrays still mapped keep the old contents instead of a truncated file (a bus error)."""
+    first = (np.array(["a.png", "b.png", "c.png"]), np.array(["d.png"]), np.array([0, 1, 0]), np.array([1]))
+    save_split(tmp_path, *first)
+    loaded = load_split(tmp_path)
+    assert all(isinstance(a, np.memmap) and not a.flags.writeable for a in loaded)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SPLIT_FILES)  # no .partial file left
+    inodes = [(tmp_path / name).stat().st_ino for name in SPLIT_FILES]
+    save_split(tmp_path, np.array(["much-longer-name.png"] * 5), np.array(["e.png"]), np.arange(5), np.array([2]))
+    assert [(tmp_path / name).stat().st_ino for name in SPLIT_FILES] != inodes  # new files, not rewritten ones
+    assert loaded[0].tolist() == ["a.png", "b.png", "c.png"] and loaded[2].tolist() == [0, 1, 0]
+    assert load_split(tmp_path)[0].tolist() == ["much-longer-name.png"] * 5
+    with pytest.raises(ValueError, match="read-only"):
+        loaded[0][0] = "z.png"
 
 
 def test_stratifiable_marks_single_image_classes(capsys):

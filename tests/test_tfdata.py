@@ -205,6 +205,8 @@ def test_names_are_shuffled_before_decoding_and_no_buffer_grows_with_the_data(in
         assert not [s for s in steps if s.kind == "cache" and not s.filename]  # never a cache in memory
         kinds = [s.kind for s in steps]
         assert kinds[-3:] == ["batch", "map", "prefetch"] and kinds.index("batch") > decode[0]
+        # a fixed prefetch buffer: AUTOTUNE's (-1) grows while it runs, so memory would follow the epoch's length
+        assert steps[-1].buffer_size == 2
 
 
 def test_the_pipeline_holds_each_name_once_not_its_full_path(indexed):

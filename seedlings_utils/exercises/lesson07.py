@@ -247,14 +247,14 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlings_utils.cache import read_cache_info
+from seedlings_utils.cache import cache_filenames, read_cache_info
 from seedlings_utils.dataset import SeedlingsDataset
 
 
 class StreamingCache(SeedlingsDataset):
     def __init__(self, cache_dir, labels=None, batch_size=32, **kwargs):
         info = read_cache_info(cache_dir)
-        super().__init__(cache_dir, np.asarray(info["filenames"]), labels, batch_size, info["image_size"], **kwargs)
+        super().__init__(cache_dir, cache_filenames(cache_dir), labels, batch_size, info["image_size"], **kwargs)
         self.shard_size = info["shard_size"]
         # the memory maps themselves: no image is read until a batch indexes them
         self.shards = [np.load(Path(cache_dir) / name, mmap_mode="r") for name in info["shards"]]
