@@ -22,12 +22,12 @@ import os
 import platform
 import shutil
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from .distributed import run_job
+from .env import installed_version
 from .index import CLASSES_FILE
 from .pipeline import ALL_IMAGES_DIR, ensure_split
 from .split import load_split, save_split
@@ -64,13 +64,7 @@ def scaled_data(base_dir: Path, factor: int, out_dir: Path) -> Path:
 
 
 def versions() -> dict:
-    found = {}
-    for name in ("jax", "jaxlib", "keras", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "missing"
-    return found
+    return {name: installed_version(name) for name in ("jax", "jaxlib", "keras", "numpy")}
 
 
 def run(out: Path, base_images: int, image_size: int, global_batch: int, base_filters: int, epochs: int,

@@ -38,14 +38,21 @@ def check_environment(requirements: list[str] | None = None) -> list[tuple[str, 
     rows = []
     for text in requirements if requirements is not None else package_requirements():
         req = Requirement(text)
-        try:
-            installed = metadata.version(req.name)
-        except metadata.PackageNotFoundError:
-            rows.append((req.name, str(req.specifier), "missing", False))
-            continue
-        ok = req.specifier.contains(Version(installed), prereleases=True)
+        installed = installed_version(req.name)
+        ok = installed != MISSING and req.specifier.contains(Version(installed), prereleases=True)
         rows.append((req.name, str(req.specifier), installed, ok))
     return rows
+
+
+MISSING = "missing"
+
+
+def installed_version(name: str) -> str:
+    """The installed version of distribution ``name`` (from its metadata, without importing it), or ``"missing"``."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return MISSING
 
 
 def describe_platform(tensorflow: bool = True) -> str:
@@ -65,7 +72,7 @@ def describe_platform(tensorflow: bool = True) -> str:
         gpu_line = (f"GPU: {', '.join(g.name for g in gpus)}" if gpus else "No GPU found: everything works on the "
                     "CPU, only slower. On Colab: Runtime > Change runtime type > GPU.")
     else:
-        versions = f"TensorFlow {_installed_version('tensorflow')}, Keras {_installed_version('keras')} (installed, " \
+        versions = f"TensorFlow {installed_version('tensorflow')}, Keras {installed_version('keras')} (installed, " \
                    "not loaded: this lesson does not use them)"
         gpu_line = "This lesson needs no GPU; from lesson 05 on, this line says whether TensorFlow sees one."
     lines = [f"Running on {where}, Python {platform.python_version()}, {versions}, {os.cpu_count()} CPU cores.",
@@ -74,13 +81,6 @@ def describe_platform(tensorflow: bool = True) -> str:
     if problems:
         lines.append("WARNING, these packages are too old or missing: " + "; ".join(problems))
     return "\n".join(lines)
-
-
-def _installed_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "missing"
 
 
 def default_data_dir() -> Path:

@@ -96,6 +96,22 @@ def executed_lessons(tmp_path_factory) -> tuple[Path, list[Path]]:
     return data_dir, run_lessons({**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}, data_dir / "executed")
 
 
+@pytest.fixture
+def op_determinism_off():
+    """TensorFlow's op determinism off for the test, as it was afterwards.
+
+    ``env.set_seed(..., deterministic=True)`` turns it on for the rest of the process, and then ``tf.data``
+    keeps every map's order whatever ``deterministic`` says: a test of unordered decoding would test nothing.
+    Yields the private config module that can read it (TensorFlow has no public getter).
+    """
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield tf_config
+    (tf_config.enable_op_determinism if was_on else tf_config.disable_op_determinism)()
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's Chromium for the site's browser check (installed with apt-get when missing and run as root)."""

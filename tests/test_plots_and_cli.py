@@ -75,18 +75,12 @@ def test_set_seed_makes_keras_repeatable():
     assert draw() == first
 
 
-def test_set_seed_turns_op_determinism_on_only_when_asked():
+def test_set_seed_turns_op_determinism_on_only_when_asked(op_determinism_off):
     """It stays on for the rest of the process once on, so a default call must leave it off (lessons' speeds)."""
-    from tensorflow.python.framework import config as tf_config  # private: no public getter exists
-
-    tf_config.disable_op_determinism()
-    try:
-        env.set_seed(3)
-        assert not tf_config.is_op_determinism_enabled()
-        env.set_seed(3, deterministic=True)
-        assert tf_config.is_op_determinism_enabled()
-    finally:
-        tf_config.disable_op_determinism()
+    env.set_seed(3)
+    assert not op_determinism_off.is_op_determinism_enabled()
+    env.set_seed(3, deterministic=True)
+    assert op_determinism_off.is_op_determinism_enabled()
 
 
 def test_start_lesson_returns_an_absolute_existing_folder(tmp_path, capsys):

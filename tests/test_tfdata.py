@@ -85,24 +85,8 @@ def test_shuffle_keeps_pairs_differs_per_epoch_and_repeats_with_the_seed(indexed
     assert epoch(make(4, "c"))[1].tolist() != orders[0].tolist()
 
 
-@pytest.fixture
-def unordered_tf_data():
-    """``deterministic=False`` means something only while op determinism is off: turn it off for the test.
-
-    ``env.set_seed(..., deterministic=True)`` in an earlier test turns it on for the rest of the process,
-    and then ``tf.data`` keeps every map's order whatever ``deterministic`` says.
-    """
-    from tensorflow.python.framework import config as tf_config  # private: no public getter exists
-
-    was_on = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
-    yield
-    if was_on:
-        tf_config.enable_op_determinism()
-
-
 @pytest.mark.parametrize("cached", [False, True])
-def test_unordered_decoding_keeps_pairs(indexed, tmp_path, unordered_tf_data, cached):
+def test_unordered_decoding_keeps_pairs(indexed, tmp_path, op_determinism_off, cached):
     image_dir, filenames, labels = indexed
     # the first image takes far longer to decode than the others: unordered decoding hands it on late
     Image.new("RGB", (2000, 2000), species_colour(int(labels[0]))).save(image_dir / filenames[0], compress_level=0)
