@@ -17,9 +17,12 @@ Memory: for every loader the course teaches (lesson 05's ``PyDataset``, lesson 0
 ``tf.data`` without and with a cache file) and every scale, one training epoch of lesson 06's model in a
 fresh process, its peak *anonymous* memory (what the process holds: the figure that must stay flat) and
 its peak resident memory (which also counts file pages the kernel can drop: memory-mapped shards,
-libraries). Both caches are built before the epoch, so the epoch only reads them. What grows with the
-data is then split in two: what the epoch itself adds (peak minus the memory before ``fit``: buffers and
-batches, flat for a loader that streams) and the memory held before ``fit`` per extra image (the list of
+libraries). Both caches are built before the epoch, so the epoch only reads them. Every process reads as
+many images as the largest scale's epoch (the smaller scales pass over their loader without the model
+first): the C allocator keeps part of what decoding and batching used, so memory also follows the images
+a process has read, and only the size of the data set may differ between scales. What grows with the
+data is then split in two: what reading adds (peak minus the memory before the first image: buffers and
+batches, flat for a loader that streams) and the memory held before reading per extra image (the list of
 file names every loader keeps, a few hundred bytes an image, against 12,288 bytes for one decoded
 image at 64 px).
 """
@@ -46,8 +49,8 @@ TARGETS = {
     "pydataset_vs_tfdata": ("lesson 05's PyDataset, best settings, vs tf.data (images/s)", ">=", 0.9),
     "cache_vs_2019": ("lesson 07's cache vs the 2019 loader (images/s)", ">=", 20.0),
     "memory_growth_50x": ("peak anonymous memory at 50x the data vs 1x, worst loader (relative growth)", "<=", 0.05),
-    "epoch_memory_growth_50x": ("what one training epoch adds to memory, 50x vs 1x, worst loader (relative growth)",
-                                "<=", 0.05),
+    "epoch_memory_growth_50x": ("what reading adds to memory, 50x vs 1x, as many images read, worst loader "
+                                "(relative growth)", "<=", 0.05),
     "held_per_image": ("memory held before training per extra image, worst loader, as a share of one decoded "
                        "image", "<=", 0.05),
     "cache_wait_share": ("share of each step of lesson 09's model waiting for data, with the cache (median)", "<",
@@ -198,12 +201,24 @@ def prepare_scale(image_dir, filenames, labels, factor, image_size, batch_size, 
     return scale, build
 
 
-def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int) -> dict:
+def read_one_pass(data) -> int:
+    """Every batch of ``data`` read once without a model (a ``PyDataset`` as ``fit`` reads it); the images read."""
+    import keras
+
+    batches = pydataset_batches(data) if isinstance(data, keras.utils.PyDataset) else data
+    return sum(len(labels) for _, labels in batches)
+
+
+def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int, passes_before_fit: int = 0) -> dict:
     """One training epoch of lesson 06's model (``model.fit``, shuffle on) reading with ``loader``; its peak memory.
 
     Run in a fresh process (see :func:`memory_by_scale`). A thread samples anonymous and resident memory
-    during ``fit`` (:class:`~seedlings_utils.profiling.MemorySampler`); the kernel's own peak of resident
-    memory is restarted just before ``fit`` and read after it.
+    (:class:`~seedlings_utils.profiling.MemorySampler`) from before the first image is read to the end of
+    ``fit``; the kernel's own peak of resident memory is restarted at the same moment and read after ``fit``.
+    ``passes_before_fit`` passes over the loader without the model come first (:func:`read_one_pass`), so
+    that a small data set is measured after reading as many images as a large one's epoch: the C allocator
+    keeps some of what it hands out for decoding and batching, so a process's memory also grows with the
+    images it has read (bounded), whatever the size of the data set.
     """
     import keras
 
@@ -218,24 +233,31 @@ def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int) -> 
     reset_peak_rss()
     start = time.perf_counter()
     with MemorySampler() as memory:
+        read_before_fit = sum(read_one_pass(data) for _ in range(passes_before_fit))
+        fit_start = time.perf_counter()
         model.fit(data, epochs=1, verbose=0)
-    row = {"loader": loader, "images": int(len(labels)), "peak_anon_mb": memory.peak_anon_mb,
-           "anon_before_fit_mb": memory.start_anon_mb, "peak_rss_mb": peak_rss_mb(),
-           "rss_before_fit_mb": memory.start_rss_mb, "epoch_seconds": time.perf_counter() - start,
-           "samples": memory.samples}
+    row = {"loader": loader, "images": int(len(labels)), "passes_before_fit": passes_before_fit,
+           "images_read_before_fit": read_before_fit, "peak_anon_mb": memory.peak_anon_mb,
+           "anon_before_reading_mb": memory.start_anon_mb, "peak_rss_mb": peak_rss_mb(),
+           "rss_before_reading_mb": memory.start_rss_mb, "passes_seconds": fit_start - start,
+           "epoch_seconds": time.perf_counter() - fit_start, "samples": memory.samples}
     if tf_cache is not None:  # True: the epoch read the cache file built beforehand and rewrote nothing
         row["read_from_cache_file"] = bool(tf_cache) and _tf_cache_stamp(scale["tf_cache_file"]) == tf_cache
     return row
 
 
-def _epoch_memory_in_a_fresh_process(loader: str, scale: dict, factor: int, image_size: int, batch_size: int) -> dict:
-    job = json.dumps({"loader": loader, "scale": scale, "image_size": image_size, "batch_size": batch_size})
+def _epoch_memory_in_a_fresh_process(loader: str, scale: dict, factor: int, image_size: int, batch_size: int,
+                                     passes_before_fit: int = 0) -> dict:
+    job = json.dumps({"loader": loader, "scale": scale, "image_size": image_size, "batch_size": batch_size,
+                      "passes_before_fit": passes_before_fit})
     out = subprocess.run([sys.executable, "-m", "seedlings_utils.bench", "epoch-memory", job],
                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if out.returncode != 0:
         raise RuntimeError(f"the epoch with {loader} at {factor}x failed:\n{out.stderr[-3000:]}")
     row = {"factor": factor, **json.loads(out.stdout.strip().splitlines()[-1])}
-    print(f"  {factor:>3}x, {loader}: {row['images']} images, {row['epoch_seconds']:.0f} s, "
+    passes = (f" after {passes_before_fit} passes without the model ({row['passes_seconds']:.0f} s)"
+              if passes_before_fit else "")
+    print(f"  {factor:>3}x, {loader}: {row['images']} images, epoch {row['epoch_seconds']:.0f} s{passes}, "
           f"peak anonymous {row['peak_anon_mb']:.0f} MB, peak resident {row['peak_rss_mb']:.0f} MB", flush=True)
     return row
 
@@ -244,6 +266,9 @@ def memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_siz
                     loaders=tuple(MEMORY_LOADERS), jobs: int = 1, repeats: int = 1) -> tuple[list[dict], dict]:
     """:func:`epoch_memory` for every loader at every scale, each in a fresh Python process so peaks do not mix.
 
+    Each process reads as many images as the largest scale's epoch: at 1x of 50x, 49 passes over the loader
+    without the model, then the epoch (``passes_before_fit``), so that the scales differ in the size of the
+    data set only, not in how much the process has read.
     ``repeats`` epochs (each in its own process) per loader and scale: the row kept is the one with the
     median peak anonymous memory, and ``peak_anon_mb_runs`` lists them all (``tf.data``'s autotuned buffers
     make its peak vary by a few % from process to process). ``jobs`` processes run at a time (each process's
@@ -259,8 +284,9 @@ def memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_siz
             builds[f"{factor}x"] = build
             print(f"  {factor:>3}x: {len(np.load(scale['filenames']))} images, caches built in "
                   + ", ".join(f"{k} {v:.0f} s" for k, v in build.items()), flush=True)
+            passes = round(max(factors) / factor) - 1  # every scale reads as many images as the largest's epoch
             epochs = {loader: [pool.submit(_epoch_memory_in_a_fresh_process, loader, scale, factor, image_size,
-                                           batch_size) for _ in range(repeats)] for loader in loaders}
+                                           batch_size, passes) for _ in range(repeats)] for loader in loaders}
             for runs in epochs.values():  # this scale's epochs end before the next scale's builds start
                 runs = sorted((run.result() for run in runs), key=lambda row: row["peak_anon_mb"])
                 rows.append({**runs[(len(runs) - 1) // 2], "peak_anon_mb_runs": [r["peak_anon_mb"] for r in runs]})
@@ -284,26 +310,27 @@ def memory_growth(memory: list[dict]) -> dict[str, float]:
 
 
 def epoch_memory_growth(memory: list[dict]) -> dict[str, float]:
-    """Per loader, what the epoch adds (peak anonymous memory minus that before ``fit``), largest vs smallest scale.
+    """Per loader, what reading adds (peak anonymous memory minus that before the first image), largest vs smallest.
 
-    A loader that streams adds the same few batches and buffers at any size of the data set.
+    Every scale has read the same number of images by the end of its epoch (see :func:`memory_by_scale`): a
+    loader that streams adds the same few batches and buffers at any size of the data set.
     """
-    return {loader: (large["peak_anon_mb"] - large["anon_before_fit_mb"])
-            / (small["peak_anon_mb"] - small["anon_before_fit_mb"]) - 1
+    return {loader: (large["peak_anon_mb"] - large["anon_before_reading_mb"])
+            / (small["peak_anon_mb"] - small["anon_before_reading_mb"]) - 1
             for loader, (small, large) in _smallest_and_largest(memory).items()
-            if "anon_before_fit_mb" in small and "anon_before_fit_mb" in large}
+            if "anon_before_reading_mb" in small and "anon_before_reading_mb" in large}
 
 
 def held_bytes_per_image(memory: list[dict]) -> dict[str, float]:
-    """Per loader, the anonymous memory held before ``fit`` for each extra image of the largest scale, in bytes.
+    """Per loader, the anonymous memory held before reading, for each extra image of the largest scale, in bytes.
 
     That is the loader's list of file names and its bookkeeping (order, labels): a loader that kept the images
     would hold at least one decoded image's bytes for each.
     """
-    return {loader: (large["anon_before_fit_mb"] - small["anon_before_fit_mb"]) * 2**20
+    return {loader: (large["anon_before_reading_mb"] - small["anon_before_reading_mb"]) * 2**20
             / (large["images"] - small["images"])
             for loader, (small, large) in _smallest_and_largest(memory).items()
-            if "anon_before_fit_mb" in small and "anon_before_fit_mb" in large}
+            if "anon_before_reading_mb" in small and "anon_before_reading_mb" in large}
 
 
 def evaluate_targets(speeds: dict[str, float], memory: list[dict], shares: dict[str, float],
@@ -333,8 +360,8 @@ def evaluate_targets(speeds: dict[str, float], memory: list[dict], shares: dict[
             what = (f"peak anonymous memory at {factors[-1]}x the data vs {factors[0]}x, worst loader "
                     f"({worst[key]}; relative growth)")
         elif key == "epoch_memory_growth_50x" and worst[key] is not None:
-            what = (f"what one epoch adds to memory at {factors[-1]}x vs {factors[0]}x, worst loader "
-                    f"({worst[key]}; relative growth)")
+            what = (f"what reading adds to memory at {factors[-1]}x vs {factors[0]}x, as many images read, worst "
+                    f"loader ({worst[key]}; relative growth)")
         elif key == "held_per_image" and worst[key] is not None:
             what = (f"memory held per extra image before training, worst loader ({worst[key]}), share of one "
                     f"decoded {image_size} px image ({image_bytes:,} bytes)")
@@ -395,7 +422,8 @@ def format_table(results: dict) -> str:
     memory, growth = results["memory"], results["memory_growth"]
     factors = sorted({m["factor"] for m in memory})
     images = {m["factor"]: m["images"] for m in memory}
-    lines.append("Peak memory of one training epoch (model.fit, shuffle on; a fresh process per loader and scale), MB:")
+    lines.append("Peak memory of one training epoch (model.fit, shuffle on; a fresh process per loader and scale; "
+                 "smaller scales first read the loader until they read as many images as the largest), MB:")
     header = "".join(f"{f'{images[f]:,} ({f}x)':>18}" for f in factors)
     for figure, title in (("peak_anon_mb", "anonymous (RssAnon), growth"), ("peak_rss_mb", "resident (RSS)")):
         lines.append(f"  {title:<38}{header}")
@@ -409,8 +437,8 @@ def format_table(results: dict) -> str:
     lines.append(f"  ({RSS_NOTE}.)")
     epoch, held = results.get("epoch_memory_growth", {}), results.get("held_bytes_per_image", {})
     if epoch or held:
-        lines.append(f"  What grows, {factors[0]}x -> {factors[-1]}x: what the epoch adds (peak minus before fit), and "
-                     "memory held before fit per extra image (the file names):")
+        lines.append(f"  What grows, {factors[0]}x -> {factors[-1]}x: what reading adds (peak minus before the first "
+                     "image), and memory held before reading per extra image (the file names):")
         for loader, lesson in MEMORY_LOADERS.items():
             if loader in epoch or loader in held:
                 lines.append(f"    {f'{loader} ({lesson})':<36}{100 * epoch.get(loader, math.nan):+6.1f} %"
@@ -483,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["epoch-memory"]:  # the child process of memory_by_scale
         job = json.loads(argv[1])
-        print(json.dumps(epoch_memory(job["loader"], job["scale"], job["image_size"], job["batch_size"])))
+        print(json.dumps(epoch_memory(job["loader"], job["scale"], job["image_size"], job["batch_size"],
+                                      job.get("passes_before_fit", 0))))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny data set and few batches (for tests)")

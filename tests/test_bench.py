@@ -88,6 +88,29 @@ def test_memory_mapped_pages_count_in_rss_but_not_in_anonymous_memory(tmp_path):
     assert memory.peak_anon_mb - memory.start_anon_mb < 30
 
 
+def test_read_one_pass_reads_every_image_of_a_pydataset_and_of_a_tf_dataset_once():
+    import keras
+    import tensorflow as tf
+
+    class Counted(keras.utils.PyDataset):
+        def __init__(self, n, batch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.n, self.batch_size, self.seen = n, batch_size, []
+
+        def __len__(self):
+            return -(-self.n // self.batch_size)
+
+        def __getitem__(self, index):
+            ids = np.arange(index * self.batch_size, min(self.n, (index + 1) * self.batch_size))
+            self.seen.extend(ids.tolist())
+            return np.zeros((len(ids), 2), "float32"), ids
+
+    counted = Counted(10, 4, workers=2)
+    assert bench.read_one_pass(counted) == 10 and sorted(counted.seen) == list(range(10))
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((10, 2), "float32"), np.arange(10))).batch(4)
+    assert bench.read_one_pass(data) == 10 and bench.read_one_pass(data) == 10  # a second pass reads it all again
+
+
 def test_replicate_makes_k_times_the_files_as_links(tmp_path):
     (tmp_path / "src").mkdir()
     for name in ("a.png", "b.png"):
@@ -102,14 +125,15 @@ def test_replicate_makes_k_times_the_files_as_links(tmp_path):
 
 def test_memory_by_scale_runs_every_loader_at_every_scale_and_keeps_the_median_of_repeats(monkeypatch, tmp_path):
     peaks = iter([500.0, 530.0, 510.0] * 8)  # three runs per loader and scale: the median is 510
-    calls = []
+    calls, passes = [], {}
 
     def fake_prepare(image_dir, filenames, labels, factor, image_size, batch_size, work_dir):
         np.save(tmp_path / f"x{factor}.npy", np.repeat(filenames, factor))
         return {"filenames": str(tmp_path / f"x{factor}.npy")}, {"cache (.npy memmap)": 1.0}
 
-    def fake_epoch(loader, scale, factor, image_size, batch_size):
+    def fake_epoch(loader, scale, factor, image_size, batch_size, passes_before_fit):
         calls.append((loader, factor))
+        passes[factor] = passes_before_fit
         return {"factor": factor, "loader": loader, "images": 2 * factor, "peak_anon_mb": next(peaks)}
 
     monkeypatch.setattr(bench, "prepare_scale", fake_prepare)
@@ -118,6 +142,7 @@ def test_memory_by_scale_runs_every_loader_at_every_scale_and_keeps_the_median_o
                                          jobs=1, repeats=3)
     assert sorted(set(calls)) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 50))
     assert len(calls) == 3 * 2 * len(bench.MEMORY_LOADERS) and set(builds) == {"1x", "50x"}
+    assert passes == {1: 49, 50: 0}  # 1x reads its loader 49 times first: 50 passes in all, as many as 50x reads
     assert [(row["loader"], row["factor"]) for row in rows] == [(loader, f) for f in (1, 50)
                                                                 for loader in bench.MEMORY_LOADERS]
     assert all(row["peak_anon_mb"] == 510 and row["peak_anon_mb_runs"] == [500, 510, 530] for row in rows)
@@ -131,14 +156,14 @@ def _memory(growth_by_loader: dict[str, float], base: float = 1000.0, before: fl
             held: dict[str, float] | None = None) -> list[dict]:
     """Rows as memory_by_scale writes them: 1x at ``base`` MB, 10x in between, 50x at ``base * (1 + growth)``.
 
-    Memory before fit is ``before`` MB at 1x and grows by ``held[loader]`` bytes per extra image (default 0),
+    Memory before reading is ``before`` MB at 1x and grows by ``held[loader]`` bytes per extra image (default 0),
     which the peak carries on top."""
     rows = []
     for loader, growth in growth_by_loader.items():
         for factor, peak in ((1, base), (10, base * (1 + growth / 2)), (50, base * (1 + growth))):
             extra = (held or {}).get(loader, 0.0) * 2000 * (factor - 1) / 2**20
             rows.append({"loader": loader, "factor": factor, "images": 2000 * factor, "peak_anon_mb": peak + extra,
-                         "anon_before_fit_mb": before + extra, "peak_rss_mb": peak + extra + 300,
+                         "anon_before_reading_mb": before + extra, "peak_rss_mb": peak + extra + 300,
                          "epoch_seconds": 1.0})
     return rows
 
@@ -191,7 +216,7 @@ def test_memory_target_is_the_worst_loaders_growth():
     assert "+30.0 %" in table and "-2.0 %" in table and "100,000 (50x)" in table
     held = _memory({"tf.data": 0.0}, held={"tf.data": 250.0})
     assert bench.held_bytes_per_image(held) == pytest.approx({"tf.data": 250.0})
-    assert bench.epoch_memory_growth(held) == pytest.approx({"tf.data": 0.0})  # the file names come before fit
+    assert bench.epoch_memory_growth(held) == pytest.approx({"tf.data": 0.0})  # the file names come before reading
     table = bench.format_table({"images_per_second": SPEEDS, "memory": held, "memory_growth": {},
                                 "epoch_memory_growth": bench.epoch_memory_growth(held),
                                 "held_bytes_per_image": bench.held_bytes_per_image(held), "wait_share": {},
@@ -212,6 +237,9 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert sorted(rows) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 5))
     for (_, factor), row in rows.items():
         assert row["images"] == base * factor and row["samples"] >= 10  # the sampler ran during the epoch
+        # every scale reads the 5x scale's number of images: 1x reads its loader four times before the epoch
+        assert row["passes_before_fit"] == 5 // factor - 1
+        assert row["images_read_before_fit"] == row["passes_before_fit"] * row["images"]
         assert row["peak_anon_mb_runs"] == [row["peak_anon_mb"]]
         assert 100 < row["peak_anon_mb"] < row["peak_rss_mb"] < 8000
     assert all(row["read_from_cache_file"] for (loader, _), row in rows.items() if loader == "tf.data + cache file")
