@@ -400,7 +400,7 @@ def plot_bench(results: dict):
     axes[1].plot([], [], "k-", label="solid: peak anonymous memory (held)")
     axes[1].plot([], [], "k--", lw=1, alpha=0.6, label="dashed: peak resident (incl. file pages)")
     axes[1].set(xlabel="images in the data set (log scale)", ylabel="peak memory of the process (MB)", xscale="log",
-                title="One training epoch per loader: memory vs data size")
+                title="Memory vs data size, as many images read at every scale")
     axes[1].set_ylim(0, max(m["peak_rss_mb"] for m in memory) * 1.45)
     scales = sorted({(m["images"], m["factor"]) for m in memory})
     axes[1].set_xticks([n for n, _ in scales], [f"{n:,}\n({f}x)" for n, f in scales])
