@@ -31,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .dataset import SeedlingsDataset, load_image_uint8
+from .locking import output_lock
 
 CACHE_FILE = "cache.json"
 NAMES_FILE = "filenames.npy"  # the cache's file names, in its order
@@ -107,18 +108,19 @@ def new_cache_folder(cache_dir: str | Path) -> Iterator[Path]:
                               "rebuilding would delete them. Choose an empty or new folder for the cache.")
     partial = cache_dir.with_name(cache_dir.name + ".partial")
     old = cache_dir.with_name(cache_dir.name + ".old")
-    _remove(partial)  # what an interrupted earlier build left
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-    except BaseException:
-        _remove(partial)
-        raise
-    _remove(old)
-    if cache_dir.exists() or cache_dir.is_symlink():
-        os.replace(cache_dir, old)  # a folder cannot replace a non-empty folder: move the old one aside first
-    os.replace(partial, cache_dir)
-    _remove(old)
+    with output_lock(cache_dir, "lesson 07: building an image cache"):  # a second build waits: it would delete ours
+        _remove(partial)  # what an interrupted earlier build left
+        partial.mkdir(parents=True)
+        try:
+            yield partial
+        except BaseException:
+            _remove(partial)
+            raise
+        _remove(old)
+        if cache_dir.exists() or cache_dir.is_symlink():
+            os.replace(cache_dir, old)  # a folder cannot replace a non-empty folder: move the old one aside first
+        os.replace(partial, cache_dir)
+        _remove(old)
 
 
 def resident_memory_mb() -> tuple[float, float]:

@@ -37,8 +37,10 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
         raise OSError(f"Image {path} is missing: it was there when lesson 03 indexed it. Re-run lessons 02-04 "
                       "to rebuild all_images/ and the index.") from err
     except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError ... for bad files
-        raise OSError(f"Could not read image {path}: {type(err).__name__}: {err}. It was readable when "
-                      "lesson 02 checked it; re-run lesson 02 to re-check and skip it.") from err
+        raise OSError(f"Could not read image {path}: {type(err).__name__}: {err}. It was readable when lesson 02 "
+                      "checked it: run lesson 02 again, which decodes every image anew and replaces a damaged copy (or "
+                      "skips an unreadable original); the later lessons then bring the index and split up to date."
+                      ) from err
 
 
 # ---- BEGIN notebooks/05_a_pydataset_that_reads_from_disk.ipynb: edit the notebook, then `make export` ----

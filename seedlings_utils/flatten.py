@@ -9,6 +9,7 @@ both lists to disk: ``all_images.csv`` (every image in ``all_images/`` and where
 from __future__ import annotations
 
 import csv
+import filecmp
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .config import SPECIES
 from .images import why_unusable
+from .locking import output_lock
 
 # ---- BEGIN notebooks/02_flatten_into_one_folder.ipynb: edit the notebook, then `make export` ----
 FLAT_SEPARATOR = "__"
@@ -228,14 +230,14 @@ class FlattenReport:
         return text
 
 
-def _same_file_already_there(src: Path, dst: Path, method: str) -> bool:
+def _same_file_already_there(src: Path, dst: Path, method: str, compare_bytes: bool = False) -> bool:
     if method == "symlink":
         return dst.is_symlink() and Path(os.readlink(dst)) == src.resolve()
     if dst.is_symlink() or not dst.is_file():
         return False
     if method == "hardlink":
         return dst.samefile(src)
-    return dst.stat().st_size == src.stat().st_size
+    return dst.stat().st_size == src.stat().st_size and (not compare_bytes or filecmp.cmp(src, dst, shallow=False))
 
 
 def _place(src: Path, dst: Path, method: str) -> None:
@@ -250,15 +252,17 @@ def _place(src: Path, dst: Path, method: str) -> None:
     os.replace(tmp, dst)  # atomic: an interrupted run never leaves a half-written image under its real name
 
 
-def _placer(method: str, counts: dict[str, int], bar) -> Callable[[Path, Path], None]:
+def _placer(method: str, counts: dict, bar, compare_bytes: bool = False) -> Callable[[Path, Path], None]:
     """A ``place(source, target)`` for :func:`copy_into_one_folder`: copies or links with ``method``, keeps a
-    target that is already the same file, and counts both in ``counts``."""
+    target that is already the same file (with ``compare_bytes``, a copy must also match byte for byte), and
+    counts both in ``counts``; a target that was there but differed is listed in ``counts["replaced"]``."""
 
     def place(src: Path, dst: Path) -> None:
-        if _same_file_already_there(src, dst, method):
+        if _same_file_already_there(src, dst, method, compare_bytes):
             counts["already"] += 1
         else:
             if dst.exists() or dst.is_symlink():
+                counts["replaced"].append(dst.name)
                 dst.unlink()
             _place(src, dst, method)
             counts["written"] += 1
@@ -295,7 +299,8 @@ def _known_good(manifest: Path, root: Path) -> set[tuple[str, int, int]]:
 
 
 def flatten_images(
-    train_dir: str | Path, all_images_dir: str | Path, method: str = "copy", progress: bool = True
+    train_dir: str | Path, all_images_dir: str | Path, method: str = "copy", progress: bool = True,
+    recheck: bool = False,
 ) -> FlattenReport:
     """Copy (or link) every usable image of ``train_dir/<species>/`` into ``all_images_dir`` under a unique name.
 
@@ -306,6 +311,10 @@ def flatten_images(
     ``.partial``) are removed and listed. Ends by checking that the folder holds exactly one file per
     usable image, and raises if not.
 
+    ``recheck``: trust nothing an earlier run found: decode every image again and compare every copy in
+    ``all_images_dir`` with its source byte for byte, whatever sizes and times say. What to run when a file
+    went bad after it was checked (lesson 05's loader says so when it meets one).
+
     ``method``: ``"copy"`` works everywhere (Google Drive included) but doubles the disk space;
     ``"hardlink"`` costs no space or time but needs both folders on one file system; ``"symlink"``
     is as cheap, but breaks if ``raw/`` moves.
@@ -313,17 +322,26 @@ def flatten_images(
     if method not in LINK_METHODS:
         raise ValueError(f"method must be one of {LINK_METHODS}, not {method!r}")
     train_dir, all_images_dir = Path(train_dir), Path(all_images_dir)
+    with output_lock(all_images_dir, "lesson 02: flattening the images"):  # one writer at a time
+        return _flatten(train_dir, all_images_dir, method, progress, recheck)
+
+
+def _flatten(train_dir: Path, all_images_dir: Path, method: str, progress: bool, recheck: bool) -> FlattenReport:
     root, out_dir = train_dir.parent, all_images_dir.parent
-    images, skipped = scan_training_images(train_dir, known_good=_known_good(out_dir / MANIFEST_FILE, root),
-                                           progress=progress)
+    known_good = set() if recheck else _known_good(out_dir / MANIFEST_FILE, root)
+    images, skipped = scan_training_images(train_dir, known_good=known_good, progress=progress)
     files_seen = len(images) + sum(1 for s in skipped if not s.path.endswith("/"))
     skipped += scan_test_images(root / "test", progress=progress)[1]
     _report_renamed_folders(train_dir, images)
 
-    counts = {"written": 0, "already": 0}
+    counts = {"written": 0, "already": 0, "replaced": []}
     with tqdm(total=len(images), desc="flatten", unit="img", disable=not progress) as bar:
         # lesson 02's copy loop, with a `place` that keeps what is already there and writes atomically
-        names = copy_into_one_folder(_flat_files(images, train_dir), all_images_dir, _placer(method, counts, bar))
+        names = copy_into_one_folder(_flat_files(images, train_dir), all_images_dir,
+                                     _placer(method, counts, bar, compare_bytes=recheck))
+    if counts["replaced"]:
+        print(f"Replaced {len(counts['replaced'])} files in {all_images_dir} that no longer matched their source: "
+              f"{', '.join(counts['replaced'][:5])}{' ...' if len(counts['replaced']) > 5 else ''}")
 
     wanted = set(names)
     stale = sorted(p.name for p in all_images_dir.iterdir() if p.name not in wanted)

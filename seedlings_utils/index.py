@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .flatten import MANIFEST_FILE, read_manifest
+from .flatten import MANIFEST_FILE, SKIPPED_FILE, read_manifest
 
 
 # ---- BEGIN notebooks/03_index_filenames_and_labels.ipynb: edit the notebook, then `make export` ----
@@ -53,7 +53,8 @@ def load_index(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]
 
 def read_flat_manifest(all_images_dir: str | Path) -> list[dict[str, str]]:
     """Lesson 02's record of ``all_images/`` (``all_images.csv`` next to it): one row per image, with its
-    ``file`` and ``species``; raises if the record is missing or names a file the folder lacks."""
+    ``file`` and ``species``; raises if the record is missing, names a file the folder lacks, or holds fewer
+    than two species (a classifier needs at least two things to tell apart)."""
     all_images_dir = Path(all_images_dir)
     manifest = all_images_dir.parent / MANIFEST_FILE
     if not manifest.is_file():
@@ -63,6 +64,11 @@ def read_flat_manifest(all_images_dir: str | Path) -> list[dict[str, str]]:
     if missing:
         raise FileNotFoundError(f"{len(missing)} indexed images are not in {all_images_dir}, e.g. "
                                 f"{missing[:3]}: run lesson 02 (flatten) again.")
+    species = sorted({row["species"] for row in rows})
+    if len(species) < 2:
+        raise ValueError(f"{manifest} holds {len(rows)} images of {len(species)} species ({', '.join(species)}): a "
+                         "classifier needs at least two. Check the species folders of raw/train (lesson 02's "
+                         f"{SKIPPED_FILE} lists every file it left out, and why).")
     return rows
 
 

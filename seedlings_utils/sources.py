@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .errors import DataSourceError
 from .images import has_image_extension
+from .locking import output_lock
 
 SOURCES = ("synthetic", "local", "kaggle", "url")
 SOURCE_RECORD = ".source.json"
@@ -113,24 +114,46 @@ def fetch_raw_data(
         if not path.exists():
             raise DataSourceError(f"SOURCE_PATH {path} does not exist.")
         wanted = {"source": "local", "path": str(path)}
+        wanted["fingerprint"] = source_fingerprint(path)  # a folder or zip changed later is noticed and copied again
 
-    existing = read_source_record(raw_dir)
-    if existing == wanted:
-        train_counts, test_count = count_raw_images(raw_dir)
-        return RawData(raw_dir, existing, train_counts, test_count)
-    if raw_dir.exists() and any(raw_dir.iterdir()):
-        if existing is None or existing.get("source") != "synthetic":
-            raise DataSourceError(
-                f"{raw_dir} already holds other data ({existing or 'of unknown origin'}). Nothing was "
-                f"changed. Use another DATA_DIR, or delete {raw_dir} to replace it."
-            )
-        print(f"Replacing the synthetic set in {raw_dir} ({existing}) with {wanted}.")
+    with output_lock(raw_dir, "lesson 01: fetching the raw data"):  # a second run waits: it would delete our work
+        existing = read_source_record(raw_dir)
+        if existing == wanted:
+            train_counts, test_count = count_raw_images(raw_dir)
+            return RawData(raw_dir, existing, train_counts, test_count)
+        if raw_dir.exists() and any(raw_dir.iterdir()):
+            if existing is not None and _same_source(existing, wanted) and source == "local":
+                print(f"{wanted['path']} changed since it was copied into {raw_dir}: copying it again.")
+            elif existing is None or existing.get("source") != "synthetic":
+                raise DataSourceError(
+                    f"{raw_dir} already holds other data ({existing or 'of unknown origin'}). Nothing was "
+                    f"changed. Use another DATA_DIR, or delete {raw_dir} to replace it."
+                )
+            else:
+                print(f"Replacing the synthetic set in {raw_dir} ({existing}) with {wanted}.")
 
-    partial = data_dir / "raw.partial"
-    if partial.exists():
-        print(f"Removing {partial}, left by an interrupted run.")
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+        partial = data_dir / "raw.partial"
+        if partial.exists():
+            print(f"Removing {partial}, left by an interrupted run.")
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        try:
+            _fill(partial, source, wanted, source_path, data_dir, synthetic_per_class, seed, sha256, progress)
+            train_counts, test_count = count_raw_images(partial)
+            _check_usable(train_counts, wanted)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)  # nothing half-made is left to be mistaken for data
+            raise
+        (partial / SOURCE_RECORD).write_text(json.dumps(wanted, indent=2))  # last: only a checked source is recorded
+        if raw_dir.exists():
+            shutil.rmtree(raw_dir)
+        partial.rename(raw_dir)
+    return RawData(raw_dir, wanted, train_counts, test_count)
+
+
+def _fill(partial: Path, source: str, wanted: dict, source_path, data_dir: Path, synthetic_per_class: int,
+          seed: int, sha256: str | None, progress: bool) -> None:
+    """Put the source's ``train/`` and ``test/`` into ``partial``."""
     if source == "synthetic":
         from .synthetic import make_synthetic_seedlings
 
@@ -147,12 +170,37 @@ def fetch_raw_data(
         _copy_local_source(archive, partial, progress)
     else:
         _copy_local_source(Path(wanted["path"]), partial, progress)
-    (partial / SOURCE_RECORD).write_text(json.dumps(wanted, indent=2))
-    if raw_dir.exists():
-        shutil.rmtree(raw_dir)
-    partial.rename(raw_dir)
-    train_counts, test_count = count_raw_images(raw_dir)
-    return RawData(raw_dir, wanted, train_counts, test_count)
+
+
+def _same_source(recorded: dict, wanted: dict) -> bool:
+    """The same source (kind and place), whatever its contents' fingerprint says."""
+    return {k: v for k, v in recorded.items() if k != "fingerprint"} == {
+        k: v for k, v in wanted.items() if k != "fingerprint"}
+
+
+def source_fingerprint(path: str | Path) -> list[int]:
+    """``[files, bytes, newest modification time in ns]`` of a folder (every file under it) or of one file.
+
+    Cheap (file metadata only) and changed by adding, removing, growing or touching any file.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    stats = [p.stat() for p in files]
+    return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
+
+
+def _check_usable(train_counts: dict[str, int], wanted: dict) -> None:
+    """Refuse a source without a single training image, saying what was found and what is expected."""
+    if sum(train_counts.values()) > 0:
+        return
+    where = wanted.get("path") or wanted.get("url") or wanted.get("competition") or wanted["source"]
+    found = (f"{len(train_counts)} species folders in train/ ({', '.join(list(train_counts)[:5])}"
+             f"{' ...' if len(train_counts) > 5 else ''}), none with an image file" if train_counts
+             else "a train/ folder with no species folder in it")
+    raise DataSourceError(
+        f"No training image in {where}: found {found}. Expected the Kaggle layout, train/<species>/*.png (and "
+        "optionally test/*.png). Nothing was recorded: fix the source and run this again."
+    )
 
 
 def _copy_local_source(path: Path, target: Path, progress: bool) -> None:

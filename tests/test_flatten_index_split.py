@@ -1,8 +1,11 @@
+import os
+import shutil
 import zipfile
 
 import numpy as np
 import pytest
 
+from seedlings_utils.dataset import load_image_uint8
 from seedlings_utils.flatten import (
     MANIFEST_FILE,
     check_one_file_per_image,
@@ -93,6 +96,32 @@ def test_flatten_rewrites_a_truncated_copy(kaggle_tree, tmp_path):
     assert (out / "Maize__same.png").read_bytes() == (kaggle_tree / "train/Maize/same.png").read_bytes()
 
 
+def spoil_keeping_size_and_time(path) -> None:
+    """Overwrite ``path`` with zeros of the same length and give it back its modification time."""
+    stat = path.stat()
+    path.write_bytes(bytes(stat.st_size))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_recheck_finds_what_went_bad_whatever_size_and_time_say(kaggle_tree, tmp_path, capsys):
+    out = tmp_path / "all_images"
+    flatten_images(kaggle_tree / "train", out, progress=False)
+    copy, source = out / "Maize__same.png", kaggle_tree / "train/Maize/same.png"
+    spoil_keeping_size_and_time(copy)
+    assert flatten_images(kaggle_tree / "train", out, progress=False).written == 0  # the quick re-check trusts it
+    with pytest.raises(OSError, match="run lesson 02 again"):
+        load_image_uint8(copy, 8)
+    repaired = flatten_images(kaggle_tree / "train", out, progress=False, recheck=True)
+    assert repaired.written == 1 and "Replaced 1 files" in capsys.readouterr().out
+    assert copy.read_bytes() == source.read_bytes() and load_image_uint8(copy, 8).shape == (8, 8, 3)
+
+    spoil_keeping_size_and_time(kaggle_tree / "train/Charlock/same.png")  # now the original itself
+    assert flatten_images(kaggle_tree / "train", out, progress=False).images_out == 12
+    report = flatten_images(kaggle_tree / "train", out, progress=False, recheck=True)
+    assert report.images_out == 11 and "Charlock__same.png" in report.stale_removed
+    assert [s.path for s in report.skipped] == ["train/Charlock/same.png"]
+
+
 @pytest.mark.parametrize("method", ["hardlink", "symlink"])
 def test_flatten_with_links(kaggle_tree, tmp_path, method):
     out = tmp_path / "all_images"
@@ -146,6 +175,15 @@ def test_index_labels_come_from_the_species_folder(kaggle_tree, tmp_path):
     save_index(tmp_path, filenames, labels, classes)
     f2, l2, c2 = load_index(tmp_path)
     assert (f2 == filenames).all() and (l2 == labels).all() and c2 == classes == load_classes(tmp_path)
+
+
+def test_one_species_is_refused_by_the_index(tmp_path):
+    make_kaggle_tree(tmp_path / "source")
+    for species in TINY_SPECIES[1:]:
+        shutil.rmtree(tmp_path / "source" / "train" / species)
+    flatten_images(tmp_path / "source" / "train", tmp_path / "all_images", progress=False)
+    with pytest.raises(ValueError, match=r"4 images of 1 species \(Charlock\): a classifier needs at least two"):
+        build_index(tmp_path / "all_images")
 
 
 def test_labels_do_not_depend_on_the_order_images_are_found_in():

@@ -21,7 +21,9 @@ def test_local_folder_is_copied_in_kaggle_layout(kaggle_tree, tmp_path):
     assert raw.test_count == 3
     copied, original = raw.root / "train" / "Maize" / "same.png", kaggle_tree / "train" / "Maize" / "same.png"
     assert copied.read_bytes() == original.read_bytes()
-    assert read_source_record(raw.root) == {"source": "local", "path": str(kaggle_tree.resolve())}
+    record = read_source_record(raw.root)
+    assert record["source"] == "local" and record["path"] == str(kaggle_tree.resolve())
+    assert record["fingerprint"][0] == sum(1 for p in kaggle_tree.rglob("*") if p.is_file())
     assert not (tmp_path / "data" / "raw.partial").exists()
 
 
@@ -217,3 +219,39 @@ def test_find_kaggle_root(tmp_path: Path):
     (tmp_path / "wrapper" / "train").mkdir(parents=True)
     assert find_kaggle_root(tmp_path) == tmp_path / "wrapper"
     assert find_kaggle_root(tmp_path / "wrapper") == tmp_path / "wrapper"
+
+
+def test_a_source_without_training_images_is_refused_and_not_recorded(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    data = tmp_path / "data"
+    with pytest.raises(DataSourceError, match="No training image in .*a train/ folder with no species folder"):
+        fetch_raw_data(data, "local", empty, progress=False)
+    assert not (data / "raw").exists() and not (data / "raw.partial").exists()
+    (empty / "train" / "Maize").mkdir()
+    (empty / "train" / "Maize" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataSourceError, match=r"1 species folders in train/ \(Maize\), none with an image file"):
+        fetch_raw_data(data, "local", empty, progress=False)
+    assert read_source_record(data / "raw") is None
+
+
+def test_a_changed_source_folder_is_copied_again(kaggle_tree, tmp_path, capsys):
+    data = tmp_path / "data"
+    assert fetch_raw_data(data, "local", kaggle_tree, progress=False).train_total == 12
+    (kaggle_tree / "train" / "Sugar beet").mkdir()
+    for name in ("a.png", "b.png"):
+        (kaggle_tree / "train" / "Sugar beet" / name).write_bytes((kaggle_tree / "train" / "Maize" / "same.png")
+                                                                  .read_bytes())
+    again = fetch_raw_data(data, "local", kaggle_tree, progress=False)
+    assert "changed since it was copied" in capsys.readouterr().out
+    assert again.train_total == 14 and again.train_counts["Sugar beet"] == 2
+    assert count_raw_images(data / "raw")[0]["Sugar beet"] == 2
+
+
+def test_a_record_of_an_earlier_version_is_refreshed(kaggle_tree, tmp_path):
+    data = tmp_path / "data"
+    fetch_raw_data(data, "local", kaggle_tree, progress=False)
+    record = data / "raw" / ".source.json"  # what the course wrote before it fingerprinted folders
+    record.write_text(json.dumps({"source": "local", "path": str(kaggle_tree.resolve())}))
+    assert fetch_raw_data(data, "local", kaggle_tree, progress=False).train_total == 12
+    assert "fingerprint" in read_source_record(data / "raw")
