@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -43,6 +45,8 @@ def training_callbacks(results_dir: str | Path, patience: int = 4) -> list[keras
     if resuming:
         kept = f"; {MODEL_FILE} is replaced only by an epoch above val_accuracy {best:.3f}" if best is not None else ""
         print(f"Found {results_dir / BACKUP_DIR}: resuming the interrupted run{kept}.")
+    else:  # a new run: CSVLogger would empty history.csv at once, beside the last run's model and metrics
+        set_aside_previous_run(results_dir)  # so they move to previous_run/ first, all together
     return [
         # weights, optimizer state and epoch number: saved after every epoch, restored when fit starts
         keras.callbacks.BackupAndRestore(str(results_dir / BACKUP_DIR)),
@@ -55,6 +59,29 @@ def training_callbacks(results_dir: str | Path, patience: int = 4) -> list[keras
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=patience, min_lr=1e-5),
     ]
 # ---- END notebooks/06_train_and_evaluate_a_cnn.ipynb ----
+
+
+PREVIOUS_RUN_DIR = "previous_run"
+
+
+def set_aside_previous_run(results_dir: str | Path) -> list[str]:
+    """Move a finished run's files (model, history, metrics, submission) into ``results_dir/previous_run/``.
+
+    Called when a new run starts, so that no file of the last run is emptied or overwritten before the new
+    run has one of its own to put there, and the folder never mixes two runs. An older ``previous_run/`` is
+    replaced. Returns the names moved.
+    """
+    results_dir = Path(results_dir)
+    files = (MODEL_FILE, HISTORY_FILE, METRICS_FILE, SUBMISSION_FILE)
+    there = [name for name in files if (results_dir / name).exists()]
+    if there:
+        previous = results_dir / PREVIOUS_RUN_DIR
+        shutil.rmtree(previous, ignore_errors=True)
+        previous.mkdir()
+        for name in there:
+            os.replace(results_dir / name, previous / name)
+        print(f"A new run starts: the last run's {', '.join(there)} moved to {previous}.")
+    return there
 
 
 def load_history(path: str | Path) -> dict[str, list[float]]:

@@ -175,11 +175,24 @@ def test_best_logged_and_a_fresh_run_ignore_old_scores(tmp_path):
     assert best_logged(tmp_path / "history.csv") is None
     (tmp_path / "history.csv").write_text("epoch,loss,val_accuracy\n0,2.0,0.4\n1,1.5,0.75\n2,1.2,0.5\n")
     assert best_logged(tmp_path / "history.csv") == 0.75 and best_logged(tmp_path / "history.csv", "nope") is None
-    checkpoint = next(c for c in training_callbacks(tmp_path) if isinstance(c, keras.callbacks.ModelCheckpoint))
-    assert checkpoint.best is None, "no backup: a new run, whatever an old history.csv says"
     (tmp_path / BACKUP_DIR).mkdir()
     checkpoint = next(c for c in training_callbacks(tmp_path) if isinstance(c, keras.callbacks.ModelCheckpoint))
     assert checkpoint.best == 0.75
+    (tmp_path / BACKUP_DIR).rmdir()
+    checkpoint = next(c for c in training_callbacks(tmp_path) if isinstance(c, keras.callbacks.ModelCheckpoint))
+    assert checkpoint.best is None, "no backup: a new run, whatever an old history.csv says"
+
+
+def test_a_new_run_moves_the_last_runs_files_aside_before_it_writes(tmp_path, capsys):
+    last_run = {"model.keras": b"weights", "history.csv": b"epoch,loss\n0,1.0\n", "metrics.json": b"{}"}
+    for name, content in last_run.items():
+        (tmp_path / name).write_bytes(content)
+    logger = next(c for c in training_callbacks(tmp_path) if isinstance(c, keras.callbacks.CSVLogger))
+    logger.on_train_begin()  # what fit does first: opens history.csv for writing
+    logger.on_train_end()
+    assert {name: (tmp_path / "previous_run" / name).read_bytes() for name in last_run} == last_run
+    assert not (tmp_path / "model.keras").exists() and not (tmp_path / "metrics.json").exists()
+    assert "model.keras, history.csv, metrics.json moved to" in capsys.readouterr().out
 
 
 def test_predict_and_submission(tiny_run, tmp_path):

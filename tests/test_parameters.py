@@ -1,0 +1,85 @@
+"""Every lesson knob is checked where the lesson reads it, with a message naming it, its value and what is allowed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from seedlings_utils.lessons import lesson_notebooks
+from seedlings_utils.parameters import RULES, ParameterError, check_parameters
+
+from .conftest import NBVAL_PARAMETERS, QUICK_PARAMETERS
+
+
+def parameters_cell(notebook) -> tuple[dict, str]:
+    """The defaults of a lesson's parameters cell, and the source of the cell after it."""
+    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    at = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", []))
+    namespace: dict = {}
+    exec("".join(cells[at]["source"]), namespace)
+    return {k: v for k, v in namespace.items() if k.isupper()}, "".join(cells[at + 1]["source"])
+
+
+@pytest.mark.parametrize("notebook", lesson_notebooks(), ids=lambda p: p.name[:2])
+def test_every_lesson_checks_every_knob_and_its_defaults_pass(notebook):
+    defaults, next_cell = parameters_cell(notebook)
+    assert set(defaults) <= set(RULES), f"knobs without a rule: {sorted(set(defaults) - set(RULES))}"
+    assert "check_parameters(globals())" in next_cell, "the cell after the parameters must check them"
+    check_parameters(defaults)
+    check_parameters({**defaults, **QUICK_PARAMETERS})
+    check_parameters({**defaults, **NBVAL_PARAMETERS})
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), [
+    ("IMAGE_SIZE", 0, "a whole number from 16"),
+    ("IMAGE_SIZE", -5, "a whole number from 16"),
+    ("IMAGE_SIZE", 64.5, "a whole number from 16"),
+    ("BATCH_SIZE", 0, "a whole number from 1"),
+    ("SEED", "abc", "a whole number from 0 to 4,294,967,295"),
+    ("SEED", True, "a whole number from 0"),
+    ("WORKERS", -1, "a whole number from 1"),
+    ("EPOCHS", 0, "0 epochs would train nothing"),
+    ("VAL_FRACTION", 1.0, "a number above 0 and below 1"),
+    ("DATA_SOURCE", "kagle", "one of 'synthetic', 'local', 'kaggle', 'url'"),
+    ("USE_MULTIPROCESSING", "False", "one of True, False"),
+    ("MIXED_PRECISION", 1, "one of 'auto', True, False"),
+    ("FLATTEN_METHOD", "move", "one of 'copy', 'hardlink', 'symlink'"),
+    ("SOURCE_SHA256", "abc", "64 hexadecimal digits"),
+    ("WEIGHTS", "", '"imagenet", None, or a weights file path'),
+    ("JOB_TIMEOUT", 0, "a number above 0"),
+    ("DATA_DIR", 3, "text in quotes"),
+])
+def test_a_bad_value_is_named_with_what_is_allowed(name, value, allowed):
+    with pytest.raises(ParameterError) as error:
+        check_parameters({"SEED": 42, name: value})
+    assert f"{name} = {value!r}: must be " in str(error.value) and allowed in str(error.value)
+
+
+def test_knobs_that_do_not_fit_together_are_named_together():
+    with pytest.raises(ParameterError, match=r"BATCH_SIZE = 32 and NUM_PROCESSES = 3: the global batch must split"):
+        check_parameters({"BATCH_SIZE": 32, "NUM_PROCESSES": 3})
+    with pytest.raises(ParameterError, match=r"DISTRIBUTED_EPOCHS = 1 with CRASH_DEMO = True"):
+        check_parameters({"DISTRIBUTED_EPOCHS": 1, "CRASH_DEMO": True})
+    with pytest.raises(ParameterError, match=r"IMAGE_SIZE = 16: lesson 09's MobileNetV3Small needs at least 32"):
+        check_parameters({"IMAGE_SIZE": 16, "WEIGHTS": None})
+    with pytest.raises(ParameterError, match=r"SOURCE_PATH = '': DATA_SOURCE = 'local' needs the folder"):
+        check_parameters({"DATA_SOURCE": "local", "SOURCE_PATH": ""})
+    check_parameters({"BATCH_SIZE": 32, "NUM_PROCESSES": 4, "DISTRIBUTED_EPOCHS": 1, "CRASH_DEMO": False})
+
+
+def test_every_problem_is_listed_in_one_message():
+    with pytest.raises(ParameterError) as error:
+        check_parameters({"IMAGE_SIZE": 0, "BATCH_SIZE": 0, "SEED": "abc", "UNRELATED": object()})
+    lines = str(error.value).splitlines()
+    assert lines[0].startswith("Parameters to fix") and len(lines) == 4
+
+
+def test_a_lesson_run_with_a_bad_knob_stops_at_once_naming_it(tmp_path):
+    from seedlings_utils.lessons import LessonsFailed, run_lessons
+
+    with pytest.raises(LessonsFailed) as error:
+        run_lessons({"DATA_DIR": str(tmp_path / "data"), "SEED": "abc"}, tmp_path / "out", lessons=["01"],
+                    keep_going=True)
+    assert "ParameterError: Parameter to fix" in error.value.failed["01_download_the_data.ipynb"]
+    assert not (tmp_path / "data" / "raw").exists(), "nothing may be written before the knobs are checked"
