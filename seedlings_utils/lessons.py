@@ -5,6 +5,10 @@
 
 Every ``-p NAME VALUE`` is a notebook parameter (``../shared`` contract: the cell tagged ``parameters``);
 values are read as Python literals when they are one (``8``, ``0.2``, ``False``), else as text.
+
+``run`` goes on after a failing lesson: it prints the notebook's own error and the path of a log with the full
+traceback, skips the later lessons that need the failed one (see ``lesson_needs``), runs the others, and exits
+with 1 after a summary.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import shutil
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from .env import PACKAGE_ROOT, resolve_data_dir
@@ -40,15 +45,74 @@ def parse_value(text: str):
         return text
 
 
+#: What a notebook's code calls to rebuild an earlier lesson's output (``seedlings_utils.pipeline``).
+ENSURE_CALL = re.compile(r"\bensure_\w+")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def lesson_needs(notebooks: list[Path]) -> dict[str, set[str]]:
+    """The earlier lessons (by number) each lesson needs: those whose step it re-runs if their output is missing.
+
+    Read from the ``ensure_*`` names in each notebook's code cells: an ``ensure_*`` rebuilds the output of the
+    lesson just before the first one that uses it (``ensure_raw``, first used in 02, is lesson 01's step), and
+    with it whatever that lesson needs in turn.
+    """
+    import nbformat
+
+    calls = {}
+    for path in notebooks:
+        try:
+            cells = nbformat.read(path, as_version=4).cells
+        except (OSError, ValueError):  # not a notebook: run_lessons reports it as that lesson's failure
+            cells = []
+        calls[path.name[:2]] = set(ENSURE_CALL.findall("\n".join(c.source for c in cells if c.cell_type == "code")))
+    order, producer, needs = list(calls), {}, {}
+    for i, lesson in enumerate(order):
+        for name in calls[lesson]:
+            producer.setdefault(name, order[i - 1] if i else None)
+        direct = {producer[name] for name in calls[lesson]} - {None, lesson}
+        needs[lesson] = direct.union(*(needs[p] for p in direct))
+    return needs
+
+
+class LessonsFailed(Exception):
+    """Raised by ``run_lessons(keep_going=True)`` after the last lesson when one failed; its text is the summary."""
+
+    def __init__(self, written: list[Path], failed: dict[str, str], skipped: dict[str, str]) -> None:
+        self.written, self.failed, self.skipped = written, failed, skipped  # skipped: name -> reason
+        lines = [f"Lessons: {len(written)} passed, {len(failed)} failed, {len(skipped)} skipped"]
+        if written:
+            lines.append("  passed   " + ", ".join(p.name for p in written))
+        lines += [f"  FAILED   {name}: {why}" for name, why in failed.items()]
+        for reason in dict.fromkeys(skipped.values()):
+            lines.append(f"  skipped  {', '.join(n for n, r in skipped.items() if r == reason)} ({reason})")
+        super().__init__("\n".join(lines))
+
+
+def describe_failure(error: Exception) -> str:
+    """The failing cell's own error, e.g. ``In [3], line 2 `x = f()`: ValueError: bad``; any other error's first
+    line."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(error, PapermillExecutionError):
+        found = re.search(r"Cell In\[\d+\], line (\d+)", ANSI_ESCAPE.sub("", "\n".join(error.traceback)))
+        lines = error.source.splitlines() or [""]
+        number = min(int(found[1]), len(lines)) if found else 1  # IPython names the cell's line that raised
+        return f"In [{error.exec_count}], line {number} `{lines[number - 1].strip()}`: {error.ename}: {error.evalue}"
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+
+
 def run_lessons(
     parameters: dict, output_dir: str | Path | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR,
-    lessons: list[str] | None = None, prepare_only: bool = False, log_output: bool = False,
+    lessons: list[str] | None = None, prepare_only: bool = False, log_output: bool = False, keep_going: bool = False,
 ) -> list[Path]:
     """Execute (or, with ``prepare_only``, only parameterise) the lessons in order into ``output_dir``.
 
     ``DATA_DIR`` is made absolute first, so every notebook shares it whatever its working directory.
     Returns the paths of the written notebooks. Raises papermill's error (naming the failing cell) if
-    a lesson fails.
+    a lesson fails; with ``keep_going`` prints that lesson's own error and writes the full traceback to
+    ``output_dir/NN_name.log`` instead, skips the later lessons that need it (``lesson_needs``), runs the
+    rest, and then raises :class:`LessonsFailed`.
     """
     import papermill as pm
 
@@ -58,19 +122,38 @@ def run_lessons(
         parameters["RESULTS_DIR"] = str(Path(parameters["RESULTS_DIR"]).expanduser().resolve())
     output_dir = Path(output_dir) if output_dir else Path(parameters["DATA_DIR"]) / "executed_notebooks"
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    needs = lesson_needs(lesson_notebooks(notebooks_dir)) if keep_going else {}
+    written, failed, skipped = [], {}, {}
     for notebook in lesson_notebooks(notebooks_dir, lessons):
-        out = output_dir / notebook.name
-        declared = pm.inspect_notebook(str(notebook))  # pass each lesson only the knobs it has
+        out, log = output_dir / notebook.name, output_dir / f"{notebook.stem}.log"
+        log.unlink(missing_ok=True)
+        failed_needs = sorted(n for n in needs.get(notebook.name[:2], ()) if n in {f[:2] for f in failed})
+        if failed_needs:
+            skipped[notebook.name] = f"needs lesson {', '.join(failed_needs)}, which failed"
+            print(f"Skipping {notebook.name}: {skipped[notebook.name]}", flush=True)
+            out.unlink(missing_ok=True)  # an earlier run's copy would pass for this run's
+            continue
         print(f"{'Preparing' if prepare_only else 'Running'} {notebook.name} -> {out}", end="", flush=True)
         start = time.perf_counter()
-        pm.execute_notebook(
-            str(notebook), str(out), parameters={k: v for k, v in parameters.items() if k in declared},
-            cwd=str(notebook.parent), kernel_name="python3", prepare_only=prepare_only,
-            progress_bar=False, log_output=log_output,
-        )
+        try:
+            declared = pm.inspect_notebook(str(notebook))  # pass each lesson only the knobs it has
+            pm.execute_notebook(
+                str(notebook), str(out), parameters={k: v for k, v in parameters.items() if k in declared},
+                cwd=str(notebook.parent), kernel_name="python3", prepare_only=prepare_only,
+                progress_bar=False, log_output=log_output,
+            )
+        except Exception as error:
+            if not keep_going:
+                raise
+            log.write_text(f"{notebook} failed:\n\n{traceback.format_exc()}", encoding="utf-8")
+            failed[notebook.name] = f"{describe_failure(error)} (full log: {log})"
+            print(f"  FAILED\n  {describe_failure(error)}\n  Full log: {log}"
+                  + (f"; the executed notebook: {out}" if out.is_file() else ""), flush=True)
+            continue
         print("" if prepare_only else f"  ({time.perf_counter() - start:.0f} s)", flush=True)
         written.append(out)
+    if failed:
+        raise LessonsFailed(written, failed, skipped)
     return written
 
 
@@ -169,22 +252,31 @@ def filtered_stderr(noise: re.Pattern = TERMINAL_NOISE):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (``run`` or ``prepare``); returns the exit status, 1 when a lesson failed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("run", "prepare"))
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--output-dir", help="where the notebooks go (default: DATA_DIR/executed_notebooks)")
     parser.add_argument("--lessons", nargs="*", help="lesson numbers to run, e.g. 01 02 (default: all)")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    parser.add_argument("--notebooks-dir", default=NOTEBOOKS_DIR, help="where the lessons are (default: notebooks/)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it: no C++ log noise headless
     parameters = {name: parse_value(value) for name, value in args.parameter}
-    with filtered_stderr():
-        written = run_lessons(parameters, args.output_dir, lessons=args.lessons,
-                              prepare_only=args.command == "prepare", log_output=args.log_output)
+    failure = None
+    try:
+        with filtered_stderr():
+            written = run_lessons(parameters, args.output_dir, args.notebooks_dir, lessons=args.lessons,
+                                  prepare_only=args.command == "prepare", log_output=args.log_output,
+                                  keep_going=args.command == "run")
+    except LessonsFailed as error:
+        written, failure = error.written, error
     if args.command == "run":
         print(f"\nExecuted notebooks:  {written[0].parent if written else '-'}")
         print(headline(resolve_data_dir(parameters.get("DATA_DIR", "")), parameters.get("RESULTS_DIR") or None))
-    return 0
+    if failure:
+        print(f"\n{failure}")
+    return 1 if failure else 0
 
 
 if __name__ == "__main__":

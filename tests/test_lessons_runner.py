@@ -1,0 +1,113 @@
+"""``make lessons`` when a lesson fails: the notebook's own message and a log path, not the runner's traceback;
+the later lessons that need the failed one skipped, the others run; a summary and a non-zero exit. Tiny
+notebooks in a temporary folder (a kernel start each), never the course's lessons."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from seedlings_utils.lessons import NOTEBOOKS_DIR, lesson_needs, lesson_notebooks, main, run_lessons
+
+REPO = Path(__file__).resolve().parent.parent
+PLANTED = 'raise ValueError("the planted message")'
+
+
+def write_notebook(path: Path, *cells: str) -> Path:
+    """A notebook with a ``parameters`` cell (papermill inspects it) followed by ``cells``."""
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell('DATA_DIR = ""', metadata={"tags": ["parameters"]}),
+                *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    """01 passes; 02 (it rebuilds 01's step) fails; 03 and 04 rebuild 02's step, 04 through 03's; 05 needs none."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "01_source.ipynb", "print('OK: 01')")
+    write_notebook(nbs / "02_flat.ipynb", "# from seedlings_utils.pipeline import ensure_raw", "x = 1\n" + PLANTED)
+    write_notebook(nbs / "03_index.ipynb", "# ensure_all_images(DATA_DIR)", "print('OK: 03')")
+    write_notebook(nbs / "04_split.ipynb", "# ensure_index(DATA_DIR)", "print('OK: 04')")
+    write_notebook(nbs / "05_model.ipynb", "print('OK: 05')")
+    return nbs
+
+
+def test_dependencies_come_from_the_ensure_calls_transitively(course):
+    assert lesson_needs(lesson_notebooks(course)) == {
+        "01": set(), "02": {"01"}, "03": {"01", "02"}, "04": {"01", "02", "03"}, "05": set()}
+
+
+def test_the_course_lessons_need_what_they_rebuild():
+    """From the real notebooks: 06 failing stops nothing; 04 failing stops 05-10; 01 failing stops 02-10."""
+    needs = lesson_needs(lesson_notebooks(NOTEBOOKS_DIR))
+    assert needs["01"] == set() and needs["02"] == {"01"} and needs["03"] == {"01", "02"}
+    assert needs["04"] == {"01", "02", "03"}
+    later = [lesson for lesson in needs if lesson > "04"]
+    assert len(later) >= 6 and all(needs[lesson] == {"01", "02", "03", "04"} for lesson in later)
+
+
+def test_a_failing_lesson_is_reported_and_the_course_goes_on(course, tmp_path):
+    out = tmp_path / "executed"
+    result = subprocess.run(
+        [sys.executable, "-m", "seedlings_utils.lessons", "run", "--notebooks-dir", str(course),
+         "--output-dir", str(out), "-p", "DATA_DIR", str(tmp_path / "data")],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0, printed
+    # the notebook's own error, where it was raised, and the full log on disk
+    assert "ValueError: the planted message" in printed and "02_flat" in printed
+    assert 'In [4], line 2 `raise ValueError("the planted message")`' in printed  # the cell and its line
+    log = out / "02_flat.log"
+    assert f"{log}" in printed and log.is_file()
+    assert "the planted message" in log.read_text() and "Traceback" in log.read_text()
+    assert "\x1b[" not in log.read_text()  # plain text, no terminal colours
+    # none of the runner's traceback
+    for noise in ("Traceback (most recent call last)", "runpy", "PapermillExecutionError", "execute_notebook",
+                  "site-packages"):
+        assert noise not in printed, noise
+    # dependents skipped with the reason, the independent lesson run
+    assert "Skipping 03_index.ipynb: needs lesson 02, which failed" in printed
+    assert "Skipping 04_split.ipynb: needs lesson 02, which failed" in printed
+    assert sorted(p.name for p in out.glob("*.ipynb")) == ["01_source.ipynb", "02_flat.ipynb", "05_model.ipynb"]
+    # the headline for what ran, then the summary naming each lesson
+    assert "Lesson outputs:" in printed
+    summary = printed[printed.rindex("Lessons:"):]
+    assert "2 passed, 1 failed, 2 skipped" in summary
+    assert "passed   01_source.ipynb, 05_model.ipynb" in summary
+    assert "FAILED   02_flat.ipynb" in summary and str(log) in summary
+    assert "skipped  03_index.ipynb, 04_split.ipynb (needs lesson 02, which failed)" in summary
+
+
+def test_the_first_lesson_failing_skips_every_lesson_that_rebuilds_its_step(course, tmp_path, capsys):
+    write_notebook(course / "01_source.ipynb", PLANTED)
+    code = main(["run", "--notebooks-dir", str(course), "--output-dir", str(tmp_path / "out"),
+                 "--lessons", "01", "02", "03", "-p", "DATA_DIR", str(tmp_path / "data")])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "Skipping 02_flat.ipynb: needs lesson 01, which failed" in printed
+    assert "Skipping 03_index.ipynb: needs lesson 01, which failed" in printed
+    assert "0 passed, 1 failed, 2 skipped" in printed and "05_model" not in printed  # --lessons still picks
+
+
+def test_a_file_that_is_not_a_notebook_is_a_failed_lesson_named_with_its_error(course, tmp_path, capsys):
+    (course / "03_index.ipynb").write_text("{not json")
+    code = main(["run", "--notebooks-dir", str(course), "--output-dir", str(tmp_path / "out"),
+                 "--lessons", "03", "05", "-p", "DATA_DIR", str(tmp_path / "data")])
+    printed = capsys.readouterr().out
+    assert code == 1 and "Lessons: 1 passed, 1 failed, 0 skipped" in printed
+    assert "FAILED   03_index.ipynb: NotJSONError: Notebook does not appear to be JSON" in printed
+
+
+def test_run_lessons_still_stops_at_the_first_failure_by_default(course, tmp_path):
+    """What the tests and fixtures that call ``run_lessons`` rely on: papermill's error, nothing run after it."""
+    out = tmp_path / "out"
+    with pytest.raises(PapermillExecutionError, match="the planted message"):
+        run_lessons({"DATA_DIR": str(tmp_path / "data")}, out, course)
+    assert sorted(p.name for p in out.glob("*.ipynb")) == ["01_source.ipynb", "02_flat.ipynb"]
