@@ -8,8 +8,8 @@ The technique (the shard split, the loader over one shard, joining the job, the 
 process runs) is written in notebook 10's cells and exported below. This module's own code is the
 plumbing around it: the command line every process runs (``python -m seedlings_utils.distributed``),
 a launcher that starts N such processes on this machine (free port, logs, a timeout, every process
-stopped when one fails), reading back what the processes wrote, and the record of what the TensorFlow
-route (``tf.distribute.MultiWorkerMirroredStrategy``) does today.
+stopped when one fails or when the launcher itself dies), reading back what the processes wrote, and the
+record of what the TensorFlow route (``tf.distribute.MultiWorkerMirroredStrategy``) does today.
 
 On N machines, run on each (one process per machine; the address is machine 0's)::
 
@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -225,7 +226,7 @@ class EpochRecorder(keras.callbacks.Callback):
             if self.startup_peak_mb is None:  # from here on the kernel's peak counts training only
                 self.startup_peak_mb = peak_rss_mb()
                 reset_peak_rss()
-            if self.epoch == self.fail_in_epoch:
+            if self.epoch == self.fail_in_epoch:  # the line PLANTED_CRASH recognises, then the death itself
                 print(f"process {self.process_id}: dying on purpose in epoch {self.epoch + 1} (SIGKILL)", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
 
@@ -243,8 +244,43 @@ class EpochRecorder(keras.callbacks.Callback):
 # start one per machine.
 
 
+#: The line a process prints just before it kills itself on purpose (``--fail-process``, ``--fail-in-epoch``): with
+#: the SIGKILL that follows, what tells the planted crash of lesson 10's demonstration from any real failure.
+PLANTED_CRASH = re.compile(r"^process (\d+): dying on purpose in epoch \d+ \(SIGKILL\)$", flags=re.M)
+
+
 class WorkerFailed(RuntimeError):
-    """A training process exited with an error, died, or the job ran past its time limit; the others were stopped."""
+    """A training process exited with an error, died, or the job ran past its time limit; the others were stopped.
+
+    ``process``: the index of the process that failed (after a timeout: the first one still running);
+    ``returncode``: how it ended (negative: killed by that signal; ``None`` after a timeout); ``timed_out``;
+    ``log``: its log file; ``planted``: True only for the crash that ``--fail-process`` plants (the process
+    printed :data:`PLANTED_CRASH`'s line, then died of SIGKILL), False for every real failure.
+    """
+
+    def __init__(self, message: str, process: int | None = None, returncode: int | None = None,
+                 timed_out: bool = False, log: Path | None = None, planted: bool = False):
+        super().__init__(message)
+        self.process, self.returncode, self.timed_out, self.log = process, returncode, timed_out, log
+        self.planted = planted
+
+
+def _planted_crash(log: Path, process: int, returncode: int) -> bool:
+    """Did process ``process`` die of the crash planted by ``--fail-process`` (its line in its log, then SIGKILL)?"""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return returncode == -signal.SIGKILL and any(int(m[1]) == process for m in PLANTED_CRASH.finditer(text))
+
+
+def _ended(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -289,6 +325,69 @@ def _stop(processes: list[subprocess.Popen], grace: float = 5.0) -> None:
             time.sleep(0.1)
 
 
+# Stopping with the launcher. Each process runs in a session of its own (so that _stop can signal it and whatever it
+# started, and nothing else), which also shields it from the terminal's Ctrl-C and hang-up: without the guard below, a
+# process whose launcher (a notebook's kernel, say) was killed would be adopted by init and train on, into a folder
+# the next run deletes and reuses.
+
+#: The launcher's process id, which :func:`launch` gives every process it starts, for :func:`stop_with_launcher`.
+LAUNCHER_VAR = "SEEDLINGS_LAUNCHER_PID"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _kill_me_when_parent_ends() -> bool:
+    """Linux: ask the kernel to SIGKILL this process as soon as the thread that started it ends, however it ends.
+
+    That thread is the one in :func:`launch`, which returns only once all its processes have ended. False where
+    there is no ``prctl`` (macOS, Windows): the watchdog alone stops the process there.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stop_orphan(launcher: int, when: str) -> None:
+    """Write why into this process's log (fd 2: no lock another thread could hold) and end the process at once."""
+    index = os.environ.get(INDEX_VAR, "?")
+    os.write(2, f"process {index}: its launcher (process {launcher}) ended {when}, so this process stops too: "
+                "nobody is left to wait for it, and the next job may reuse its folder\n".encode())
+    os._exit(1)
+
+
+def _watch_launcher(launcher: int, poll: float) -> None:
+    """Start a daemon thread that ends this process once it is no longer the launcher's child (the launcher died)."""
+    def watch() -> None:
+        while os.getppid() == launcher:  # an orphan is adopted by init (or a subreaper): its parent's id changes
+            time.sleep(poll)
+        _stop_orphan(launcher, "while this process ran")
+
+    threading.Thread(target=watch, name="launcher-watchdog", daemon=True).start()
+
+
+def stop_with_launcher(poll: float = 1.0) -> None:
+    """Make this process end when the process that launched it ends, however that ends (``kill -9`` included).
+
+    Does nothing unless :func:`launch` started this process (it names itself in ``SEEDLINGS_LAUNCHER_PID``). On
+    Linux the kernel kills this process together with its launcher; everywhere, a watchdog thread checks every
+    ``poll`` seconds that the launcher is still its parent, and ends the process with a line in its log if not.
+    A launcher that ended before this call (while this process was still importing, say) ends it here.
+    """
+    value = os.environ.get(LAUNCHER_VAR)
+    if not value:
+        return  # started by hand or by a cluster's launcher: their business
+    launcher = int(value)
+    _kill_me_when_parent_ends()
+    if os.getppid() != launcher:  # checked after prctl: a launcher that died before it sends no signal
+        _stop_orphan(launcher, "before this process was ready")
+    _watch_launcher(launcher, poll)
+
+
 def default_compile_cache() -> Path:
     """Where the processes keep JAX's compiled programs: ``~/.cache/seedlings-course/jax`` (or under XDG_CACHE_HOME)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seedlings-course" / "jax"
@@ -297,7 +396,7 @@ def default_compile_cache() -> Path:
 def launch(command: list[str], num_processes: int, log_dir: str | Path, timeout: float = 600.0,
            show: str = "all", poll: float = 0.5, env: dict | None = None,
            process_env: Callable[[int], dict] | None = None, compile_cache: str | Path | None = "default",
-           ) -> list[Path]:
+           timeout_name: str = "timeout") -> list[Path]:
     """Run ``command`` as ``num_processes`` processes on 127.0.0.1 that form one job; returns their log files.
 
     Each process gets the job's address (a free port on this machine), the process count and its index in
@@ -307,7 +406,10 @@ def launch(command: list[str], num_processes: int, log_dir: str | Path, timeout:
     ``compile_cache``: a folder where JAX keeps every program it compiles, so that the next job, or the same
     job restarted, skips compiling them (``"default"``: :func:`default_compile_cache`; ``None``: no cache).
     If a process fails or dies, the others are stopped at once (they would wait for it forever) and
-    :class:`WorkerFailed` names it and shows the end of its log; so it does after ``timeout`` seconds.
+    :class:`WorkerFailed` names it and shows the end of its log; so it does after ``timeout`` seconds (its message
+    names the setting ``timeout_name`` that gave that limit). Each process learns this process's id
+    (``SEEDLINGS_LAUNCHER_PID``): a process that calls :func:`stop_with_launcher`, as the course's does, ends
+    when this one ends, even killed.
     """
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -320,7 +422,7 @@ def launch(command: list[str], num_processes: int, log_dir: str | Path, timeout:
                          COUNT_VAR: str(num_processes), INDEX_VAR: str(i),
                          "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),  # processes share this CPU
                          "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_CPP_MIN_LOG_LEVEL": "3",
-                         "PYTHONUNBUFFERED": "1"}
+                         "PYTHONUNBUFFERED": "1", LAUNCHER_VAR: str(os.getpid())}
             if compile_cache is not None:  # JAX's persistent cache; a JAX_COMPILATION_CACHE_DIR already set wins
                 folder = default_compile_cache() if compile_cache == "default" else Path(compile_cache)
                 variables.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder))
@@ -328,6 +430,9 @@ def launch(command: list[str], num_processes: int, log_dir: str | Path, timeout:
                 variables.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
             variables.update({**(env or {}), **(process_env(i) if process_env else {})})
             files.append(open(log, "w", encoding="utf-8"))  # closed in finally
+            # A session of its own: _stop signals the process's group, which holds what it started and nothing else.
+            # This thread stays in this function until every process has ended: Linux's "kill me when my parent
+            # ends" (stop_with_launcher) watches the thread that started the process, not the whole launcher.
             processes.append(subprocess.Popen(command, stdout=files[-1], stderr=subprocess.STDOUT, env=variables,
                                               stdin=subprocess.DEVNULL, start_new_session=True))
         deadline = time.monotonic() + timeout
@@ -338,21 +443,27 @@ def launch(command: list[str], num_processes: int, log_dir: str | Path, timeout:
             codes = [p.poll() for p in processes]
             failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
             if failed:
-                i, code = failed[0]
-                why = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                # The cause first: a process killed from outside (SIGKILL), then by another signal, then one that
+                # exited with an error (the peers of a process that vanished fail too, a moment later).
+                i, code = min(failed, key=lambda f: (f[1] != -signal.SIGKILL, f[1] > 0, f[0]))
+                planted = _planted_crash(logs[i], i, code)
                 _stop(processes)
-                raise WorkerFailed(f"process {i} of {num_processes} {why}; the other processes were stopped (they "
-                                   f"would have waited for it forever). The end of its log ({logs[i]}):\n"
-                                   + _tail(logs[i]))
+                also = "".join(f"; process {k} {_ended(c)} too" for k, c in failed if k != i)
+                raise WorkerFailed(f"process {i} of {num_processes} {_ended(code)}{also}; the other processes were "
+                                   f"stopped (they would have waited for it forever). The end of its log ({logs[i]}):"
+                                   "\n" + _tail(logs[i]), process=i, returncode=code, log=logs[i], planted=planted)
             if all(c == 0 for c in codes):
                 return logs
             if time.monotonic() > deadline:
                 running = [i for i, c in enumerate(codes) if c is None]
                 _stop(processes)
-                raise WorkerFailed(f"the job ran past its time limit ({timeout:.0f} s): processes {running} were "
-                                   f"still running and have been stopped. A process that waits for a peer that died "
-                                   f"or never started hangs; the end of process {running[0]}'s log:\n"
-                                   + _tail(logs[running[0]]))
+                raise WorkerFailed(f"the job ran past its time limit ({timeout_name} = {timeout:g} s): processes "
+                                   f"{running} were still running and have been stopped. If the log below shows it "
+                                   f"still training, it needed more time: raise {timeout_name}, or train fewer "
+                                   "epochs. If it shows a process waiting for a peer that died or never started, "
+                                   f"more time will not help: read that peer's log in {log_dir}. The end of process "
+                                   f"{running[0]}'s log ({logs[running[0]]}):\n" + _tail(logs[running[0]]),
+                                   process=running[0], timed_out=True, log=logs[running[0]])
             time.sleep(poll)
     finally:
         _stop(processes)  # also on KeyboardInterrupt: no process outlives the cell that started it
@@ -456,12 +567,14 @@ def read_problems(reads: list[dict[int, list[str]]], train_names) -> list[str]:
 
 
 def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeout: float = 900.0,
-            show: str = "all", fresh: bool = True, compile_cache: str | Path | None = "default", **options) -> Job:
+            show: str = "all", fresh: bool = True, compile_cache: str | Path | None = "default",
+            timeout_name: str = "timeout", **options) -> Job:
     """Run a training job of ``num_processes`` processes on this machine and read back what they wrote.
 
     ``options`` are the script's (``epochs``, ``global_batch``, ``image_size``, ...). ``fresh`` deletes
-    ``run_dir`` first; ``fresh=False`` keeps it, so the job resumes from its checkpoint. ``compile_cache`` as
-    for :func:`launch`. Raises
+    ``run_dir`` first; ``fresh=False`` keeps it, so the job resumes from its checkpoint. ``compile_cache`` and
+    ``timeout_name`` (the setting a timeout's message names: lesson 10 passes ``"JOB_TIMEOUT"``) as for
+    :func:`launch`. Raises
     :class:`WorkerFailed` when a process fails or dies or the job runs past ``timeout`` seconds.
     """
     check_keras_for_processes(num_processes)
@@ -469,7 +582,8 @@ def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeo
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     command = worker_command(data_dir=Path(data_dir).resolve(), out_dir=run_dir.resolve(), **options)
-    launch(command, num_processes, run_dir, timeout=timeout, show=show, compile_cache=compile_cache)
+    launch(command, num_processes, run_dir, timeout=timeout, show=show, compile_cache=compile_cache,
+           timeout_name=timeout_name)
     return Job.read(run_dir, num_processes)
 
 
@@ -564,9 +678,11 @@ def tensorflow_attempt(log_dir: str | Path, timeout: float = 300.0) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """One process of a job (``python -m seedlings_utils.distributed``); returns its exit status."""
+    stop_with_launcher()  # first: a process started by launch() must never outlive it
     parser = argparse.ArgumentParser(description="Train lesson 06's CNN as one of several processes (lesson 10).")
-    parser.add_argument("--data-dir", required=True, help="DATA_DIR with all_images/ and lesson 04's split")
-    parser.add_argument("--out-dir", required=True, help="where this job writes its checkpoint and records")
+    parser.add_argument("--data-dir", help="DATA_DIR with all_images/ and lesson 04's split (required)")
+    parser.add_argument("--out-dir", help="where this job writes its checkpoint and records (required)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--global-batch", type=int, default=32, help="images per step, all processes together")
     parser.add_argument("--image-size", type=int, default=64)
@@ -582,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.tensorflow_attempt:
         _tensorflow_worker()
         return 0
+    if not (args.data_dir and args.out_dir):  # exits with the usage and this message
+        parser.error("--data-dir and --out-dir are required (all but --tensorflow-attempt train)")
     if keras.config.backend() != "jax":
         raise SystemExit(f"Keras runs on {keras.config.backend()!r} here: set KERAS_BACKEND=jax before Python starts")
     # The processes train with JAX alone. keras.utils.set_random_seed would import TensorFlow only to seed it too:

@@ -135,9 +135,111 @@ def test_a_killed_process_is_reported_as_killed(tmp_path):
 
 def test_a_hung_job_is_stopped_at_its_time_limit(tmp_path):
     start = time.monotonic()
-    with pytest.raises(WorkerFailed, match=r"ran past its time limit \(3 s\): processes \[0, 1\]"):
+    with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 3 s\): processes \[0, 1\]"):
         launch(fake("print('waiting for a peer'); time.sleep(300)"), 2, tmp_path, timeout=3, show="none")
     assert time.monotonic() - start < 15
+
+
+def test_a_timeout_names_the_setting_its_value_and_what_to_do(tmp_path):
+    with pytest.raises(WorkerFailed) as failure:
+        launch(fake("print('Epoch 1/5', flush=True); time.sleep(300)"), 1, tmp_path, timeout=1, show="none",
+               timeout_name="JOB_TIMEOUT")
+    message = str(failure.value)
+    assert "JOB_TIMEOUT = 1 s" in message and "raise JOB_TIMEOUT" in message and "fewer epochs" in message
+    assert "Epoch 1/5" in message, "the end of the log, to tell training from waiting"
+    assert failure.value.timed_out and failure.value.returncode is None and not failure.value.planted
+
+
+def test_run_job_passes_the_timeouts_name_on(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(distributed, "launch", lambda command, count, run_dir, **kwargs: seen.update(kwargs))
+    distributed.run_job(tmp_path, tmp_path / "job", 1, timeout=7, timeout_name="JOB_TIMEOUT", show="none", epochs=1)
+    assert seen["timeout"] == 7 and seen["timeout_name"] == "JOB_TIMEOUT"
+
+
+# ---- the crash that lesson 10 plants, told from real failures ----
+
+PLANTED = "print(f'process {pid}: dying on purpose in epoch 2 (SIGKILL)', flush=True); os.kill(os.getpid(), 9)"
+
+
+def failure_of(body: str, count: int, log_dir: Path, **options) -> WorkerFailed:
+    """The WorkerFailed that launch raises for ``count`` stand-in processes running ``body``."""
+    with pytest.raises(WorkerFailed) as failure:
+        launch(fake(body), count, log_dir, timeout=options.pop("timeout", 60), show="none", **options)
+    return failure.value
+
+
+def test_the_planted_crash_is_recognised_even_when_a_peer_stopped_too(tmp_path):
+    """Process 1 dies as planted; process 0 stops with an error of its own (a peer that vanished): with both gone by
+    the time the launcher looks, the killed one is the cause it reports, and the crash is the planted one."""
+    body = ("if pid == 0:\n    time.sleep(0.2); print('Gloo all-reduce failed: connection reset'); sys.exit(1)\n"
+            "time.sleep(0.6)\n" + PLANTED)
+    failure = failure_of(body, 2, tmp_path, poll=5)  # the launcher looks at once (nothing yet), then after 5 s
+    assert (failure.process, failure.returncode, failure.timed_out) == (1, -9, False)
+    assert failure.planted and failure.log == tmp_path / "process_1.log"
+    message = str(failure)
+    assert message.startswith("process 1 of 2 was killed by signal 9 (SIGKILL); process 0 exited with code 1 too")
+    assert "dying on purpose in epoch 2" in message
+
+
+ERROR = "print('ValueError: the global batch (32) must split evenly over 3 processes', flush=True); sys.exit(1)"
+
+
+REAL_FAILURES = {  # case: (what every process runs, how many, what the message says)
+    "an error in every process": (ERROR, 3, "process 0 of 3 exited with code 1"),
+    "killed without the planted line (the OOM killer, say)": ("os.kill(os.getpid(), 9)", 1, "killed by signal 9"),
+    "the planted line, then an error": (PLANTED.replace("os.kill(os.getpid(), 9)", "sys.exit(1)"), 1, "code 1"),
+    "another process's planted line": (PLANTED.replace("process {pid}", "process {pid + 1}"), 1, "signal 9"),
+    "a timeout": ("time.sleep(300)", 2, "ran past its time limit"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REAL_FAILURES))
+def test_real_failures_are_not_the_planted_crash(tmp_path, case):
+    body, count, expected = REAL_FAILURES[case]
+    failure = failure_of(body, count, tmp_path, timeout=2 if case == "a timeout" else 60)
+    assert expected in str(failure) and not failure.planted
+
+
+def crash_demo_cell() -> str:
+    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "10_beyond_one_machine.ipynb")
+                       .read_text(encoding="utf-8"))["cells"]
+    return "".join(next(c for c in cells if c.get("id") == "10-21")["source"])
+
+
+def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[dict]]:
+    """Lesson 10's crash-demo cell with NUM_PROCESSES = 3, its first job ending in ``first_run``."""
+    calls = []
+
+    def run_job(data_dir, run_dir, count, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise first_run
+        return "the restarted job"
+
+    stub = type("distributed", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed})
+    (tmp_path / "runs" / "3_processes").mkdir(parents=True)
+    (tmp_path / "runs" / "3_processes" / "checkpoint.json").write_text('{"epochs_done": 1}')
+    namespace = dict(distributed=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
+                     CRASH_DEMO=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={})
+    exec(crash_demo_cell(), namespace)
+    return namespace, calls
+
+
+def test_the_crash_demo_goes_on_after_the_planted_crash_only(tmp_path, capsys):
+    planted = failure_of("if pid == 2:\n    " + PLANTED + "\ntime.sleep(300)", 3, tmp_path / "planted")
+    namespace, calls = run_crash_demo(tmp_path, planted)
+    assert namespace["multi"] == "the restarted job" and calls[0]["fail_process"] == 2
+    assert calls[0]["timeout_name"] == calls[1]["timeout_name"] == "JOB_TIMEOUT" and calls[1]["fresh"] is False
+    assert "WorkerFailed: process 2 of 3 was killed by signal 9" in capsys.readouterr().out
+
+    error = failure_of(ERROR, 3, tmp_path / "error")
+    timeout = failure_of("time.sleep(300)", 1, tmp_path / "hung", timeout=1, timeout_name="JOB_TIMEOUT")
+    for name, real, says in (("error", error, "must split evenly over 3 processes"),
+                             ("timeout", timeout, "JOB_TIMEOUT = 1 s")):
+        with pytest.raises(WorkerFailed) as raised:
+            run_crash_demo(tmp_path / name, real)
+        assert raised.value is real and says in str(raised.value), f"the demo must re-raise the {name}, not go on"
 
 
 # ---- real jobs: two JAX processes on 127.0.0.1, a tiny data set and model ----
@@ -172,7 +274,7 @@ def test_a_killed_worker_fails_the_job_clearly_and_it_resumes_in_step(tiny_data_
                             **TINY)
     assert time.monotonic() - start < 300
     assert "process 1 of 2 was killed by signal 9" in str(failure.value)
-    assert "dying on purpose in epoch 2" in str(failure.value)
+    assert "dying on purpose in epoch 2" in str(failure.value) and failure.value.planted
     assert json.loads((run_dir / "checkpoint.json").read_text()) == {"epochs_done": 1}
     job = distributed.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", fresh=False, **TINY)
     assert "Epoch 2/2" in (run_dir / "process_0.log").read_text() and "Epoch 1/2" not in (
@@ -199,7 +301,7 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
     command = [PY, "-c", script] + distributed.worker_command(
         data_dir=tiny_data_dir, out_dir=tmp_path / "job", **TINY)[3:]
     start = time.monotonic()
-    with pytest.raises(WorkerFailed, match=r"ran past its time limit \(20 s\)"):
+    with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 20 s\)"):
         launch(command, 2, tmp_path / "job", timeout=20, show="none")
     assert time.monotonic() - start < 40
 
