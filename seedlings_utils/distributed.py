@@ -571,8 +571,9 @@ def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeo
             timeout_name: str = "timeout", **options) -> Job:
     """Run a training job of ``num_processes`` processes on this machine and read back what they wrote.
 
-    ``options`` are the script's (``epochs``, ``global_batch``, ``image_size``, ...). ``fresh`` deletes
-    ``run_dir`` first; ``fresh=False`` keeps it, so the job resumes from its checkpoint. ``compile_cache`` and
+    ``options`` are the script's (``epochs``, ``global_batch``, ``image_size``, ...). ``fresh`` starts in an
+    empty ``run_dir``, moving an earlier run's to ``<run_dir>.previous`` (so a new run that fails has destroyed
+    nothing); ``fresh=False`` keeps it, so the job resumes from its checkpoint. ``compile_cache`` and
     ``timeout_name`` (the setting a timeout's message names: lesson 10 passes ``"JOB_TIMEOUT"``) as for
     :func:`launch`. Raises
     :class:`WorkerFailed` when a process fails or dies or the job runs past ``timeout`` seconds.
@@ -580,7 +581,9 @@ def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeo
     check_keras_for_processes(num_processes)
     run_dir = Path(run_dir)
     if fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
+        previous = run_dir.with_name(run_dir.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(run_dir, previous)
     command = worker_command(data_dir=Path(data_dir).resolve(), out_dir=run_dir.resolve(), **options)
     launch(command, num_processes, run_dir, timeout=timeout, show=show, compile_cache=compile_cache,
            timeout_name=timeout_name)

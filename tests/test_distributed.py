@@ -157,6 +157,19 @@ def test_run_job_passes_the_timeouts_name_on(tmp_path, monkeypatch):
     assert seen["timeout"] == 7 and seen["timeout_name"] == "JOB_TIMEOUT"
 
 
+def test_a_fresh_job_that_fails_leaves_the_last_runs_results_aside(tmp_path, monkeypatch):
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "model.keras").write_text("the last run's model")
+
+    def fails(command, count, run_dir, **kwargs):
+        raise WorkerFailed("planted for the test")
+
+    monkeypatch.setattr(distributed, "launch", fails)
+    with pytest.raises(WorkerFailed):
+        distributed.run_job(tmp_path, tmp_path / "job", 1, show="none", epochs=1)
+    assert (tmp_path / "job.previous" / "model.keras").read_text() == "the last run's model"
+
+
 # ---- the crash that lesson 10 plants, told from real failures ----
 
 PLANTED = "print(f'process {pid}: dying on purpose in epoch 2 (SIGKILL)', flush=True); os.kill(os.getpid(), 9)"
