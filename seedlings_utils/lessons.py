@@ -102,9 +102,76 @@ def describe_failure(error: Exception) -> str:
     return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
 
 
+#: A lesson's optional depth: a markdown cell opening with this heading starts a section a learner may skip; it
+#: ends at the next level-1 or level-2 heading that is not one (``## Check``, ``## Exercises``, the next topic).
+GOING_DEEPER = re.compile(r"^##\s+Going deeper\b")
+SECTION_START = re.compile(r"^#{1,2}\s")
+#: The tag of the code cell where a lesson's shortest complete version of its technique runs.
+FIRST_VERSION_TAG = "first-version"
+
+
+def going_deeper_cells(cells: list) -> list[bool]:
+    """For each cell of a notebook, True when it belongs to a "Going deeper" section."""
+    flags, inside = [], False
+    for cell in cells:
+        text = "".join(cell["source"]).lstrip()
+        if cell["cell_type"] == "markdown" and SECTION_START.match(text):
+            inside = bool(GOING_DEEPER.match(text))
+        flags.append(inside)
+    return flags
+
+
+def core_only(notebook: dict) -> dict:
+    """A copy of ``notebook`` (nbformat JSON) without its "Going deeper" sections: the core path."""
+    kept = [c for c, deeper in zip(notebook["cells"], going_deeper_cells(notebook["cells"]), strict=True)
+            if not deeper]
+    return {**notebook, "cells": kept}
+
+
+def prose_words(cell: dict) -> int:
+    """Words of prose in a markdown cell: fenced code and HTML tags left out."""
+    if cell["cell_type"] != "markdown":
+        return 0
+    text = re.sub(r"```.*?```", " ", "".join(cell["source"]), flags=re.S)
+    return len(re.sub(r"<[^>]+>", " ", text).split())
+
+
+def lesson_words(path: str | Path) -> dict:
+    """How a lesson reads: prose words on the core path and in "Going deeper" sections, and the words and cells a
+    learner meets before the first complete version of the technique (the cell tagged ``first-version``)."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    deeper = going_deeper_cells(cells)
+    first = next((i for i, c in enumerate(cells) if FIRST_VERSION_TAG in c["metadata"].get("tags", [])), None)
+    before = cells[:first] if first is not None else cells
+    return {
+        "core_words": sum(prose_words(c) for c, d in zip(cells, deeper, strict=True) if not d),
+        "deeper_words": sum(prose_words(c) for c, d in zip(cells, deeper, strict=True) if d),
+        "first_version_cell": first,
+        "words_before_first_version": sum(prose_words(c) for c in before),
+        "cells_before_first_version": len(before),
+        "deeper_sections": sum(1 for c in cells if c["cell_type"] == "markdown"
+                               and GOING_DEEPER.match("".join(c["source"]).lstrip())),
+    }
+
+
+def words_table(notebooks: list[Path]) -> str:
+    """``python -m seedlings_utils.lessons words``: each lesson's prose on the core path and in "Going deeper"."""
+    lines = [f"{'lesson':<44} {'core':>6} {'deeper':>7} {'before first version (words, cells)':>37}"]
+    totals = [0, 0]
+    for path in notebooks:
+        w = lesson_words(path)
+        totals = [totals[0] + w["core_words"], totals[1] + w["deeper_words"]]
+        first = (f"{w['words_before_first_version']:>6}, {w['cells_before_first_version']:>3}"
+                 if w["first_version_cell"] is not None else "no cell tagged first-version")
+        lines.append(f"{path.name:<44} {w['core_words']:>6} {w['deeper_words']:>7} {first:>37}")
+    lines.append(f"{'all lessons':<44} {totals[0]:>6} {totals[1]:>7}")
+    return "\n".join(lines)
+
+
 def run_lessons(
     parameters: dict, output_dir: str | Path | None = None, notebooks_dir: str | Path = NOTEBOOKS_DIR,
     lessons: list[str] | None = None, prepare_only: bool = False, log_output: bool = False, keep_going: bool = False,
+    core: bool = False,
 ) -> list[Path]:
     """Execute (or, with ``prepare_only``, only parameterise) the lessons in order into ``output_dir``.
 
@@ -112,7 +179,8 @@ def run_lessons(
     Returns the paths of the written notebooks. Raises papermill's error (naming the failing cell) if
     a lesson fails; with ``keep_going`` prints that lesson's own error and writes the full traceback to
     ``output_dir/NN_name.log`` instead, skips the later lessons that need it (``lesson_needs``), runs the
-    rest, and then raises :class:`LessonsFailed`.
+    rest, and then raises :class:`LessonsFailed`. ``core`` runs each lesson without its "Going deeper" sections
+    (:func:`core_only`), as a learner who skips them would.
     """
     import papermill as pm
 
@@ -136,9 +204,14 @@ def run_lessons(
         print(f"{'Preparing' if prepare_only else 'Running'} {notebook.name} -> {out}", end="", flush=True)
         start = time.perf_counter()
         try:
-            declared = pm.inspect_notebook(str(notebook))  # pass each lesson only the knobs it has
+            source = notebook
+            if core:  # the lesson as a learner who skips every "Going deeper" section runs it
+                source = output_dir / f"{notebook.stem}.core-source.ipynb"
+                source.write_text(json.dumps(core_only(json.loads(notebook.read_text(encoding="utf-8")))),
+                                  encoding="utf-8")
+            declared = pm.inspect_notebook(str(source))  # pass each lesson only the knobs it has
             pm.execute_notebook(
-                str(notebook), str(out), parameters={k: v for k, v in parameters.items() if k in declared},
+                str(source), str(out), parameters={k: v for k, v in parameters.items() if k in declared},
                 cwd=str(notebook.parent), kernel_name="python3", prepare_only=prepare_only,
                 progress_bar=False, log_output=log_output,
             )
@@ -254,13 +327,17 @@ def filtered_stderr(noise: re.Pattern = TERMINAL_NOISE):
 def main(argv: list[str] | None = None) -> int:
     """The command line (``run`` or ``prepare``); returns the exit status, 1 when a lesson failed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("run", "prepare"))
+    parser.add_argument("command", choices=("run", "prepare", "words"))
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--output-dir", help="where the notebooks go (default: DATA_DIR/executed_notebooks)")
     parser.add_argument("--lessons", nargs="*", help="lesson numbers to run, e.g. 01 02 (default: all)")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     parser.add_argument("--notebooks-dir", default=NOTEBOOKS_DIR, help="where the lessons are (default: notebooks/)")
+    parser.add_argument("--core", action="store_true", help='run the lessons without their "Going deeper" sections')
     args = parser.parse_args(argv)
+    if args.command == "words":
+        print(words_table(lesson_notebooks(args.notebooks_dir, args.lessons)))
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it: no C++ log noise headless
     parameters = {name: parse_value(value) for name, value in args.parameter}
     failure = None
@@ -268,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         with filtered_stderr():
             written = run_lessons(parameters, args.output_dir, args.notebooks_dir, lessons=args.lessons,
                                   prepare_only=args.command == "prepare", log_output=args.log_output,
-                                  keep_going=args.command == "run")
+                                  keep_going=args.command == "run", core=args.core)
     except LessonsFailed as error:
         written, failure = error.written, error
     if args.command == "run":
