@@ -35,8 +35,8 @@ DISTRIBUTED_EPOCHS ?= 3
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
 .PHONY: venv lessons test test-fast bench export lab lint lock clean help site site-check test-oldest
-help:
-	@sed -n '2,12p' Makefile
+help:  # the comment block at the top of this file
+	@sed -n '2,/^$$/p' Makefile | sed -e '/^$$/d' -e 's/^# \{0,1\}//'
 
 # The environment is rebuilt only when a requirements file changed (or .venv is missing or broken).
 $(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
@@ -104,7 +104,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 lint: $(STAMP)
-	$(BIN)/ruff check seedlings_utils tests
+	$(BIN)/ruff check seedlings_utils tests notebooks
 
 # Re-pin .ci/constraints.txt to the newest versions within requirements.txt's ranges.
 lock:

@@ -74,13 +74,10 @@ def _scrub(text: str, url: str) -> str:
     return text
 
 
-def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file (read in chunks by ``hashlib.file_digest``)."""
     with Path(path).open("rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _sidecar(dest: Path) -> Path:
@@ -309,7 +306,7 @@ def download_url(url: str, dest: str | Path, sha256: str | None = None, progress
         raise DataSourceError(f"Downloading {safe} gave {size:,} bytes but the server announced {total:,}: the "
                               "file was removed. The mirror may be corrupt or have changed: run this again, "
                               "or try another mirror.")
-    actual = sha256_of(part, chunk_size)
+    actual = sha256_of(part)
     if expected is not None and actual != expected:
         part.unlink()
         raise DataSourceError(f"The file downloaded from {safe} has SHA-256 {actual}, not the expected {expected}: "
