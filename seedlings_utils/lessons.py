@@ -186,8 +186,9 @@ def run_lessons(
 
     parameters = dict(parameters)
     parameters["DATA_DIR"] = str(resolve_data_dir(parameters.get("DATA_DIR", "")))
-    if parameters.get("RESULTS_DIR"):  # a relative path would be read from notebooks/, the kernels' folder
-        parameters["RESULTS_DIR"] = str(Path(parameters["RESULTS_DIR"]).expanduser().resolve())
+    for name in ("RESULTS_DIR", "COURSE_DIR"):  # a relative path would be read from notebooks/, the kernels' folder
+        if parameters.get(name):
+            parameters[name] = str(Path(parameters[name]).expanduser().resolve())
     output_dir = Path(output_dir) if output_dir else Path(parameters["DATA_DIR"]) / "executed_notebooks"
     output_dir.mkdir(parents=True, exist_ok=True)
     needs = lesson_needs(lesson_notebooks(notebooks_dir)) if keep_going else {}

@@ -72,6 +72,7 @@ _EPOCHS = _whole(1, why="0 epochs would train nothing and leave no results to ch
 #: What each knob may be, by name: the same name means the same thing in every lesson.
 RULES: dict[str, Callable[[object], str | None]] = {
     "DATA_DIR": _text('"" for the course\'s folder'),
+    "COURSE_DIR": _text('"" for Google Drive\'s seedlings-course folder on Colab, DATA_DIR elsewhere'),
     "DATA_SOURCE": _one_of(*SOURCES),
     "SOURCE_PATH": _text("a folder, a .zip or an address"),
     "SOURCE_SHA256": _sha256,
