@@ -76,7 +76,7 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "DATA_SOURCE": _one_of(*SOURCES),
     "SOURCE_PATH": _text("a folder, a .zip or an address"),
     "SOURCE_SHA256": _sha256,
-    "SYNTHETIC_PER_CLASS": _whole(1, 100_000),
+    "SYNTHETIC_PER_CLASS": _whole(2, 100_000, "each species needs an image for training and one for validation"),
     "SEED": _whole(0, 2**32 - 1, "NumPy's seeds"),
     "VAL_FRACTION": _number(0, 1, "the share of each species kept for validation"),
     "IMAGE_SIZE": _whole(16, 4096, "lesson 06's CNN halves the side four times"),

@@ -211,6 +211,7 @@ def fetch_course_data(
     record = {"source": raw.source, "archive": archive}
     path = course_dir / COURSE_RECORD
     if read_course_record(course_dir) != record:
+        course_dir.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(json.dumps(record, indent=2))
         temporary.replace(path)  # a lesson reading it meanwhile sees the old record or the new, never half of one
