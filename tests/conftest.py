@@ -219,5 +219,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # one worker starts the run of every lesson at once while the other takes the rest, and no long file is
     # left for the end, when the other worker would wait idle.
     first = ["test_lessons_papermill.py", "06_train_and_evaluate_a_cnn.ipynb", "10_beyond_one_machine.ipynb",
-             "test_bench.py", "test_synthetic.py", "test_distributed.py", "09_transfer_learning_and_a_busy_gpu.ipynb"]
+             "test_colab_path.py", "test_bench.py", "test_synthetic.py", "test_distributed.py",
+             "09_transfer_learning_and_a_busy_gpu.ipynb"]
     items.sort(key=lambda item: first.index(item.path.name) if item.path.name in first else len(first))
