@@ -53,10 +53,8 @@ def test_template_and_links(path):
     headings = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and source(c).startswith("## ")]
     check = [i for i in headings if source(nb[i]).startswith("## Check")]
     assert len(check) == 1 and "OK:" in source(nb[check[0] + 1]), "one '## Check' section, its cell prints OK:"
-    if path.name[:2] != "01":  # every lesson from 02 on ends with its exercises, right after the check
-        assert source(nb[headings[-1]]).startswith("## Exercises") and headings[-2] == check[0]
-    else:
-        assert headings[-1] == check[0] and check[0] + 2 == len(nb)
+    # every lesson ends with its exercises, right after the check
+    assert source(nb[headings[-1]]).startswith("## Exercises") and headings[-2] == check[0]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
