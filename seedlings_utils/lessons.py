@@ -175,7 +175,8 @@ def run_lessons(
 ) -> list[Path]:
     """Execute (or, with ``prepare_only``, only parameterise) the lessons in order into ``output_dir``.
 
-    ``DATA_DIR`` is made absolute first, so every notebook shares it whatever its working directory.
+    ``DATA_DIR`` (and ``COURSE_DIR``, ``RESULTS_DIR`` when set) are made absolute first, so every notebook shares
+    them whatever its working directory.
     Returns the paths of the written notebooks. Raises papermill's error (naming the failing cell) if
     a lesson fails; with ``keep_going`` prints that lesson's own error and writes the full traceback to
     ``output_dir/NN_name.log`` instead, skips the later lessons that need it (``lesson_needs``), runs the
