@@ -72,9 +72,9 @@ def course_data(course_dir: str | Path | None, data_dir: str | Path, synthetic_p
     course_dir = resolve_course_dir(course_dir, data_dir)
     record = read_course_record(course_dir)
     if record is None:
-        print(f"Data: the SYNTHETIC set ({synthetic_per_class} images per species). COURSE_DIR = {course_dir} holds "
-              f"no {COURSE_RECORD}: lesson 01 writes it. For the real photos, run lesson 01 with DATA_SOURCE set "
-              "and this COURSE_DIR, then this cell again.")
+        print(f"Data: the SYNTHETIC set ({synthetic_per_class} images per species on average). COURSE_DIR = "
+              f"{course_dir} holds no {COURSE_RECORD}: lesson 01 writes it. For the real photos, run lesson 01 with "
+              "DATA_SOURCE set and this COURSE_DIR, then this cell again.")
     else:
         print(f"Data: {describe_source(record['source'])}, as lesson 01 recorded in {course_dir / COURSE_RECORD}.")
     raw_kwargs = {"course_dir": course_dir, "synthetic_per_class": synthetic_per_class}
