@@ -113,6 +113,22 @@ def resolve_data_dir(data_dir: str | Path | None = "") -> Path:
     return path
 
 
+#: ``COURSE_DIR``'s default on Colab: a folder on Google Drive, which outlives every runtime.
+COLAB_COURSE_DIR = "/content/drive/MyDrive/seedlings-course"
+
+
+def resolve_course_dir(course_dir: str | Path | None, data_dir: str | Path) -> Path:
+    """``COURSE_DIR`` as an absolute, existing folder: where lesson 01 records its data source and keeps its download.
+
+    Every Colab notebook runs in a runtime of its own, whose disk (``DATA_DIR``) the other lessons never see;
+    Google Drive outlives them all. ``""`` or ``None`` means :data:`COLAB_COURSE_DIR` on Colab (Drive is mounted
+    first) and ``data_dir`` itself elsewhere, where every lesson shares one disk.
+    """
+    if not course_dir:
+        course_dir = COLAB_COURSE_DIR if is_colab() else data_dir
+    return resolve_data_dir(course_dir)
+
+
 def set_seed(seed: int, deterministic: bool = False, tensorflow: bool = True) -> None:
     """Seed Python, NumPy and TensorFlow; with ``deterministic``, ask TensorFlow for repeatable ops too.
 

@@ -175,7 +175,8 @@ def run_lessons(
 ) -> list[Path]:
     """Execute (or, with ``prepare_only``, only parameterise) the lessons in order into ``output_dir``.
 
-    ``DATA_DIR`` is made absolute first, so every notebook shares it whatever its working directory.
+    ``DATA_DIR`` (and ``COURSE_DIR``, ``RESULTS_DIR`` when set) are made absolute first, so every notebook shares
+    them whatever its working directory.
     Returns the paths of the written notebooks. Raises papermill's error (naming the failing cell) if
     a lesson fails; with ``keep_going`` prints that lesson's own error and writes the full traceback to
     ``output_dir/NN_name.log`` instead, skips the later lessons that need it (``lesson_needs``), runs the
@@ -186,8 +187,9 @@ def run_lessons(
 
     parameters = dict(parameters)
     parameters["DATA_DIR"] = str(resolve_data_dir(parameters.get("DATA_DIR", "")))
-    if parameters.get("RESULTS_DIR"):  # a relative path would be read from notebooks/, the kernels' folder
-        parameters["RESULTS_DIR"] = str(Path(parameters["RESULTS_DIR"]).expanduser().resolve())
+    for name in ("RESULTS_DIR", "COURSE_DIR"):  # a relative path would be read from notebooks/, the kernels' folder
+        if parameters.get(name):
+            parameters[name] = str(Path(parameters[name]).expanduser().resolve())
     output_dir = Path(output_dir) if output_dir else Path(parameters["DATA_DIR"]) / "executed_notebooks"
     output_dir.mkdir(parents=True, exist_ok=True)
     needs = lesson_needs(lesson_notebooks(notebooks_dir)) if keep_going else {}

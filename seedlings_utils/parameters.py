@@ -72,10 +72,11 @@ _EPOCHS = _whole(1, why="0 epochs would train nothing and leave no results to ch
 #: What each knob may be, by name: the same name means the same thing in every lesson.
 RULES: dict[str, Callable[[object], str | None]] = {
     "DATA_DIR": _text('"" for the course\'s folder'),
+    "COURSE_DIR": _text('"" for Google Drive\'s seedlings-course folder on Colab, DATA_DIR elsewhere'),
     "DATA_SOURCE": _one_of(*SOURCES),
     "SOURCE_PATH": _text("a folder, a .zip or an address"),
     "SOURCE_SHA256": _sha256,
-    "SYNTHETIC_PER_CLASS": _whole(1, 100_000),
+    "SYNTHETIC_PER_CLASS": _whole(2, 100_000, "each species needs an image for training and one for validation"),
     "SEED": _whole(0, 2**32 - 1, "NumPy's seeds"),
     "VAL_FRACTION": _number(0, 1, "the share of each species kept for validation"),
     "IMAGE_SIZE": _whole(16, 4096, "lesson 06's CNN halves the side four times"),

@@ -12,7 +12,17 @@ import numpy as np
 
 from .flatten import MANIFEST_FILE, flatten_images
 from .index import CLASSES_FILE, FILENAMES_FILE, LABELS_FILE, build_index, load_index, save_index
-from .sources import RawData, count_raw_images, fetch_raw_data, read_source_record
+from .sources import (
+    COURSE_RECORD,
+    RawData,
+    count_raw_images,
+    describe_source,
+    fetch_raw_data,
+    raw_from_course,
+    read_course_record,
+    read_source_record,
+    same_source,
+)
 from .split import SPLIT_FILES, load_split, save_split, split_train_val
 
 RAW_DIR, ALL_IMAGES_DIR = "raw", "all_images"
@@ -23,15 +33,53 @@ SPECIES_FOLDERS_DIR = "by_species"
 def ensure_raw(
     data_dir: str | Path, source: str = "synthetic", source_path: str | Path | None = None,
     synthetic_per_class: int = 40, seed: int = 42, progress: bool = True, sha256: str | None = None,
+    course_dir: str | Path | None = None,
 ) -> RawData:
-    """Lesson 01's ``raw/``: kept as it is when a finished one exists (whatever its source), else fetched."""
+    """Lesson 01's ``raw/``.
+
+    With ``course_dir`` (what lessons 02-10 pass, see :func:`course_data`): the data lesson 01 recorded there,
+    rebuilt in this runtime when ``raw/`` does not hold it yet (:func:`~seedlings_utils.sources.raw_from_course`);
+    with no record there, what ``raw/`` holds, else the synthetic set of ``synthetic_per_class`` images per
+    species. Without ``course_dir``: ``raw/`` as it is when a finished one exists (whatever its source), else
+    fetched from ``source``.
+    """
     raw_dir = Path(data_dir) / RAW_DIR
-    record = read_source_record(raw_dir)
-    if record is not None:
+    existing = read_source_record(raw_dir)
+    course = read_course_record(course_dir) if course_dir else None
+    if course is not None and (existing is None or not same_source(existing, course["source"])):
+        print(f"This runtime has no copy of lesson 01's data yet: {describe_source(course['source'])}.")
+        return raw_from_course(data_dir, course_dir, course, progress=progress)
+    if existing is not None:
         train_counts, test_count = count_raw_images(raw_dir)
-        return RawData(raw_dir, record, train_counts, test_count)
+        return RawData(raw_dir, existing, train_counts, test_count)
+    if course_dir:
+        source = "synthetic"  # no record from lesson 01: course_data has said so
     print("No raw data yet: running lesson 01's step.")
     return fetch_raw_data(data_dir, source, source_path, synthetic_per_class, seed, progress=progress, sha256=sha256)
+
+
+def course_data(course_dir: str | Path | None, data_dir: str | Path, synthetic_per_class: int = 400,
+                seed: int = 42, progress: bool = True) -> dict:
+    """The cell after the parameters of lessons 02-10: this runtime's ``raw/`` from lesson 01's record.
+
+    Resolves ``COURSE_DIR`` (on Colab: a folder on Google Drive, mounted first; elsewhere ``DATA_DIR``), says
+    in one line which data the lesson uses, builds ``raw/`` (:func:`ensure_raw`: a zip is unpacked from
+    ``COURSE_DIR``, with its time printed) and returns the keywords every ``ensure_*`` takes (``RAW``).
+    With no record from lesson 01 the lesson uses the synthetic set, and says so.
+    """
+    from .env import resolve_course_dir
+
+    course_dir = resolve_course_dir(course_dir, data_dir)
+    record = read_course_record(course_dir)
+    if record is None:
+        print(f"Data: the SYNTHETIC set ({synthetic_per_class} images per species on average). COURSE_DIR = "
+              f"{course_dir} holds no {COURSE_RECORD}: lesson 01 writes it. For the real photos, run lesson 01 with "
+              "DATA_SOURCE set and this COURSE_DIR, then this cell again.")
+    else:
+        print(f"Data: {describe_source(record['source'])}, as lesson 01 recorded in {course_dir / COURSE_RECORD}.")
+    raw_kwargs = {"course_dir": course_dir, "synthetic_per_class": synthetic_per_class}
+    ensure_raw(data_dir, seed=seed, progress=progress, **raw_kwargs)
+    return raw_kwargs
 
 
 def ensure_all_images(data_dir: str | Path, progress: bool = True, **raw_kwargs) -> Path:

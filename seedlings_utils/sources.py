@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -22,6 +23,8 @@ from .locking import output_lock
 
 SOURCES = ("synthetic", "local", "kaggle", "url")
 SOURCE_RECORD = ".source.json"
+#: Lesson 01's record in ``COURSE_DIR``: the data source of the whole course, and the zip it downloaded.
+COURSE_RECORD = "course_data.json"
 
 
 @dataclass
@@ -76,6 +79,7 @@ def fetch_raw_data(
     seed: int = 42,
     progress: bool = True,
     sha256: str | None = None,
+    downloads_dir: str | Path | None = None,
 ) -> RawData:
     """Put the raw data set into ``data_dir/raw`` and describe it; skip the work when it is already there.
 
@@ -84,13 +88,12 @@ def fetch_raw_data(
     - ``"kaggle"``: the official competition files through the Kaggle client (needs credentials);
     - ``"url"``: a zip at the URL ``source_path`` (a mirror), resumable, checked against ``sha256`` if given.
 
-    Downloads are kept in ``data_dir/downloads`` and not fetched again. Re-running with the same arguments
-    does nothing. A different synthetic set replaces the old one (it can always be regenerated); anything
-    else already in ``raw/`` is never overwritten: you get an error that says which folder to remove or
-    which other ``DATA_DIR`` to use.
+    Downloads are kept in ``downloads_dir`` (default ``data_dir/downloads``) and not fetched again. Re-running
+    with the same arguments does nothing. A different synthetic set replaces the old one (it can always be
+    regenerated); anything else already in ``raw/`` is never overwritten: you get an error that says which
+    folder to remove or which other ``DATA_DIR`` to use.
     """
     data_dir = Path(data_dir)
-    raw_dir = data_dir / "raw"
     if source not in SOURCES:
         raise DataSourceError(f"DATA_SOURCE must be one of {SOURCES}, not {source!r}.")
     if source == "synthetic":
@@ -116,13 +119,22 @@ def fetch_raw_data(
         wanted = {"source": "local", "path": str(path)}
         wanted["fingerprint"] = source_fingerprint(path)  # a folder or zip changed later is noticed and copied again
 
+    downloads = Path(downloads_dir) if downloads_dir else data_dir / "downloads"
+    return _build_raw(data_dir, wanted, lambda partial: _fill(partial, source, wanted, source_path, downloads,
+                                                             synthetic_per_class, seed, sha256, progress))
+
+
+def _build_raw(data_dir: Path, wanted: dict, fill) -> RawData:
+    """``data_dir/raw`` holding the source ``wanted`` describes: kept when it already does, else made by
+    ``fill(folder)`` in ``raw.partial`` and renamed into place once checked, with ``wanted`` as its record."""
+    raw_dir = data_dir / "raw"
     with output_lock(raw_dir, "lesson 01: fetching the raw data"):  # a second run waits: it would delete our work
         existing = read_source_record(raw_dir)
         if existing == wanted:
             train_counts, test_count = count_raw_images(raw_dir)
             return RawData(raw_dir, existing, train_counts, test_count)
         if raw_dir.exists() and any(raw_dir.iterdir()):
-            if existing is not None and _same_source(existing, wanted) and source == "local":
+            if existing is not None and same_source(existing, wanted) and wanted["source"] == "local":
                 print(f"{wanted['path']} changed since it was copied into {raw_dir}: copying it again.")
             elif existing is None or existing.get("source") != "synthetic":
                 raise DataSourceError(
@@ -138,7 +150,7 @@ def fetch_raw_data(
             shutil.rmtree(partial)
         partial.mkdir(parents=True)
         try:
-            _fill(partial, source, wanted, source_path, data_dir, synthetic_per_class, seed, sha256, progress)
+            fill(partial)
             train_counts, test_count = count_raw_images(partial)
             _check_usable(train_counts, wanted)
         except BaseException:
@@ -151,28 +163,106 @@ def fetch_raw_data(
     return RawData(raw_dir, wanted, train_counts, test_count)
 
 
-def _fill(partial: Path, source: str, wanted: dict, source_path, data_dir: Path, synthetic_per_class: int,
+def _fill(partial: Path, source: str, wanted: dict, source_path, downloads: Path, synthetic_per_class: int,
           seed: int, sha256: str | None, progress: bool) -> None:
     """Put the source's ``train/`` and ``test/`` into ``partial``."""
     if source == "synthetic":
         from .synthetic import make_synthetic_seedlings
 
         make_synthetic_seedlings(partial, per_class=synthetic_per_class, seed=seed, progress=progress)
-    elif source == "kaggle":
-        from .kaggle_download import download_competition
-
-        _copy_local_source(download_competition(data_dir / "downloads", progress=progress), partial, progress)
-    elif source == "url":
-        from .download import download_url
-
-        name = PurePosixPath(wanted["url"].split("?")[0]).name or "data.zip"
-        archive = download_url(str(source_path), data_dir / "downloads" / name, sha256=sha256, progress=progress)
-        _copy_local_source(archive, partial, progress)
+    elif source in ("kaggle", "url"):
+        _copy_local_source(_download(wanted, source_path, downloads, sha256, progress), partial, progress)
     else:
         _copy_local_source(Path(wanted["path"]), partial, progress)
 
 
-def _same_source(recorded: dict, wanted: dict) -> bool:
+def _download(wanted: dict, source_path, downloads: Path, sha256: str | None, progress: bool) -> Path:
+    """The zip of a ``kaggle`` or ``url`` source in ``downloads``: fetched once, found there afterwards."""
+    if wanted["source"] == "kaggle":
+        from .kaggle_download import download_competition
+
+        return download_competition(downloads, progress=progress)
+    from .download import download_url
+
+    name = PurePosixPath(wanted["url"].split("?")[0]).name or "data.zip"
+    return download_url(str(source_path), downloads / name, sha256=sha256, progress=progress)
+
+
+def fetch_course_data(
+    data_dir: str | Path,
+    course_dir: str | Path,
+    source: str = "synthetic",
+    source_path: str | Path | None = None,
+    synthetic_per_class: int = 40,
+    seed: int = 42,
+    progress: bool = True,
+    sha256: str | None = None,
+) -> RawData:
+    """Lesson 01: :func:`fetch_raw_data`, keeping a download in ``course_dir/downloads``, then the record of the
+    source in ``course_dir/course_data.json``, from which every later lesson rebuilds ``raw/`` in a runtime of
+    its own (:func:`raw_from_course`): the zip unpacked from ``course_dir`` with no network, a local source
+    copied again, the synthetic set drawn again."""
+    course_dir = Path(course_dir)
+    downloads = course_dir / "downloads"
+    raw = fetch_raw_data(data_dir, source, source_path, synthetic_per_class, seed, progress, sha256, downloads)
+    archive = None
+    if source in ("kaggle", "url"):  # raw/ may predate this course_dir: then the zip comes into it now
+        archive = _download(raw.source, source_path, downloads, sha256, progress).relative_to(course_dir).as_posix()
+    record = {"source": raw.source, "archive": archive}
+    path = course_dir / COURSE_RECORD
+    if read_course_record(course_dir) != record:
+        course_dir.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(record, indent=2))
+        temporary.replace(path)  # a lesson reading it meanwhile sees the old record or the new, never half of one
+    return raw
+
+
+def read_course_record(course_dir: str | Path) -> dict | None:
+    """What lesson 01 recorded in ``course_dir`` (``{"source": ..., "archive": ...}``), or None."""
+    path = Path(course_dir) / COURSE_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def describe_source(source: dict) -> str:
+    """A source record in words: ``the zip from https://...``, ``the synthetic set (400 images per species)``."""
+    kind = source["source"]
+    if kind == "synthetic":
+        return f"the synthetic set ({source['per_class']} images per species on average, seed {source['seed']})"
+    if kind == "kaggle":
+        return f"Kaggle's {source['competition']!r} files"
+    return f"the zip from {source['url']}" if kind == "url" else f"the folder or zip {source['path']}"
+
+
+def raw_from_course(data_dir: str | Path, course_dir: str | Path, record: dict, progress: bool = True) -> RawData:
+    """``data_dir/raw`` from lesson 01's ``record`` in ``course_dir``, in a runtime that has no copy yet.
+
+    A zip (``url``, ``kaggle``) is unpacked from ``course_dir`` (no network; the time it took is printed),
+    a ``local`` folder or zip is copied again, the synthetic set is drawn again with lesson 01's size and seed.
+    """
+    data_dir, course_dir, source = Path(data_dir), Path(course_dir), record["source"]
+    if source["source"] == "synthetic":
+        return fetch_raw_data(data_dir, "synthetic", synthetic_per_class=source["per_class"], seed=source["seed"],
+                              progress=progress)
+    if source["source"] == "local":
+        if not Path(source["path"]).exists():
+            raise DataSourceError(
+                f"Lesson 01 used SOURCE_PATH = {source['path']!r}, which this runtime cannot see (on Colab each "
+                "notebook has its own disk). Put the folder or zip on Google Drive, run lesson 01 again with that "
+                "path, then this cell.")
+        return fetch_raw_data(data_dir, "local", source["path"], progress=progress)
+    archive = course_dir / (record.get("archive") or "missing")
+    if not archive.is_file():
+        raise DataSourceError(f"Lesson 01 recorded {describe_source(source)}, but its copy {archive} is gone. "
+                              "Run lesson 01 again (it downloads the zip into COURSE_DIR once), then this cell.")
+    start = time.perf_counter()
+    raw = _build_raw(data_dir, source, lambda partial: _copy_local_source(archive, partial, progress))
+    print(f"Unpacked {raw.train_total + raw.test_count:,} images ({archive.stat().st_size / 1e6:,.0f} MB zip) from "
+          f"{archive} into {raw.root} in {time.perf_counter() - start:.0f} s.")
+    return raw
+
+
+def same_source(recorded: dict, wanted: dict) -> bool:
     """The same source (kind and place), whatever its contents' fingerprint says."""
     return {k: v for k, v in recorded.items() if k != "fingerprint"} == {
         k: v for k, v in wanted.items() if k != "fingerprint"}

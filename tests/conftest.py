@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,41 @@ def make_kaggle_tree(root: Path, per_species: int = 4, test_images: int = 3, sha
     for k in range(test_images):
         Image.new("RGB", (30, 30), species_colour(k % len(TINY_SPECIES))).save(root / "test" / f"t{k:08x}.png")
     return root
+
+
+def zip_tree(tree: Path, archive: Path, prefix: str = "") -> Path:
+    """``tree`` zipped into ``archive``, every entry under ``prefix`` (a wrapper folder, as zips often have)."""
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file():
+                z.write(path, prefix + path.relative_to(tree).as_posix())
+    return archive
+
+
+@pytest.fixture
+def http_folder(tmp_path, monkeypatch):
+    """A plain HTTP server on 127.0.0.1 serving ``tmp_path / "www"``; yields (folder, base URL, request log)."""
+    import functools
+    import http.server
+    import threading
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # urllib would send even 127.0.0.1 through a proxy
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    seen = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            seen.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture
@@ -183,5 +219,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # one worker starts the run of every lesson at once while the other takes the rest, and no long file is
     # left for the end, when the other worker would wait idle.
     first = ["test_lessons_papermill.py", "06_train_and_evaluate_a_cnn.ipynb", "10_beyond_one_machine.ipynb",
-             "test_bench.py", "test_synthetic.py", "test_distributed.py", "09_transfer_learning_and_a_busy_gpu.ipynb"]
+             "test_colab_path.py", "test_bench.py", "test_synthetic.py", "test_distributed.py",
+             "09_transfer_learning_and_a_busy_gpu.ipynb"]
     items.sort(key=lambda item: first.index(item.path.name) if item.path.name in first else len(first))

@@ -111,3 +111,20 @@ def test_run_lessons_still_stops_at_the_first_failure_by_default(course, tmp_pat
     with pytest.raises(PapermillExecutionError, match="the planted message"):
         run_lessons({"DATA_DIR": str(tmp_path / "data")}, out, course)
     assert sorted(p.name for p in out.glob("*.ipynb")) == ["01_source.ipynb", "02_flat.ipynb"]
+
+
+def test_relative_folders_reach_every_lesson_as_absolute_paths(tmp_path, monkeypatch):
+    """The kernels run in notebooks/: a relative COURSE_DIR or RESULTS_DIR would point somewhere else there."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    path = write_notebook(nbs / "01_a.ipynb", "x = 1")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = 'DATA_DIR = ""\nCOURSE_DIR = ""\nRESULTS_DIR = ""'
+    nbformat.write(nb, path)
+    monkeypatch.chdir(tmp_path)
+    [out] = run_lessons({"DATA_DIR": "d", "COURSE_DIR": "drive", "RESULTS_DIR": "r"}, tmp_path / "out",
+                        notebooks_dir=nbs, prepare_only=True)
+    injected = next(c.source for c in nbformat.read(out, as_version=4).cells
+                    if "injected-parameters" in c.metadata.get("tags", []))
+    for name, folder in (("DATA_DIR", "d"), ("COURSE_DIR", "drive"), ("RESULTS_DIR", "r")):
+        assert f'{name} = "{tmp_path / folder}"' in injected

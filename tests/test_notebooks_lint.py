@@ -10,7 +10,9 @@ from seedlings_utils.config import COLAB_INSTALL, GITHUB_BRANCH, GITHUB_REPO
 from seedlings_utils.lessons import lesson_notebooks
 
 NOTEBOOKS = lesson_notebooks()
-CONTRACT_PARAMETERS = {"DATA_DIR", "DATA_SOURCE", "SOURCE_PATH", "SYNTHETIC_PER_CLASS", "SEED"}
+CONTRACT_PARAMETERS = {"DATA_DIR", "COURSE_DIR", "SYNTHETIC_PER_CLASS", "SEED"}
+#: Set in lesson 01 only, which records them in COURSE_DIR for every later lesson (seedlings_utils.sources).
+DATA_SOURCE_PARAMETERS = {"DATA_SOURCE", "SOURCE_PATH", "SOURCE_SHA256"}
 
 
 def cells(path):
@@ -39,18 +41,20 @@ def test_template_and_links(path):
     assert '"google.colab" in sys.modules' in setup and COLAB_INSTALL in setup
     tagged = [c for c in nb if "parameters" in c["metadata"].get("tags", [])]
     assert len(tagged) == 1
-    names = set(re.findall(r"^([A-Z_]+) = ", source(tagged[0]), flags=re.M))
+    names = set(re.findall(r"^([A-Z][A-Z0-9_]*) = ", source(tagged[0]), flags=re.M))
     assert CONTRACT_PARAMETERS <= names
+    if path.name[:2] == "01":
+        assert DATA_SOURCE_PARAMETERS <= names
+    else:
+        assert not DATA_SOURCE_PARAMETERS & names, "only lesson 01 sets the data source (later ones read its record)"
     makefile = (Path(__file__).parents[1] / "Makefile").read_text()
     passed = set(re.search(r"^PARAMETERS := (.*?)\n#", makefile, flags=re.M | re.S)[1].replace("\\", " ").split())
     assert names <= passed, f"make lessons cannot set {sorted(names - passed)}: add them to the Makefile's PARAMETERS"
     headings = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and source(c).startswith("## ")]
     check = [i for i in headings if source(nb[i]).startswith("## Check")]
     assert len(check) == 1 and "OK:" in source(nb[check[0] + 1]), "one '## Check' section, its cell prints OK:"
-    if path.name[:2] != "01":  # every lesson from 02 on ends with its exercises, right after the check
-        assert source(nb[headings[-1]]).startswith("## Exercises") and headings[-2] == check[0]
-    else:
-        assert headings[-1] == check[0] and check[0] + 2 == len(nb)
+    # every lesson ends with its exercises, right after the check
+    assert source(nb[headings[-1]]).startswith("## Exercises") and headings[-2] == check[0]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -5,13 +5,18 @@ from pathlib import Path
 import pytest
 
 from seedlings_utils.sources import (
+    COURSE_RECORD,
     DataSourceError,
     count_raw_images,
     extract_zip_safely,
+    fetch_course_data,
     fetch_raw_data,
     find_kaggle_root,
+    read_course_record,
     read_source_record,
 )
+
+from .conftest import zip_tree
 
 
 def test_local_folder_is_copied_in_kaggle_layout(kaggle_tree, tmp_path):
@@ -73,14 +78,6 @@ def test_interrupted_run_is_redone(kaggle_tree, tmp_path):
     assert raw.train_total == 12 and not (raw.root / "train" / "Maize" / "half.png").exists()
 
 
-def _zip_tree(tree: Path, archive: Path, prefix: str = "") -> Path:
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(tree.rglob("*")):
-            if path.is_file():
-                z.write(path, prefix + path.relative_to(tree).as_posix())
-    return archive
-
-
 class FakeKaggleApi:
     """The Kaggle client's boundary: writes the competition zip where the real client would."""
 
@@ -92,7 +89,7 @@ class FakeKaggleApi:
 
     def competition_download_files(self, competition, path=None, quiet=True, **kwargs):
         self.downloads += 1
-        _zip_tree(self.tree, Path(path) / f"{competition}.zip")
+        zip_tree(self.tree, Path(path) / f"{competition}.zip")
 
 
 def test_kaggle_source_downloads_extracts_and_skips_next_time(kaggle_tree, tmp_path, monkeypatch):
@@ -119,37 +116,11 @@ def test_kaggle_source_without_credentials_says_what_to_do(tmp_path, monkeypatch
     assert not (tmp_path / "raw").exists()
 
 
-@pytest.fixture
-def http_folder(tmp_path, monkeypatch):
-    """A plain HTTP server on 127.0.0.1 serving ``tmp_path / "www"``; yields (folder, base URL, request log)."""
-    import functools
-    import http.server
-    import threading
-
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)  # urllib would send even 127.0.0.1 through a proxy
-
-    folder = tmp_path / "www"
-    folder.mkdir()
-    seen = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            seen.append(self.path)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
-
-
 def test_url_source_downloads_verifies_and_skips_next_time(kaggle_tree, tmp_path, http_folder):
     from seedlings_utils.download import sha256_of
 
     folder, base, seen = http_folder
-    archive = _zip_tree(kaggle_tree, folder / "seedlings.zip", prefix="plant-seedlings/")
+    archive = zip_tree(kaggle_tree, folder / "seedlings.zip", prefix="plant-seedlings/")
     raw = fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip?token=SECRET", progress=False,
                          sha256=sha256_of(archive))
     assert raw.train_total == 12 and raw.test_count == 3
@@ -162,7 +133,7 @@ def test_url_source_downloads_verifies_and_skips_next_time(kaggle_tree, tmp_path
 
 def test_url_source_without_a_checksum_as_make_lessons_passes_it(kaggle_tree, tmp_path, http_folder):
     folder, base, _ = http_folder
-    _zip_tree(kaggle_tree, folder / "seedlings.zip")
+    zip_tree(kaggle_tree, folder / "seedlings.zip")
     # the notebooks' default SOURCE_SHA256 = "" means "not given", not a malformed digest
     raw = fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip", progress=False, sha256="")
     assert raw.train_total == 12
@@ -170,7 +141,7 @@ def test_url_source_without_a_checksum_as_make_lessons_passes_it(kaggle_tree, tm
 
 def test_url_source_with_a_wrong_checksum_leaves_nothing(kaggle_tree, tmp_path, http_folder):
     folder, base, _ = http_folder
-    _zip_tree(kaggle_tree, folder / "seedlings.zip")
+    zip_tree(kaggle_tree, folder / "seedlings.zip")
     with pytest.raises(DataSourceError, match="(?i)sha-?256|checksum"):
         fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip", progress=False, sha256="0" * 64)
     assert not (tmp_path / "data" / "raw").exists()
@@ -255,3 +226,111 @@ def test_a_record_of_an_earlier_version_is_refreshed(kaggle_tree, tmp_path):
     record.write_text(json.dumps({"source": "local", "path": str(kaggle_tree.resolve())}))
     assert fetch_raw_data(data, "local", kaggle_tree, progress=False).train_total == 12
     assert "fingerprint" in read_source_record(data / "raw")
+
+
+# The course record (COURSE_DIR/course_data.json): lesson 01 writes it, a fresh runtime rebuilds raw/ from it.
+
+
+def test_url_zip_is_kept_in_course_dir_and_a_fresh_runtime_unpacks_it_offline(kaggle_tree, tmp_path, http_folder,
+                                                                              capsys):
+    from seedlings_utils.pipeline import ensure_raw
+
+    folder, base, seen = http_folder
+    zip_tree(kaggle_tree, folder / "seedlings.zip", prefix="plant-seedlings/")
+    course = tmp_path / "drive"
+    raw = fetch_course_data(tmp_path / "runtime1", course, "url", f"{base}/seedlings.zip?token=SECRET",
+                            progress=False)
+    record = read_course_record(course)
+    assert record == {"source": raw.source, "archive": "downloads/seedlings.zip"}
+    assert (course / "downloads" / "seedlings.zip").is_file() and "SECRET" not in (course / COURSE_RECORD).read_text()
+    assert not (tmp_path / "runtime1" / "downloads").exists(), "the zip is kept once, in COURSE_DIR"
+    requests = len(seen)
+    fresh = ensure_raw(tmp_path / "runtime2", course_dir=course, progress=False)
+    assert len(seen) == requests, "a fresh runtime unpacks the zip from COURSE_DIR, with no request"
+    assert read_source_record(fresh.root) == raw.source
+    assert (fresh.train_counts, fresh.test_count) == (raw.train_counts, raw.test_count)
+    assert "Unpacked 15 images" in capsys.readouterr().out
+    ensure_raw(tmp_path / "runtime2", course_dir=course, progress=False)
+    assert "Unpacked" not in capsys.readouterr().out, "a runtime that has the data keeps it"
+
+
+def test_kaggle_zip_is_downloaded_once_for_every_runtime(kaggle_tree, tmp_path, monkeypatch):
+    from seedlings_utils import kaggle_download
+    from seedlings_utils.pipeline import ensure_raw
+
+    api = FakeKaggleApi(kaggle_tree)
+    monkeypatch.setattr(kaggle_download, "_real_api", lambda: api)
+    monkeypatch.setenv("KAGGLE_USERNAME", "learner")
+    monkeypatch.setenv("KAGGLE_KEY", "SECRET-KEY-1234")
+    course = tmp_path / "drive"
+    fetch_course_data(tmp_path / "runtime1", course, "kaggle", progress=False)
+    assert read_course_record(course)["archive"] == "downloads/plant-seedlings-classification.zip"
+    for runtime in ("runtime2", "runtime3"):
+        assert ensure_raw(tmp_path / runtime, course_dir=course, progress=False).train_total == 12
+    assert api.downloads == 1
+
+
+def test_a_course_dir_chosen_after_the_download_gets_the_zip_too(kaggle_tree, tmp_path, http_folder):
+    folder, base, _ = http_folder
+    zip_tree(kaggle_tree, folder / "seedlings.zip")
+    fetch_raw_data(tmp_path / "data", "url", f"{base}/seedlings.zip", progress=False)  # raw/ is there already
+    fetch_course_data(tmp_path / "data", tmp_path / "drive", "url", f"{base}/seedlings.zip", progress=False)
+    assert (tmp_path / "drive" / read_course_record(tmp_path / "drive")["archive"]).is_file()
+
+
+def test_without_a_record_a_lesson_says_it_uses_the_synthetic_set(tmp_path, capsys):
+    from seedlings_utils.pipeline import course_data, ensure_raw
+
+    raw_kwargs = course_data(tmp_path / "drive", tmp_path / "data", synthetic_per_class=2, seed=1, progress=False)
+    assert "SYNTHETIC" in capsys.readouterr().out
+    assert raw_kwargs == {"course_dir": tmp_path / "drive", "synthetic_per_class": 2}
+    raw = ensure_raw(tmp_path / "data", seed=1, progress=False, **raw_kwargs)
+    assert raw.source == {"source": "synthetic", "per_class": 2, "seed": 1}
+
+
+def test_a_record_written_later_replaces_the_synthetic_fallback(kaggle_tree, tmp_path):
+    from seedlings_utils.pipeline import ensure_index, ensure_raw
+
+    course = tmp_path / "drive"
+    ensure_raw(tmp_path / "data", course_dir=course, synthetic_per_class=2, progress=False)  # lesson 05 run first
+    fetch_course_data(tmp_path / "lesson01", course, "local", kaggle_tree, progress=False)  # then lesson 01
+    filenames, _, classes = ensure_index(tmp_path / "data", course_dir=course, progress=False)
+    assert classes == ["Charlock", "Common wheat", "Maize"] and len(filenames) == 12
+
+
+def test_a_synthetic_record_is_drawn_again_with_lesson_01s_size_and_seed(tmp_path):
+    from seedlings_utils.pipeline import ensure_raw
+
+    first = fetch_course_data(tmp_path / "runtime1", tmp_path / "drive", "synthetic", synthetic_per_class=2, seed=5,
+                              progress=False)
+    again = ensure_raw(tmp_path / "runtime2", course_dir=tmp_path / "drive", synthetic_per_class=400, seed=9,
+                       progress=False)
+    assert again.source == first.source and again.train_counts == first.train_counts
+    assert sorted(p.name for p in (again.root / "train").rglob("*.png")) == sorted(
+        p.name for p in (first.root / "train").rglob("*.png"))
+
+
+def test_a_record_this_runtime_cannot_follow_says_what_to_do(kaggle_tree, tmp_path, http_folder):
+    from seedlings_utils.pipeline import ensure_raw
+
+    fetch_course_data(tmp_path / "runtime1", tmp_path / "drive", "local", kaggle_tree, progress=False)
+    kaggle_tree.rename(tmp_path / "elsewhere")  # another runtime's disk
+    with pytest.raises(DataSourceError, match="this runtime cannot see"):
+        ensure_raw(tmp_path / "runtime2", course_dir=tmp_path / "drive", progress=False)
+    folder, base, _ = http_folder
+    zip_tree(tmp_path / "elsewhere", folder / "seedlings.zip")
+    fetch_course_data(tmp_path / "runtime3", tmp_path / "other-drive", "url", f"{base}/seedlings.zip", progress=False)
+    (tmp_path / "other-drive" / "downloads" / "seedlings.zip").unlink()
+    with pytest.raises(DataSourceError, match="Run lesson 01 again"):
+        ensure_raw(tmp_path / "runtime4", course_dir=tmp_path / "other-drive", progress=False)
+    assert not (tmp_path / "runtime2" / "raw").exists() and not (tmp_path / "runtime4" / "raw").exists()
+
+
+def test_course_dir_defaults_to_drive_on_colab_and_to_data_dir_elsewhere(tmp_path, monkeypatch):
+    from seedlings_utils import env
+
+    assert env.resolve_course_dir("", tmp_path / "data") == (tmp_path / "data").resolve()
+    assert env.resolve_course_dir(tmp_path / "c", tmp_path / "data") == (tmp_path / "c").resolve()
+    monkeypatch.setattr(env, "is_colab", lambda: True)
+    monkeypatch.setattr(env, "resolve_data_dir", lambda path: Path(path))  # no Drive to mount here
+    assert env.resolve_course_dir("", tmp_path / "data") == Path(env.COLAB_COURSE_DIR)
