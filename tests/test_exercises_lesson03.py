@@ -1,5 +1,6 @@
 """Lesson 03's exercises reject the typical wrong answers, each with its own diagnosis."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -27,40 +28,91 @@ def test_untouched_starter_is_not_attempted(q):
     assert q.evaluate(notebook_starter(q)).status == NOT_ATTEMPTED
 
 
-def counter_2019(species):  # a new number at each species met, in the order met
-    classes, labels = [], []
-    for s in species:
-        if s not in classes:
-            classes.append(s)
-        labels.append(classes.index(s))
-    return np.array(labels), classes
+def read_rows(csv_path):
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
-def sorted_classes_but_counter_labels(species):
-    labels, classes = counter_2019(species)
-    return labels, sorted(classes)
+def counter_2019(csv_path):  # a new number at each species met, in the order the rows are read
+    rows, classes, labels = read_rows(csv_path), [], []
+    for row in rows:
+        if row["species"] not in classes:
+            classes.append(row["species"])
+        labels.append(classes.index(row["species"]))
+    return np.array([r["file"] for r in rows]), np.array(labels), classes
 
 
-def one_hot(species):
-    classes = sorted(set(species))
-    return np.eye(len(classes))[[classes.index(s) for s in species]], classes
+def sorted_classes_but_counter_labels(csv_path):
+    filenames, labels, classes = counter_2019(csv_path)
+    return filenames, labels, sorted(classes)
 
 
-def names_as_labels(species):
-    return np.array(species), sorted(set(species))
+def np_unique_labels_but_first_seen_classes(csv_path):  # right labels, classes listed as met
+    rows = read_rows(csv_path)
+    _, labels = np.unique([r["species"] for r in rows], return_inverse=True)
+    return np.array([r["file"] for r in rows]), labels, list(dict.fromkeys(r["species"] for r in rows))
 
 
-def only_labels(species):
-    classes = sorted(set(species))
-    return np.array([classes.index(s) for s in species])
+def one_hot(csv_path):
+    rows = read_rows(csv_path)
+    classes = sorted({r["species"] for r in rows})
+    return np.array([r["file"] for r in rows]), np.eye(len(classes))[[classes.index(r["species"]) for r in rows]], \
+        classes
+
+
+def names_as_labels(csv_path):
+    rows = read_rows(csv_path)
+    return np.array([r["file"] for r in rows]), np.array([r["species"] for r in rows]), \
+        sorted({r["species"] for r in rows})
+
+
+def object_filenames(csv_path):  # what a pandas column gives
+    rows = read_rows(csv_path)
+    classes = sorted({r["species"] for r in rows})
+    return np.array([r["file"] for r in rows], dtype=object), np.array([classes.index(r["species"]) for r in rows]), \
+        classes
+
+
+def sorted_filenames(csv_path):  # labels in row order, names sorted: the parallel arrays no longer match
+    rows = read_rows(csv_path)
+    classes = sorted({r["species"] for r in rows})
+    return np.array(sorted(r["file"] for r in rows)), np.array([classes.index(r["species"]) for r in rows]), classes
+
+
+def only_two(csv_path):
+    filenames, labels, _ = ex.q1.solution_namespace()["index_from_csv"](csv_path)
+    return filenames, labels
+
+
+def loads_every_image(csv_path):  # the 2019 recipe's habit: the pixels of all the images in one array
+    from PIL import Image
+
+    rows = read_rows(csv_path)
+    pixels = np.stack([np.asarray(Image.open(Path(csv_path).parent / r["file"]).convert("RGB")) for r in rows])
+    assert len(pixels) == len(rows)
+    return ex.q1.solution_namespace()["index_from_csv"](csv_path)
+
+
+def keeps_every_image_open(csv_path):
+    from PIL import Image
+
+    rows = read_rows(csv_path)
+    images = [Image.open(Path(csv_path).parent / r["file"]).convert("RGB") for r in rows]
+    assert all(image.size == (200, 200) for image in images)
+    return ex.q1.solution_namespace()["index_from_csv"](csv_path)
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
-    (counter_2019, "the order in which the species were first met"),
-    (sorted_classes_but_counter_labels, "the labels still count species in the order they were met"),
+    (counter_2019, "the order in which the table first names each species"),
+    (sorted_classes_but_counter_labels, "labels whose numbering follows the order rows were read in"),
+    (np_unique_labels_but_first_seen_classes, "the order in which the table first names each species"),
     (one_hot, "that is one-hot"),
     (names_as_labels, "not integers"),
-    (only_labels, "return a pair: (labels, classes)"),
+    (object_filenames, "dtype=object"),
+    (sorted_filenames, "keep the rows' order"),
+    (only_two, "return three things"),
+    (loads_every_image, "that is the data set in memory"),
+    (keeps_every_image_open, "decoded images at once"),
 ])
 def test_q1_rejects_typical_mistakes(wrong, message):
     outcome = ex.q1.evaluate(wrong)
@@ -70,14 +122,27 @@ def test_q1_rejects_typical_mistakes(wrong, message):
 def test_q1_rejects_labels_that_change_with_the_order():
     calls = []
 
-    def changes_on_the_second_call(species):  # right once, then every label shifted by one
-        calls.append(species)
-        classes = sorted(set(species))
-        labels = np.array([classes.index(s) for s in species])
-        return (labels if len(calls) == 1 else (labels + 1) % len(classes)), classes
+    def changes_on_a_later_call(csv_path):  # right once, then every label shifted by one
+        calls.append(csv_path)
+        filenames, labels, classes = ex.q1.solution_namespace()["index_from_csv"](csv_path)
+        return filenames, (labels if Path(csv_path).parent.name == "here" else (labels + 1) % len(classes)), classes
 
-    outcome = ex.q1.evaluate(changes_on_the_second_call)
-    assert outcome.status == INCORRECT and "'Black-grass' got label 0 with one folder order and 1" in outcome.message
+    outcome = ex.q1.evaluate(changes_on_a_later_call)
+    assert outcome.status == INCORRECT and "a label must be the species' position in classes" in outcome.message
+
+
+def test_q1_accepts_np_unique_and_opening_one_image_at_a_time():
+    def with_np_unique(csv_path):
+        from PIL import Image
+
+        rows = read_rows(csv_path)
+        for row in rows:  # checking each image, one at a time, is fine
+            with Image.open(Path(csv_path).parent / row["file"]) as image:
+                image.verify()
+        classes, labels = np.unique([r["species"] for r in rows], return_inverse=True)
+        return np.array([r["file"] for r in rows]), labels, classes.tolist()
+
+    assert ex.q1.evaluate(with_np_unique).status == CORRECT
 
 
 def save_as_is(data_dir, filenames, labels, classes):  # the object array gets pickled

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.utils import shuffle
@@ -29,52 +28,80 @@ def test_untouched_starter_is_not_attempted(q):
     assert q.evaluate(notebook_starter(q)).status == NOT_ATTEMPTED
 
 
-def the_2019_call(filenames, labels, val_fraction, seed):
-    return train_test_split(filenames, labels, test_size=0.2, random_state=1)
+def cut(filenames, labels, fraction, seed, stratify=True):
+    return train_test_split(filenames, labels, test_size=fraction, random_state=seed,
+                            stratify=labels if stratify else None)
 
 
-def unstratified(filenames, labels, val_fraction, seed):
-    return train_test_split(filenames, labels, test_size=val_fraction, random_state=seed)
+def six(first, second):
+    (_, x_test, _, y_test), (x_train, x_val, y_train, y_val) = first, second
+    return x_train, x_val, x_test, y_train, y_val, y_test
 
 
-def no_seed(filenames, labels, val_fraction, seed):
-    return train_test_split(filenames, labels, test_size=val_fraction, stratify=labels)
+def the_2019_call_twice(filenames, labels, val_fraction, test_fraction, seed):  # unstratified, random_state=1
+    first = train_test_split(filenames, labels, test_size=test_fraction, random_state=1)
+    return six(first, train_test_split(first[0], first[2], test_size=val_fraction / (1 - test_fraction),
+                                       random_state=1))
 
 
-def seed_left_at_1(filenames, labels, val_fraction, seed):
-    return train_test_split(filenames, labels, test_size=val_fraction, stratify=labels, random_state=1)
+def unstratified(filenames, labels, val_fraction, test_fraction, seed):
+    first = cut(filenames, labels, test_fraction, seed, stratify=False)
+    return six(first, cut(first[0], first[2], val_fraction / (1 - test_fraction), seed, stratify=False))
 
 
-def old_ensure_split_order(filenames, labels, val_fraction, seed):
-    x_train, x_val, y_train, y_val = train_test_split(filenames, labels, test_size=val_fraction, stratify=labels,
-                                                      random_state=seed)
-    return x_train, y_train, x_val, y_val
+def second_cut_unstratified(filenames, labels, val_fraction, test_fraction, seed):
+    first = cut(filenames, labels, test_fraction, seed)
+    return six(first, cut(first[0], first[2], val_fraction / (1 - test_fraction), seed, stratify=False))
 
 
-def names_shuffled_alone(filenames, labels, val_fraction, seed):
-    return train_test_split(shuffle(filenames, random_state=seed), labels, test_size=val_fraction, stratify=labels,
-                            random_state=seed)
+def val_fraction_of_what_is_left(filenames, labels, val_fraction, test_fraction, seed):
+    first = cut(filenames, labels, test_fraction, seed)
+    return six(first, cut(first[0], first[2], val_fraction, seed))
 
 
-def train_size_instead_of_test_size(filenames, labels, val_fraction, seed):
-    return train_test_split(filenames, labels, train_size=val_fraction, stratify=labels, random_state=seed)
+def no_seed(filenames, labels, val_fraction, test_fraction, seed):
+    first = cut(filenames, labels, test_fraction, None)
+    return six(first, cut(first[0], first[2], val_fraction / (1 - test_fraction), None))
 
 
-def returns_two_sets(filenames, labels, val_fraction, seed):
-    x_train, x_val, _, _ = train_test_split(filenames, labels, test_size=val_fraction, stratify=labels,
-                                            random_state=seed)
-    return x_train, x_val
+def seed_left_at_1(filenames, labels, val_fraction, test_fraction, seed):
+    first = cut(filenames, labels, test_fraction, 1)
+    return six(first, cut(first[0], first[2], val_fraction / (1 - test_fraction), 1))
+
+
+def the_whole_index_cut_twice(filenames, labels, val_fraction, test_fraction, seed):  # validation and test overlap
+    return six(cut(filenames, labels, test_fraction, seed), cut(filenames, labels, val_fraction, seed + 1))
+
+
+def names_shuffled_alone(filenames, labels, val_fraction, test_fraction, seed):
+    first = cut(shuffle(filenames, random_state=seed), labels, test_fraction, seed)
+    return six(first, cut(first[0], first[2], val_fraction / (1 - test_fraction), seed))
+
+
+def the_four_of_train_test_split(filenames, labels, val_fraction, test_fraction, seed):
+    return cut(filenames, labels, test_fraction, seed)
+
+
+def labels_first(filenames, labels, val_fraction, test_fraction, seed):
+    x_train, x_val, x_test, y_train, y_val, y_test = three_way(filenames, labels, val_fraction, test_fraction, seed)
+    return y_train, y_val, y_test, x_train, x_val, x_test
+
+
+def three_way(filenames, labels, val_fraction, test_fraction, seed):
+    return ex.q1.solution_namespace()["three_way_split"](filenames, labels, val_fraction, test_fraction, seed)
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
-    (the_2019_call, "not stratified: with seed 0, 'Black-grass' has 3 of its 30 images in validation, 6 expected"),
-    (unstratified, "Pass stratify=labels"),
-    (no_seed, "two calls with seed 3 gave different splits"),
-    (seed_left_at_1, "the seed is ignored"),
-    (old_ensure_split_order, "that is (X_train, y_train, X_val, y_val)"),
+    (the_2019_call_twice, "not stratified: with seed 0"),
+    (unstratified, "Pass stratify= the labels of the images being cut"),
+    (second_cut_unstratified, "not stratified"),
+    (val_fraction_of_what_is_left, "validation holds 20 of 120 images"),
+    (no_seed, "gave different splits (an unseeded split)"),
+    (seed_left_at_1, "a seed is ignored"),
+    (the_whole_index_cut_twice, "the three sets must not share an image"),
     (names_shuffled_alone, "names and labels were shuffled apart"),
-    (train_size_instead_of_test_size, "validation holds 48 of 60 images"),
-    (returns_two_sets, "returned 2 things"),
+    (the_four_of_train_test_split, "returned 4 things"),
+    (labels_first, "expected three of file names, then three of labels"),
 ])
 def test_q1_rejects_typical_mistakes(wrong, message):
     outcome = ex.q1.evaluate(wrong)
@@ -104,7 +131,7 @@ def overlapping_sets(filenames, labels, plants, val_fraction, seed):
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
-    (split_per_photo, "has photos in both sets"),
+    (split_per_photo, "a plant must not leak across the split"),
     (groups_forgotten, "groups"),  # scikit-learn's own error, shown with the line that raised it
     (val_fraction_of_train, "validation holds 12 of 16 plants"),
     (overlapping_sets, "are in both sets"),
@@ -118,9 +145,8 @@ def test_solutions_pass_and_q1_accepts_lists():
     for q in (ex.q1, ex.q2):
         assert q.evaluate(q.solution_namespace()[q.answer_name]).status == CORRECT
 
-    def via_lists(filenames, labels, val_fraction, seed):
-        result = train_test_split(list(filenames), list(labels), test_size=val_fraction, stratify=list(labels),
-                                  random_state=seed)
-        return tuple(np.asarray(a) for a in result)
+    def via_lists(filenames, labels, val_fraction, test_fraction, seed):
+        result = three_way(list(filenames), list(labels), val_fraction, test_fraction, seed)
+        return tuple(list(a) for a in result)
 
     assert ex.q1.evaluate(via_lists).status == CORRECT

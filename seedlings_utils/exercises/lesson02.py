@@ -1,4 +1,4 @@
-"""Lesson 02's exercises: fix the 2019 copy loop; link instead of copy."""
+"""Lesson 02's exercises: flatten a tree nested another way (field/species/file); link instead of copy."""
 
 from __future__ import annotations
 
@@ -6,26 +6,23 @@ import os
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from ..flatten import unique_name
+from ..flatten import FLAT_SEPARATOR, unique_name
 from . import Exercise, Incorrect, image_number, pixel_value
+from ._held_in_memory import held_by, noise_png, refuse_if_all_held
 
-#: The checker's own tree: two species share "1.png", "Common wheat" has a space, Maize has a sub-folder.
-TREE = ("Charlock/1.png", "Charlock/2.png", "Common wheat/1.png", "Maize/1.png", "Maize/field2/1.png")
+#: The checker's tree for exercise 1: the species is the SECOND folder; two fields hold ``Maize/1.png``, and a
+#: species name has a space.
+FIELDS = ("field_A/Charlock/1.png", "field_A/Maize/1.png", "field_A/Maize/2.png", "field_B/Maize/1.png",
+          "field_B/Common wheat/1.png", "field_B/Common wheat/2.png", "field_C/Charlock/1.png", "field_C/Maize/3.png")
+#: The checker's tree for exercise 2, in lesson 02's layout (species/...): two species share ``1.png``.
+TREE = ("Charlock/1.png", "Charlock/2.png", "Common wheat/1.png", "Maize/1.png", "Maize/field2/1.png",
+        "Maize/field2/2.png")
+NOT_IN_MEMORY = "Copy one file at a time (shutil.copy streams it from disk to disk)."
 
 
-def _make_tree(train_dir: Path) -> dict[str, tuple[Path, str, PurePosixPath]]:
-    """Write :data:`TREE` (image ``k`` has red value ``pixel_value(k)``): ``{expected name: (source, species, file)}``
-    in :data:`TREE` order."""
-    from PIL import Image
-
-    expected = {}
-    for k, relative in enumerate(TREE):
-        path = train_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (6, 4), (pixel_value(k), 128, 64)).save(path)
-        species, *inside = PurePosixPath(relative).parts
-        expected[unique_name(species, PurePosixPath(*inside))] = (path, species, PurePosixPath(*inside))
-    return expected
+def _write_images(root: Path, tree: tuple[str, ...]) -> int:
+    """Image ``k`` of ``tree`` under ``root``, its red value ``pixel_value(k)``; returns the bytes of one image."""
+    return max(noise_png(root / relative, seed=k, red=pixel_value(k)) for k, relative in enumerate(tree))
 
 
 def _number(path: Path) -> int:
@@ -35,91 +32,106 @@ def _number(path: Path) -> int:
         return image_number(img.convert("RGB"))
 
 
-def _check_folder(out_dir: Path, expected: dict, train_dir: Path) -> None:
-    """Every image of ``expected`` once in ``out_dir`` under its expected name, with its own pixels."""
+def _numbers(out_dir: Path, tree: tuple[str, ...]) -> dict[str, int]:
+    """``{name in out_dir: which image of tree it holds}``; raises when images are lost or out_dir is empty."""
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         raise Incorrect(f"nothing was written to out_dir ({out_dir.name}/ is missing or empty): copy the files into it")
-    missing_sources = [str(src.relative_to(train_dir)) for src, _, _ in expected.values() if not src.is_file()]
-    if missing_sources:
-        raise Incorrect(f"{missing_sources} are gone from train_dir: copy the images (shutil.copy), don't move them")
     got = sorted(p.name for p in out_dir.iterdir())
     numbers = {name: _number(out_dir / name) for name in got}
-    lost = [TREE[k] for k in range(len(TREE)) if k not in numbers.values()]
+    lost = [tree[k] for k in range(len(tree)) if k not in numbers.values()]
     if lost:
-        raise Incorrect(f"{len(TREE)} images in, {len(got)} files out ({got}): {lost} lost. Two images were copied "
-                        "to the same name and the later copy replaced the earlier one. Name each copy "
-                        "unique_name(species, path inside the species folder): an image in a sub-folder keeps the "
-                        "sub-folder in that path")
-    for name, k in numbers.items():
-        want = list(expected)[k]
-        if name != want:
-            why = ""
-            if TREE[k] == "Maize/field2/1.png" and name.startswith("field2"):
-                why = (": the species is the first folder under train_dir, not the folder the file sits in; "
-                       "the sub-folder belongs in the file part")
-            elif name.count("__") == 0:
-                why = ": start the name with its species (unique_name does it)"
-            raise Incorrect(f"train/{TREE[k]} became {name!r}, expected {want!r}{why}")
-    extra = sorted(set(got) - set(expected))
-    if len(got) != len(expected) or extra:
-        raise Incorrect(f"{len(expected)} images in, {len(got)} files out: unexpected {extra}")
+        raise Incorrect(f"{len(tree)} images in, {len(got)} files out ({got}): {lost} lost. Two images were copied "
+                        "to the same name and the later copy silently replaced the earlier one (a name clash). Give "
+                        "each copy a name no other image can get: unique_name(species, the rest of its path)")
+    if len(got) != len(tree):
+        raise Incorrect(f"{len(tree)} images in, {len(got)} files out: {len(got) - len(tree)} extra files in out_dir")
+    return numbers
 
 
-def _check_flatten_tree(flatten_tree) -> str:
+def _check_sources_kept(root: Path, tree: tuple[str, ...]) -> None:
+    gone = [relative for relative in tree if not (root / relative).is_file()]
+    if gone:
+        raise Incorrect(f"{gone} are gone from the source folder: copy the images (shutil.copy), don't move them")
+
+
+def _check_fields(flatten_fields) -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        train_dir, out_dir = Path(tmp) / "train", Path(tmp) / "all_images"
-        expected = _make_tree(train_dir)
-        flatten_tree(train_dir, out_dir)
-        _check_folder(out_dir, expected, train_dir)
-        flatten_tree(str(train_dir), str(out_dir))  # a second run, with the folders as text, changes nothing
-        if len(list(out_dir.iterdir())) != len(expected):
-            raise Incorrect(f"a second run left {len(list(out_dir.iterdir()))} files in out_dir instead of "
-                            f"{len(expected)}: the same image must get the same name every time")
-        _check_folder(out_dir, expected, train_dir)
-    return (f"{len(TREE)} images in, {len(TREE)} out, each under its species' name, the sub-folder's image "
-            "included, and a second run changes nothing.")
+        root = Path(tmp) / "fields"
+        image_bytes = _write_images(root, FIELDS)
+        flatten_fields(root, Path(tmp) / "warm_up")  # a first run: imports and the like are not counted
+        held, _ = held_by(lambda: flatten_fields(str(root), str(Path(tmp) / "all_images")),  # folders as text
+                          lambda: flatten_fields(root, Path(tmp) / "all_images_2"))
+        refuse_if_all_held(held, len(FIELDS), image_bytes, NOT_IN_MEMORY)
+        _check_sources_kept(root, FIELDS)
+        out_dir = Path(tmp) / "all_images"
+        numbers = _numbers(out_dir, FIELDS)
+        for name, k in numbers.items():
+            field, species, file = PurePosixPath(FIELDS[k]).parts
+            prefix = unique_name(species, "") + FLAT_SEPARATOR
+            if not name.startswith(prefix):
+                why = (f": it starts with the field, {field!r}. Here the species is the second folder, not the first"
+                       if name.startswith(field) else "")
+                raise Incorrect(f"{FIELDS[k]} became {name!r}, which does not start with its species "
+                                f"({prefix!r}){why}. Lesson 03 reads each image's label from the species")
+        first = dict(numbers)
+        flatten_fields(root, out_dir)  # a second run into the same folder
+        again = sorted(p.name for p in out_dir.iterdir())
+        if again != sorted(first):
+            raise Incorrect(f"a second run gave other names ({len(again)} files in out_dir now, "
+                            f"{sorted(set(again) - set(first))[:3]} ...): the same image must get the same name every "
+                            "time, or a re-run leaves each image twice")
+        _numbers(out_dir, FIELDS)
+    return (f"{len(FIELDS)} images in, {len(FIELDS)} out, each under a name that starts with its species and that no "
+            "other image can get (the field is in it), and a second run changes nothing.")
 
 
 q1 = Exercise(
     name="q1",
-    task="Fix the 2019 loop: copy every file of train_dir/<species>/ into out_dir under unique_name(...).",
-    checker=_check_flatten_tree,
-    hint_text=("Keep the loop `for subdir, dirs, files in os.walk(train_dir): for file in files:`. For each file, "
-               "take its path relative to train_dir, e.g. `Path('Maize/field2/1.png')`: `parts[0]` is the species, "
-               "`Path(*parts[1:])` the path inside the species folder. Create out_dir first "
-               "(`mkdir(parents=True, exist_ok=True)`), then `shutil.copy(source, out_dir / unique_name(...))`."),
+    task="Write flatten_fields(root, out_dir) for a tree root/<field>/<species>/<file>: every image once, by species.",
+    checker=_check_fields,
+    hint_text=("`Path(root).rglob('*')` finds every file; `path.relative_to(root).parts` is `(field, species, file)`. "
+               "`unique_name(species, f'{field}/{file}')` gives `Maize__field_B__1.png`: the species first, and the "
+               "field keeps `field_A/Maize/1.png` and `field_B/Maize/1.png` apart. Create out_dir first, then "
+               "`shutil.copy(path, out_dir / name)`, one file at a time."),
     solution_code='''
-import os
 import shutil
 from pathlib import Path
 
 from seedlings_utils.flatten import unique_name
 
 
-def flatten_tree(train_dir, out_dir):
-    train_dir, out_dir = Path(train_dir), Path(out_dir)
+def flatten_fields(root, out_dir):
+    root, out_dir = Path(root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for subdir, dirs, files in os.walk(train_dir):
-        for file in files:
-            relative = (Path(subdir) / file).relative_to(train_dir)  # e.g. Maize/field2/1.png
-            species, inside = relative.parts[0], Path(*relative.parts[1:])
-            shutil.copy(Path(subdir) / file, out_dir / unique_name(species, inside.as_posix()))
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        field, species, file = path.relative_to(root).parts
+        shutil.copy(path, out_dir / unique_name(species, f"{field}/{file}"))
 ''',
-    answer_name="flatten_tree",
+    answer_name="flatten_fields",
 )
 
 
 def _check_links(link_into_one_folder) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         train_dir, out_dir = Path(tmp) / "train", Path(tmp) / "all_images"
-        expected = _make_tree(train_dir)
-        images = list(expected.values())
-        names = link_into_one_folder(images, out_dir)
-        if names is None or list(names) != list(expected):
+        image_bytes = _write_images(train_dir, TREE)
+        images = []
+        for relative in TREE:
+            species, *inside = PurePosixPath(relative).parts
+            images.append((train_dir / relative, species, PurePosixPath(*inside)))
+        expected = [unique_name(species, file) for _, species, file in images]
+        held, (names, _) = held_by(lambda: link_into_one_folder(images, out_dir),
+                                   lambda: link_into_one_folder(images, Path(tmp) / "all_images_2"))
+        refuse_if_all_held(held, len(TREE), image_bytes, "A hard link is made without reading the image at all.")
+        if names is None or list(names) != expected:
             raise Incorrect(f"it returned {names!r}; copy_into_one_folder returns the new names in order: "
-                            f"{list(expected)} (return what it returns)")
-        _check_folder(out_dir, expected, train_dir)
-        for name, (source, _, _) in expected.items():
+                            f"{expected} (return what it returns)")
+        _check_sources_kept(train_dir, TREE)
+        numbers = _numbers(out_dir, TREE)
+        for name, k in numbers.items():
+            if name != expected[k]:
+                raise Incorrect(f"train/{TREE[k]} became {name!r}, expected {expected[k]!r}")
+        for name, (source, _, _) in zip(expected, images, strict=True):
             target = out_dir / name
             if target.is_symlink():
                 raise Incorrect(f"{name} is a symbolic link: it breaks as soon as the source folder moves. A hard "
@@ -134,11 +146,11 @@ def _check_links(link_into_one_folder) -> str:
         except ValueError:
             pass
         else:
-            raise Incorrect("two images that would get the same name were linked without a word: keep "
-                            "copy_into_one_folder's check (call it rather than rewriting it)")
+            raise Incorrect("two images that would get the same name were linked without a word (a name clash "
+                            "that loses an image): keep copy_into_one_folder's check (call it, don't rewrite it)")
         if (Path(tmp) / "clash").exists() and any((Path(tmp) / "clash").iterdir()):
             raise Incorrect("on a clash, files were linked before the error: decide every name first")
-    return f"{len(expected)} hard links, no image twice on disk, and a clash is still refused."
+    return f"{len(TREE)} hard links, no image twice on disk, and a clash is still refused."
 
 
 q2 = Exercise(

@@ -1,7 +1,8 @@
-"""Lesson 03's exercises: labels that do not depend on the folder order; an index saved without pickles."""
+"""Lesson 03's exercises: an index from a CSV label table; an index saved without pickles."""
 
 from __future__ import annotations
 
+import csv
 import json
 import tempfile
 from pathlib import Path
@@ -9,76 +10,110 @@ from pathlib import Path
 import numpy as np
 
 from . import Exercise, Incorrect
+from ._held_in_memory import held_by, noise_png, refuse_if_all_held
 
-#: The species of six images as one machine's ``os.walk`` met them, and as another's did.
-FOUND_HERE = ["Maize", "Maize", "Charlock", "Common wheat", "Charlock", "Black-grass"]
-FOUND_THERE = ["Black-grass", "Common wheat", "Charlock", "Maize", "Charlock", "Maize"]
+#: The check's label table: (file, species), in the order one copy of labels.csv lists them.
+TABLE = (("c41.png", "Maize"), ("a07.png", "Maize"), ("f3e.png", "Charlock"), ("b19.png", "Common wheat"),
+         ("d22.png", "Charlock"), ("e90.png", "Black-grass"), ("a51.png", "Common wheat"), ("c08.png", "Black-grass"),
+         ("b77.png", "Maize"), ("f10.png", "Charlock"))
+#: The order in which another copy of labels.csv lists the same rows (sorted by another column, say).
+OTHER_ORDER = (5, 3, 2, 0, 9, 7, 1, 6, 4, 8)
+NOT_IN_MEMORY = "The index needs each image's name and label, read from the table: leave the pixels on disk."
 
 
-def _first_seen_order(species: list[str]) -> list[str]:
-    return list(dict.fromkeys(species))
+def _write_table(folder: Path, order) -> Path:
+    path = folder / "labels.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "species"])
+        writer.writerows(TABLE[i] for i in order)
+    return path
 
 
-def _labels_of(make_labels, species: list[str]) -> tuple[np.ndarray, list[str]]:
-    result = make_labels(list(species))
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise Incorrect(f"make_labels returned {type(result).__name__}; return a pair: (labels, classes)")
-    labels, classes = np.asarray(result[0]), list(result[1])
-    if labels.ndim == 2 and labels.shape == (len(species), len(set(species))):
+def _index_of(index_from_csv, path: Path, order) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    result = index_from_csv(path)
+    if not isinstance(result, tuple) or len(result) != 3:
+        raise Incorrect(f"index_from_csv returned {type(result).__name__}; return three things: (filenames, labels, "
+                        "classes)")
+    filenames, labels, classes = np.asarray(result[0]), np.asarray(result[1]), list(result[2])
+    rows = [TABLE[i] for i in order]
+    if filenames.dtype.kind == "O":
+        raise Incorrect("filenames is an array of Python objects (dtype=object): np.save would pickle it, and "
+                        "np.load would refuse it. Make it text: np.array(names, dtype=str)")
+    if filenames.tolist() != [file for file, _ in rows]:
+        raise Incorrect(f"filenames should be the table's files in its own order, {[f for f, _ in rows][:4]} ...; "
+                        f"got {filenames.tolist()[:4]} ... (parallel arrays: keep the rows' order)")
+    want_classes = sorted({species for _, species in TABLE})
+    if labels.ndim == 2 and labels.shape == (len(rows), len(want_classes)):
         raise Incorrect(f"labels have shape {labels.shape}: that is one-hot. Return one integer per image, shape "
-                        f"({len(species)},): sparse_categorical_crossentropy takes the integer directly")
-    if labels.shape != (len(species),):
-        raise Incorrect(f"labels have shape {labels.shape}; one label per image means shape ({len(species)},)")
+                        f"({len(rows)},): sparse_categorical_crossentropy takes the integer directly")
+    if labels.shape != (len(rows),):
+        raise Incorrect(f"labels have shape {labels.shape}; one label per image means shape ({len(rows)},)")
     if labels.dtype.kind not in "iu":
         raise Incorrect(f"labels are {labels.dtype} ({labels[:2].tolist()} ...), not integers: a label is the "
                         "position of the image's species in classes")
-    return labels, classes
-
-
-def _check_make_labels(make_labels) -> str:
-    labels, classes = _labels_of(make_labels, FOUND_HERE)
-    want = sorted(set(FOUND_HERE))
-    if classes != want:
-        if classes == _first_seen_order(FOUND_HERE):
-            raise Incorrect(f"classes are {classes}: the order in which the species were first met (the 2019 "
-                            f"counter over os.walk). Another machine walks the folders in another order and numbers "
-                            f"them differently. Sort the species: {want}")
-        raise Incorrect(f"classes should be the distinct species, sorted: {want}; got {classes}")
-    for i, (species, label) in enumerate(zip(FOUND_HERE, labels.tolist(), strict=True)):
+    if classes != want_classes:
+        if classes == list(dict.fromkeys(species for _, species in rows)):
+            raise Incorrect(f"classes are {classes}: the order in which the table first names each species. Another "
+                            "copy of the table, in another row order, would number them differently. Sort the "
+                            f"species: {want_classes}")
+        raise Incorrect(f"classes should be the distinct species, sorted: {want_classes}; got {classes}")
+    for i, ((file, species), label) in enumerate(zip(rows, labels.tolist(), strict=True)):
         if not 0 <= label < len(classes) or classes[label] != species:
-            first_seen = {name: k for k, name in enumerate(_first_seen_order(FOUND_HERE))}
-            if labels.tolist() == [first_seen[s] for s in FOUND_HERE]:
-                raise Incorrect("classes are sorted, but the labels still count species in the order they were met "
-                                f"(image {i}, {species!r}, got {label}): a label must be the species' position in "
-                                "classes, e.g. classes.index(species)")
             shown = repr(classes[label]) if 0 <= label < len(classes) else "out of range"
-            raise Incorrect(f"image {i} is {species!r} but its label {label} means {shown} in classes {classes}")
-    there, _ = _labels_of(make_labels, FOUND_THERE)
-    here_ids = dict(zip(FOUND_HERE, labels.tolist(), strict=True))
-    for species, label in zip(FOUND_THERE, there.tolist(), strict=True):
-        if here_ids[species] != label:
-            raise Incorrect(f"{species!r} got label {here_ids[species]} with one folder order and {label} with "
-                            "another: labels must not depend on the order the files are found in")
-    return f"classes {classes}; each species keeps its number whatever order the folders are walked in."
+            raise Incorrect(f"row {i}, {file}, is {species!r} but its label {label} means {shown} in classes "
+                            f"{classes}: a label must be the species' position in classes (labels whose numbering "
+                            "follows the order rows were read in change with that order)")
+    return filenames, labels, classes
+
+
+def _check_index_from_csv(index_from_csv) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        image_bytes = max(noise_png(folder / file, seed=k) for k, (file, _) in enumerate(TABLE))
+        here = _write_table(folder / "here", range(len(TABLE)))
+        there = _write_table(folder / "there", OTHER_ORDER)
+        for file, _ in TABLE:  # each copy of the table sits next to its images
+            for copy in ("here", "there"):
+                (folder / copy / file).hardlink_to(folder / file)
+        _index_of(index_from_csv, here, range(len(TABLE)))  # a first run: imports and the like are not counted
+        held, results = held_by(lambda: index_from_csv(here), lambda: index_from_csv(there))
+        refuse_if_all_held(held, len(TABLE), image_bytes, NOT_IN_MEMORY)
+        _, labels_here, classes = _index_of(lambda _: results[0], here, range(len(TABLE)))
+        _, labels_there, _ = _index_of(lambda _: results[1], there, OTHER_ORDER)
+    number = dict(zip((f for f, _ in TABLE), labels_here.tolist(), strict=True))
+    for (file, species), label in zip((TABLE[i] for i in OTHER_ORDER), labels_there.tolist(), strict=True):
+        if number[file] != label:
+            raise Incorrect(f"{species!r} got label {number[file]} from one copy of the table and {label} from the "
+                            "same rows in another order: labels must not depend on the order rows are read in")
+    return f"classes {classes}; each species keeps its number whatever order the table lists its rows in."
 
 
 q1 = Exercise(
     name="q1",
-    task="Write make_labels(species) -> (labels, classes): sorted classes, integer labels, any input order.",
-    checker=_check_make_labels,
-    hint_text=("`classes = sorted(set(species))` fixes the numbering once and for all; then a dictionary "
-               "`{name: i for i, name in enumerate(classes)}` gives each image its label. Return "
-               "`np.array([...], dtype=np.int64), classes`."),
+    task="Write index_from_csv(csv_path) -> (filenames, labels, classes) from a table with columns file, species.",
+    checker=_check_index_from_csv,
+    hint_text=("`csv.DictReader(open(csv_path, newline=''))` gives one dict per row: `row['file']`, "
+               "`row['species']`. Then the lesson's recipe: `classes = sorted(set(species))`, each label the "
+               "position of its species in classes, `np.array(files, dtype=str)` and `np.array(labels, "
+               "dtype=np.int64)`. The images themselves are never opened."),
     solution_code='''
+import csv
+
 import numpy as np
 
 
-def make_labels(species):
-    classes = sorted(set(species))
+def index_from_csv(csv_path):
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    classes = sorted({row["species"] for row in rows})
     class_id = {name: i for i, name in enumerate(classes)}
-    return np.array([class_id[s] for s in species], dtype=np.int64), classes
+    filenames = np.array([row["file"] for row in rows], dtype=str)
+    labels = np.array([class_id[row["species"]] for row in rows], dtype=np.int64)
+    return filenames, labels, classes
 ''',
-    answer_name="make_labels",
+    answer_name="index_from_csv",
 )
 
 

@@ -1,15 +1,14 @@
-"""Lesson 04's exercises: a stratified, reproducible split; a split that keeps each plant on one side."""
+"""Lesson 04's exercises: train, validation and test, each stratified and seeded; a split that keeps each plant on
+one side."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from . import Exercise, Incorrect
 
 SPECIES = ("Black-grass", "Charlock", "Maize")
-SIZES = (30, 20, 10)  # unequal on purpose: a plain split often misses the small species' share
+SIZES = (60, 40, 20)  # unequal on purpose: a plain split often misses the small species' share
 
 
 def _stratify_data() -> tuple[np.ndarray, np.ndarray]:
@@ -83,43 +82,90 @@ def _check_reproducible(split, args: tuple, data: tuple, name: str) -> None:
                         "2019?). Pass random_state=seed")
 
 
-def _check_stratified(my_split) -> str:
+def _six(result, filenames: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Check a three-way split's result: six arrays, disjoint, nothing lost, each name with its own label."""
+    if not isinstance(result, (tuple, list)) or len(result) != 6:
+        got = f"{len(result)} things" if isinstance(result, (tuple, list)) else type(result).__name__
+        raise Incorrect(f"three_way_split returned {got}; return six arrays: X_train, X_val, X_test, y_train, y_val, "
+                        "y_test")
+    arrays = tuple(np.asarray(a) for a in result)
+    kinds = ["text" if a.dtype.kind in "UO" else "numbers" for a in arrays]
+    if kinds != ["text"] * 3 + ["numbers"] * 3:
+        raise Incorrect(f"the six arrays hold {kinds}; expected three of file names, then three of labels "
+                        "(X_train, X_val, X_test, y_train, y_val, y_test)")
+    parts = dict(zip(("train", "val", "test"), zip(arrays[:3], arrays[3:], strict=True), strict=True))
+    for part, (xs, ys) in parts.items():
+        if len(xs) != len(ys):
+            raise Incorrect(f"X_{part} has {len(xs)} names but y_{part} {len(ys)} labels: one label per name")
+    for one, two in (("train", "val"), ("train", "test"), ("val", "test")):
+        both = sorted(set(parts[one][0].tolist()) & set(parts[two][0].tolist()))
+        if both:
+            raise Incorrect(f"{len(both)} images are in both {one} and {two}, e.g. {both[0]!r}: the three sets must "
+                            "not share an image. Cut what is left after the first split, not the whole index again")
+    everything = sorted(np.concatenate(arrays[:3]).tolist())
+    if everything != sorted(filenames.tolist()):
+        lost = sorted(set(filenames.tolist()) - set(everything))
+        raise Incorrect(f"the three sets hold {len(everything)} names for {len(filenames)} images; lost {lost[:3]}")
+    label_of = dict(zip(filenames.tolist(), labels.tolist(), strict=True))
+    for part, (xs, ys) in parts.items():
+        for i, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
+            if label_of[x] != y:
+                raise Incorrect(f"X_{part}[{i}] is {x!r} (label {label_of[x]}) but y_{part}[{i}] is {y}: names and "
+                                "labels were shuffled apart. Split them together, in one call")
+    return arrays
+
+
+def _check_three_way(three_way_split) -> str:
     filenames, labels = _stratify_data()
-    n_val = math.ceil(0.2 * len(labels))  # what train_test_split gives for test_size=0.2
+    n = len(labels)
     for seed in range(6):
-        x_train, x_val, y_train, y_val = _four(my_split(filenames.copy(), labels.copy(), 0.2, seed),
-                                               filenames, labels, "my_split")
-        if abs(len(x_val) - n_val) > 1:
-            raise Incorrect(f"validation holds {len(x_val)} of {len(labels)} images; val_fraction=0.2 means {n_val}: "
-                            "pass test_size=val_fraction")
-        counts = np.bincount(y_val, minlength=len(SIZES))
-        for label, (size, got) in enumerate(zip(SIZES, counts.tolist(), strict=True)):
-            expected = size * len(x_val) / len(labels)
-            if abs(got - expected) > 1:
-                raise Incorrect(f"not stratified: with seed {seed}, {SPECIES[label]!r} has {got} of its {size} images "
-                                f"in validation, {expected:.0f} expected ({len(x_val) / len(labels):.0%} of each "
-                                "species). Pass stratify=labels")
-    _check_reproducible(my_split, (filenames, labels, 0.2), (filenames, labels), "my_split")
-    return f"each species keeps its share ({', '.join(f'{s}: {round(s * 0.2)}' for s in SIZES)} in validation), " \
-           "and the seed decides the split."
+        arrays = _six(three_way_split(filenames.copy(), labels.copy(), 0.2, 0.2, seed), filenames, labels)
+        for part, xs, ys in (("validation", arrays[1], arrays[4]), ("test", arrays[2], arrays[5])):
+            if abs(len(xs) - 0.2 * n) > 1:
+                hint = (" The second cut takes its share of what is left, not of all the images: "
+                        "test_size=val_fraction / (1 - test_fraction)" if part == "validation" else "")
+                raise Incorrect(f"{part} holds {len(xs)} of {n} images; a fraction of 0.2 means {0.2 * n:.0f}.{hint}")
+            counts = np.bincount(ys, minlength=len(SIZES))
+            for label, (size, got) in enumerate(zip(SIZES, counts.tolist(), strict=True)):
+                expected = size * len(xs) / n
+                if abs(got - expected) > 1.5:
+                    raise Incorrect(f"not stratified: with seed {seed}, {SPECIES[label]!r} has {got} of its {size} "
+                                    f"images in {part}, {expected:.0f} expected ({len(xs) / n:.0%} of each species). "
+                                    "Pass stratify= the labels of the images being cut, in both calls")
+    first = _six(three_way_split(filenames, labels, 0.2, 0.2, 3), filenames, labels)
+    again = _six(three_way_split(filenames, labels, 0.2, 0.2, 3), filenames, labels)
+    if any(a.tolist() != b.tolist() for a, b in zip(first[:3], again[:3], strict=True)):
+        raise Incorrect("two calls with seed 3 gave different splits (an unseeded split): pass random_state=seed to "
+                        "both calls, so that the split is the same on every run")
+    other = _six(three_way_split(filenames, labels, 0.2, 0.2, 4), filenames, labels)
+    if first[2].tolist() == other[2].tolist() or first[1].tolist() == other[1].tolist():
+        raise Incorrect("seeds 3 and 4 gave the same test or validation set: a seed is ignored (a fixed "
+                        "random_state left in?). Pass random_state=seed to both calls")
+    return (f"{n} images: {len(first[0])} train, {len(first[1])} validation, {len(first[2])} test, each species in its "
+            "share in all three, and the seed decides.")
 
 
 q1 = Exercise(
     name="q1",
-    task="Write my_split(filenames, labels, val_fraction, seed): stratified, reproducible, train_test_split's order.",
-    checker=_check_stratified,
-    hint_text=("One call: `train_test_split(filenames, labels, test_size=val_fraction, stratify=labels, "
-               "random_state=seed, shuffle=True)` returns the four arrays in the order asked for. Do not shuffle "
-               "names and labels separately beforehand."),
+    task=("Write three_way_split(filenames, labels, val_fraction, test_fraction, seed): train, validation and test, "
+          "each stratified, reproducible."),
+    checker=_check_three_way,
+    hint_text=("Two cuts. First `train_test_split(filenames, labels, test_size=test_fraction, stratify=labels, "
+               "random_state=seed)` sets the test images aside. Then cut what is left the same way, with "
+               "`stratify=` ITS labels and `test_size=val_fraction / (1 - test_fraction)`: a share of what is left, "
+               "so that validation is val_fraction of all the images."),
     solution_code='''
 from sklearn.model_selection import train_test_split
 
 
-def my_split(filenames, labels, val_fraction, seed):
-    return train_test_split(filenames, labels, test_size=val_fraction, stratify=labels, random_state=seed,
-                            shuffle=True)
+def three_way_split(filenames, labels, val_fraction, test_fraction, seed):
+    X_rest, X_test, y_rest, y_test = train_test_split(
+        filenames, labels, test_size=test_fraction, stratify=labels, random_state=seed)
+    X_train, X_val, y_train, y_val = train_test_split(
+        X_rest, y_rest, test_size=val_fraction / (1 - test_fraction), stratify=y_rest, random_state=seed)
+    return X_train, X_val, X_test, y_train, y_val, y_test
 ''',
-    answer_name="my_split",
+    answer_name="three_way_split",
 )
 
 
@@ -135,8 +181,8 @@ def _check_plants(split_by_plant) -> str:
             if plant_of[x] in train_plants:
                 seen = next(t for t in x_train.tolist() if plant_of[t] == plant_of[x])
                 raise Incorrect(f"with seed {seed}, {plant_of[x]} has photos in both sets ({seen!r} in training, "
-                                f"{x!r} in validation): the model would be measured on a plant it has seen. "
-                                "Split the plants, not the photos (groups=plants)")
+                                f"{x!r} in validation): a plant must not leak across the split, or the model is "
+                                "measured on a plant it has seen. Split the plants, not the photos (groups=plants)")
         val_plants = {plant_of[x] for x in x_val.tolist()}
         if abs(len(val_plants) - 0.25 * n_plants) > 1:
             raise Incorrect(f"with seed {seed}, validation holds {len(val_plants)} of {n_plants} plants; "
