@@ -29,7 +29,7 @@ import keras
 from keras import layers
 
 
-def build_tiny_classifier(num_classes, image_size):
+def build_tiny_classifier(num_classes, image_size, one_hot=False):
     inputs = keras.Input(shape=(image_size, image_size, 3))
     x = layers.Conv2D(8, 3, activation="relu")(inputs)
     x = layers.GlobalAveragePooling2D()(x)
@@ -80,10 +80,34 @@ def test_q1_rejects_binary_crossentropy_and_a_model_without_accuracy_or_compile(
 def test_q1_accepts_logits_with_from_logits():
     logits = classifier('''
         model = keras.Model(inputs, layers.Dense(num_classes)(x))
-        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        losses = keras.losses.CategoricalCrossentropy, keras.losses.SparseCategoricalCrossentropy
+        model.compile(optimizer="adam", loss=losses[0 if one_hot else 1](from_logits=True), metrics=["accuracy"])
     ''')
     assert ex.q1.evaluate(logits).status == CORRECT
+
+
+def test_q1_rejects_the_sparse_loss_for_one_hot_rows():
+    always_sparse = classifier('''
+        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ''')
+    rejected(ex.q1, always_sparse, "one_hot=True", "still sparse_categorical_crossentropy", "categorical_crossentropy")
+
+
+def test_q1_rejects_an_answer_without_the_one_hot_argument():
+    no_flag = define('''
+import keras
+from keras import layers
+
+
+def build_tiny_classifier(num_classes, image_size):
+    inputs = keras.Input(shape=(image_size, image_size, 3))
+    outputs = layers.Dense(num_classes, activation="softmax")(layers.GlobalAveragePooling2D()(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+''', "build_tiny_classifier")
+    rejected(ex.q1, no_flag, "keep the argument one_hot=False")
 
 
 # ---- Exercise 2: augmentation inside the model, in training only -----------------------------------------

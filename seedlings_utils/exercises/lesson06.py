@@ -1,5 +1,5 @@
-"""Lesson 06's exercises: an output layer and loss for integer labels; augmentation that runs only in
-training; callbacks that resume after an interrupt and keep the best model across it.
+"""Lesson 06's exercises: an output layer and a loss that fits the labels (class ids or one-hot rows);
+augmentation that runs only in training; callbacks that resume after an interrupt and keep the best model across it.
 
 Each check builds a tiny Keras model on tiny arrays of its own (never the notebook's data or files).
 """
@@ -26,6 +26,49 @@ def _loss_name(model) -> str:
 
 
 def _check_classifier(build_tiny_classifier) -> str:
+    note = _check_integer_labels(build_tiny_classifier)
+    _check_one_hot(build_tiny_classifier)
+    return note + " With one_hot=True, categorical_crossentropy takes the one-hot rows: the loss follows the labels."
+
+
+def _cross_entropy(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
+    """The mean cross-entropy of class ids ``y`` under ``probabilities`` (or under their softmax: logits)."""
+    if np.all(probabilities >= 0) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4):
+        return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-7, 1)))), True
+    shifted = probabilities - probabilities.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_softmax[np.arange(len(y)), y])), False
+
+
+def _check_one_hot(build_tiny_classifier) -> None:
+    num_classes, size = 3, 8
+    try:
+        model = build_tiny_classifier(num_classes, size, one_hot=True)
+    except TypeError as err:
+        if "one_hot" in str(err) or "positional argument" in str(err):
+            raise Incorrect(f"build_tiny_classifier(3, 8, one_hot=True) failed ({err}): keep the argument "
+                            "one_hot=False of the starter and choose the loss from it") from None
+        raise
+    name = _loss_name(model)
+    if "sparse" in name:
+        raise Incorrect("with one_hot=True the labels are one-hot rows, shape (12, 3), yet the loss is still "
+                        "sparse_categorical_crossentropy, which wants one class id per image: when one_hot is True, "
+                        "use loss='categorical_crossentropy'")
+    if "categorical_crossentropy" not in name and "categoricalcrossentropy" not in name:
+        raise Incorrect(f"with one_hot=True the loss is {name!r}: one-hot rows of one species per image take "
+                        "loss='categorical_crossentropy'")
+    rng = np.random.default_rng(1)
+    x = rng.random((12, size, size, 3), dtype=np.float32)
+    y = np.arange(12) % num_classes
+    scores = model.evaluate(x, np.eye(num_classes, dtype=np.float32)[y], verbose=0, return_dict=True)
+    expected, _ = _cross_entropy(model.predict(x, verbose=0), y)
+    if not np.isclose(scores["loss"], expected, rtol=1e-3, atol=1e-4):
+        raise Incorrect(f"with one_hot=True the loss on 12 images is {scores['loss']:.4f}, but the cross-entropy of "
+                        f"the predicted probabilities is {expected:.4f}: softmax outputs with from_logits=False, or "
+                        "raw scores with from_logits=True")
+
+
+def _check_integer_labels(build_tiny_classifier) -> str:
     import keras
 
     num_classes, size = 3, 8
@@ -74,7 +117,8 @@ def _check_classifier(build_tiny_classifier) -> str:
         shifted = probabilities - probabilities.max(axis=1, keepdims=True)
         log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         expected = -np.mean(log_softmax[np.arange(len(y)), y])
-        if not np.isclose(scores["loss"], expected, rtol=1e-3, atol=1e-4):
+        from_logits = bool(getattr(model.loss, "from_logits", False))  # a loss given by name has it False
+        if not from_logits or not np.isclose(scores["loss"], expected, rtol=1e-3, atol=1e-4):
             raise Incorrect(f"the model's outputs for an image add up to {sums[0]:.3f}, not 1: they are not "
                             "probabilities over the species. Give the last Dense layer activation='softmax' "
                             "(a sigmoid or ReLU scores each class on its own)")
@@ -90,24 +134,26 @@ def _check_classifier(build_tiny_classifier) -> str:
 
 q1 = Exercise(
     name="q1",
-    task="Complete build_tiny_classifier(num_classes, image_size): output layer, keras.Model, compile for "
-         "integer labels.",
+    task="Complete build_tiny_classifier(num_classes, image_size, one_hot=False): output layer, keras.Model, and a "
+         "loss that fits the labels: class ids, or one-hot rows when one_hot is True.",
     checker=_check_classifier,
     hint_text=("One output per species, as probabilities: `layers.Dense(num_classes, activation=\"softmax\")`. "
-               "The labels are integers (0, 1, 2 ...), not one-hot rows, so the loss is "
-               "`\"sparse_categorical_crossentropy\"`; add `metrics=[\"accuracy\"]`."),
+               "Class ids (0, 1, 2 ...) take `\"sparse_categorical_crossentropy\"`; one-hot rows take "
+               "`\"categorical_crossentropy\"`. Pick it with `if one_hot`, and add `metrics=[\"accuracy\"]`."),
     solution_code='''
 import keras
 from keras import layers
 
 
-def build_tiny_classifier(num_classes, image_size):
+def build_tiny_classifier(num_classes, image_size, one_hot=False):
     inputs = keras.Input(shape=(image_size, image_size, 3))
     x = layers.Conv2D(8, 3, activation="relu")(inputs)
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)  # one probability per species
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # class ids -> sparse_categorical_crossentropy; one-hot rows -> categorical_crossentropy
+    loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     return model
 ''',
     answer_name="build_tiny_classifier",
