@@ -273,7 +273,8 @@ def _check_settings(answer) -> str:
                     reason = ("Pillow lets go of the GIL while it decodes, so threads already decode in parallel"
                               if kind == "pillow" else "a waiting thread holds no GIL and no core")
                     raise Incorrect(f"{where}: {reason}. Processes only add a copy of every batch, a slower start "
-                                    "every epoch and a class that must come from a module. Use threads")
+                                    "every epoch and, on macOS and Windows, a class that must come from a module. "
+                                    "Use threads")
                 if kind == "pillow" and workers < max(1, cores - 1):
                     raise Incorrect(f"{where}: decoding is CPU work and {cores - workers} of {cores} cores stay idle. "
                                     "Start with one worker per core")
