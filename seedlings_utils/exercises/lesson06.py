@@ -406,7 +406,8 @@ q3 = Exercise(
     hint_text=("Start from the lesson's training_callbacks. Keep the best by `monitor=\"val_loss\"` (lower is "
                "better: mode \"auto\" knows). When `results_dir / \"training_backup\"` exists you are resuming: "
                "read history.csv (csv.DictReader), take the min of its val_loss column and pass it to "
-               "ModelCheckpoint as `initial_value_threshold`; CSVLogger then appends."),
+               "ModelCheckpoint as `initial_value_threshold`; CSVLogger then appends. A fresh run: no threshold, "
+               "append=False."),
     solution_code='''
 import csv
 from pathlib import Path
