@@ -7,7 +7,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
 from seedlings_utils.dataset import load_image
 from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
@@ -31,194 +30,167 @@ def test_untouched_starter_is_not_attempted(q):
     assert q.evaluate(notebook_starter(q)).status == NOT_ATTEMPTED
 
 
+@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3], ids=["q1", "q2", "q3"])
+def test_reference_solution_passes(q):
+    assert q.evaluate(q.solution_namespace()[q.answer_name]).status == CORRECT
+
+
 def incorrect(q, answer) -> str:
     outcome = q.evaluate(answer)
     assert outcome.status == INCORRECT, outcome
     return outcome.message
 
 
-# ---- exercise 1: Batches ----------------------------------------------------------------------------------------
+# ---- exercise 1: NpyBatches -------------------------------------------------------------------------------------
 
 
-class Batches(keras.utils.PyDataset):
+class NpyBatches(keras.utils.PyDataset):
     """A right answer, which the wrong ones below change in one place each."""
 
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, **kwargs):
+    def __init__(self, folder, filenames, labels, batch_size=32, **kwargs):
         super().__init__(**kwargs)
-        self.image_dir, self.filenames, self.labels = Path(image_dir), np.asarray(filenames), np.asarray(labels)
-        self.batch_size, self.image_size = batch_size, image_size
+        self.folder, self.filenames, self.labels = Path(folder), np.asarray(filenames), np.asarray(labels)
+        self.batch_size = batch_size
 
     def __len__(self):
         return math.ceil(len(self.filenames) / self.batch_size)
 
+    def read(self, names):
+        return np.stack([np.load(self.folder / n) for n in names])
+
     def __getitem__(self, index):
-        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        names = self.filenames[batch]
-        return np.stack([load_image(self.image_dir / n, self.image_size) for n in names]), self.labels[batch]
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.read(self.filenames[rows]).astype(np.float32) / 255, self.labels[rows]
 
 
-class NoSuperCall(Batches):  # the 2019 mistake: Keras warns, and the workers are lost
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, **kwargs):
-        self.image_dir, self.filenames, self.labels = Path(image_dir), np.asarray(filenames), np.asarray(labels)
-        self.batch_size, self.image_size = batch_size, image_size
+class NoSuperCall(NpyBatches):  # the 2019 mistake: Keras warns, and the workers are lost
+    def __init__(self, folder, filenames, labels, batch_size=32, **kwargs):
+        self.folder, self.filenames, self.labels = Path(folder), np.asarray(filenames), np.asarray(labels)
+        self.batch_size = batch_size
 
 
-class SuperWithoutKwargs(Batches):
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, **kwargs):
+class SuperWithoutKwargs(NpyBatches):
+    def __init__(self, folder, filenames, labels, batch_size=32, **kwargs):
         keras.utils.PyDataset.__init__(self)
-        self.image_dir, self.filenames, self.labels = Path(image_dir), np.asarray(filenames), np.asarray(labels)
-        self.batch_size, self.image_size = batch_size, image_size
+        self.folder, self.filenames, self.labels = Path(folder), np.asarray(filenames), np.asarray(labels)
+        self.batch_size = batch_size
 
 
-class NoKwargs(Batches):
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128):
-        super().__init__(image_dir, filenames, labels, batch_size, image_size)
+class NoKwargs(NpyBatches):
+    def __init__(self, folder, filenames, labels, batch_size=32):
+        super().__init__(folder, filenames, labels, batch_size)
 
 
-class DropsLastBatch(Batches):  # the 2019 steps_per_epoch = n // batch_size
+class PreloadsEverything(NpyBatches):  # the whole data set in memory, read once in __init__
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.images = self.read(self.filenames)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.images[rows].astype(np.float32) / 255, self.labels[rows]
+
+
+class PreloadsAsList(PreloadsEverything):  # the same, as a list of arrays
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.images = list(self.images)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return np.stack(self.images[rows]).astype(np.float32) / 255, self.labels[rows]
+
+
+class CachesWhatItReads(NpyBatches):  # a memo that grows to the whole data set after one epoch
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cache = {}
+
+    def __getitem__(self, index):
+        if index not in self.cache:
+            self.cache[index] = super().__getitem__(index)
+        return self.cache[index]
+
+
+class DropsLastBatch(NpyBatches):
     def __len__(self):
         return len(self.filenames) // self.batch_size
 
 
-class CountsImages(Batches):
+class CountsImages(NpyBatches):
     def __len__(self):
         return len(self.filenames)
 
 
-class WrapsAround(Batches):  # a full last batch, padded with images from the start
+class NotScaled(NpyBatches):
     def __getitem__(self, index):
-        picked = np.arange(index * self.batch_size, (index + 1) * self.batch_size) % len(self.filenames)
-        names = self.filenames[picked]
-        return np.stack([load_image(self.image_dir / n, self.image_size) for n in names]), self.labels[picked]
+        images, labels = super().__getitem__(index)
+        return images * 255, labels
 
 
-class LabelsOffByOne(Batches):
+class ScalesTwice(NpyBatches):
+    def __getitem__(self, index):
+        images, labels = super().__getitem__(index)
+        return images / 255, labels
+
+
+class Float64(NpyBatches):
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.read(self.filenames[rows]) / 255, self.labels[rows]
+
+
+class LabelsOffByOne(NpyBatches):
     def __getitem__(self, index):
         images, labels = super().__getitem__(index)
         return images, (labels + 1) % len(self.filenames)
 
 
-class ScalesTwice(Batches):
-    def __getitem__(self, index):
-        images, labels = super().__getitem__(index)
-        return images / 255.0, labels
-
-
 def test_q1_accepts_the_right_answer():
-    assert ex.q1.evaluate(Batches).status == CORRECT
-
-
-def test_q1_no_super_call_is_named():
-    message = incorrect(ex.q1, NoSuperCall)
-    assert "super().__init__(**kwargs)" in message and "1 worker" in message
-
-
-def test_q1_super_without_kwargs_loses_the_workers():
-    assert "Keras sees workers=1" in incorrect(ex.q1, SuperWithoutKwargs)
-
-
-def test_q1_init_without_kwargs():
-    assert "accept **kwargs" in incorrect(ex.q1, NoKwargs)
-
-
-def test_q1_dropped_last_partial_batch():
-    message = incorrect(ex.q1, DropsLastBatch)
-    assert "last partial batch is missing" in message and "__len__ returned 2" in message and "math.ceil" in message
-
-
-def test_q1_len_counting_images():
-    assert "__len__ counts batches, not images" in incorrect(ex.q1, CountsImages)
-
-
-def test_q1_last_batch_padded():
-    assert "[4, 4, 4]" in incorrect(ex.q1, WrapsAround)
-
-
-def test_q1_labels_not_paired():
-    assert "came with labels" in incorrect(ex.q1, LabelsOffByOne)
-
-
-def test_q1_scaled_twice():
-    assert "scaled twice" in incorrect(ex.q1, ScalesTwice)
-
-
-def test_q1_something_else_than_a_class():
-    assert "pass the class itself" in incorrect(ex.q1, "Batches")
-
-
-# ---- exercise 2: my_load_image ----------------------------------------------------------------------------------
-
-
-def scales_twice(path, image_size):  # the 2019 recipe: skimage's resize already gives [0, 1], then / 255
-    with Image.open(path) as img:
-        small = img.convert("RGB").resize((image_size, image_size))
-    return np.asarray(small, dtype=np.float32) / 255.0 / 255.0
-
-
-def not_scaled(path, image_size):
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB").resize((image_size, image_size)), dtype=np.float32)
-
-
-def no_rgb(path, image_size):
-    with Image.open(path) as img:
-        return np.asarray(img.resize((image_size, image_size)), dtype=np.float32) / 255.0
-
-
-def not_resized(path, image_size):
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def float64(path, image_size):
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB").resize((image_size, image_size))) / 255.0
-
-
-def pil_image(path, image_size):
-    with Image.open(path) as img:
-        return img.convert("RGB").resize((image_size, image_size))
-
-
-def channels_swapped(path, image_size):
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB").resize((image_size, image_size)), dtype=np.float32)[..., ::-1] / 255.0
+    assert ex.q1.evaluate(NpyBatches).status == CORRECT
 
 
 @pytest.mark.parametrize("answer, words", [
-    (scales_twice, "scaled twice"),
-    (not_scaled, "not scaled"),
-    (no_rgb, "4 channels"),  # the RGBA file comes second; RGB passes
-    (not_resized, "resize to (image_size, image_size)"),
-    (float64, "return float32"),
-    (pil_image, "return a NumPy array"),
-    (channels_swapped, "expected [0.784, 0.392, 0.196]"),
+    (PreloadsEverything, "the whole data set in memory"),
+    (PreloadsAsList, "the whole data set in memory"),
+    (CachesWhatItReads, "keeps the images it has read"),
+    (NoSuperCall, "super().__init__(**kwargs)"),
+    (SuperWithoutKwargs, "Keras sees workers=1"),
+    (NoKwargs, "accept **kwargs"),
+    (DropsLastBatch, "last partial batch is missing"),
+    (CountsImages, "__len__ counts batches, not images"),
+    (NotScaled, "not scaled"),
+    (ScalesTwice, "scaled twice"),
+    (Float64, "return float32"),
+    (LabelsOffByOne, "came with labels"),
 ], ids=lambda v: getattr(v, "__name__", None))
-def test_q2_typical_mistakes(answer, words):
-    assert words in incorrect(ex.q2, answer)
+def test_q1_typical_mistakes(answer, words):
+    assert words in incorrect(ex.q1, answer)
 
 
-def test_q2_grayscale_left_gray():
-    def rgba_only(path, image_size):  # handles RGBA by dropping alpha, leaves grayscale as one channel
-        with Image.open(path) as img:
-            array = np.asarray(img.resize((image_size, image_size)), dtype=np.float32) / 255.0
-        return array[..., :3] if array.ndim == 3 else array
-
-    assert "convert every image to RGB" in incorrect(ex.q2, rgba_only)
+def test_q1_the_memory_messages_say_so():
+    assert "in memory" in incorrect(ex.q1, PreloadsEverything)
+    assert "in memory" in incorrect(ex.q1, CachesWhatItReads)
 
 
-# ---- exercise 3: Shuffled ---------------------------------------------------------------------------------------
+def test_q1_something_else_than_a_class():
+    assert "pass the class itself" in incorrect(ex.q1, "NpyBatches")
+
+
+# ---- exercise 2: Shuffled, an order from (seed, epoch) ----------------------------------------------------------
 
 
 class Shuffled(keras.utils.PyDataset):
     """A right answer, which the wrong ones below change in one place each."""
 
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, seed=None, **kwargs):
+    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, seed=0, epoch=0, **kwargs):
         super().__init__(**kwargs)
         self.image_dir, self.filenames, self.labels = Path(image_dir), np.asarray(filenames), np.asarray(labels)
-        self.batch_size, self.image_size, self.seed = batch_size, image_size, seed
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(self.filenames))
+        self.batch_size, self.image_size, self.seed, self.epoch = batch_size, image_size, seed, epoch
+        self.draw()
+
+    def draw(self):
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.filenames))
 
     def __len__(self):
         return math.ceil(len(self.filenames) / self.batch_size)
@@ -229,6 +201,14 @@ class Shuffled(keras.utils.PyDataset):
         return np.stack([load_image(self.image_dir / n, self.image_size) for n in names]), self.labels[picked]
 
     def on_epoch_end(self):
+        self.epoch += 1
+        self.draw()
+
+
+class OneGenerator(Shuffled):  # the lesson's SeedlingsDataset: right in one process, not across a resume
+    def draw(self):
+        if not hasattr(self, "rng"):
+            self.rng = np.random.default_rng(self.seed)
         self.order = self.rng.permutation(len(self.filenames))
 
 
@@ -237,8 +217,8 @@ class NeverReshuffles(Shuffled):  # the 2019 class: the same batches every epoch
         pass
 
 
-class SameSeedEveryEpoch(Shuffled):  # a new generator with the same seed draws the same order again
-    def on_epoch_end(self):
+class SeedWithoutEpoch(Shuffled):  # a new generator from the seed alone draws the same order again
+    def draw(self):
         self.order = np.random.default_rng(self.seed).permutation(len(self.filenames))
 
 
@@ -256,36 +236,78 @@ class ShufflesNamesOnly(Shuffled):  # labels stay where they were: pairs broken
 
 
 class DrawsWithReplacement(Shuffled):  # rng.integers: some images twice, some never
-    def on_epoch_end(self):
-        self.order = self.rng.integers(0, len(self.filenames), len(self.filenames))
+    def draw(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.integers(0, len(self.filenames), len(self.filenames))
 
 
 class IgnoresSeed(Shuffled):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.rng = np.random.default_rng()
-        self.order = self.rng.permutation(len(self.filenames))
+    def draw(self):
+        self.order = np.random.default_rng().permutation(len(self.filenames))
 
 
 class FixedSeed(Shuffled):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.rng = np.random.default_rng(1234)
-        self.order = self.rng.permutation(len(self.filenames))
+    def draw(self):
+        self.order = np.random.default_rng([1234, self.epoch]).permutation(len(self.filenames))
 
 
-def test_q3_accepts_the_right_answer():
-    assert ex.q3.evaluate(Shuffled).status == CORRECT
+def test_q2_accepts_the_right_answer():
+    assert ex.q2.evaluate(Shuffled).status == CORRECT
 
 
 @pytest.mark.parametrize("answer, words", [
+    (OneGenerator, "a data set made with epoch=2 (a run resumed at its third epoch)"),
     (NeverReshuffles, "epoch 2 repeated an earlier epoch's order"),
-    (SameSeedEveryEpoch, "a generator made anew with the same seed gives the same order"),
+    (SeedWithoutEpoch, "a generator made anew from the seed alone gives the same order again"),
     (FirstEpochInFileOrder, "the first epoch read the images in file order"),
     (ShufflesNamesOnly, "came with labels"),
     (DrawsWithReplacement, "more than once"),
     (IgnoresSeed, "two data sets made with seed=0 started in different orders"),
     (FixedSeed, "the seed is ignored"),
 ], ids=lambda v: getattr(v, "__name__", None))
+def test_q2_typical_mistakes(answer, words):
+    assert words in incorrect(ex.q2, answer)
+
+
+# ---- exercise 3: loader_settings ---------------------------------------------------------------------------------
+
+
+def settings(pillow=(1, False), network=(4, False), pure_python=(1, True)):
+    """A loader_settings whose (workers per core, processes) per kind are given; the defaults are right."""
+    chosen = dict(pillow=pillow, network=network, pure_python=pure_python)
+
+    def loader_settings(kind, cores):
+        per_core, processes = chosen[kind]
+        return dict(workers=max(1, int(per_core * cores)), use_multiprocessing=processes)
+
+    return loader_settings
+
+
+def test_q3_accepts_the_right_answer_and_one_core_left_for_the_main_process():
+    assert ex.q3.evaluate(settings()).status == CORRECT
+
+    def one_left(kind, cores):
+        workers = {"network": 3 * cores, "pillow": cores - 1, "pure_python": cores - 1}[kind]
+        return dict(workers=max(1, workers), use_multiprocessing=kind == "pure_python")
+
+    assert ex.q3.evaluate(one_left).status == CORRECT
+
+
+@pytest.mark.parametrize("answer, words", [
+    (settings(pure_python=(1, False)), "the GIL lets only one thread run Python code at a time"),
+    (settings(pure_python=(4, True)), "more workers than cores"),
+    (settings(pure_python=(0.25, True)), "cores stay idle"),
+    (settings(pillow=(1, True)), "Pillow lets go of the GIL"),
+    (settings(network=(4, True)), "a waiting thread holds no GIL and no core"),
+    (settings(network=(1, False)), "Use more workers than cores"),
+    (settings(pillow=(0.25, False)), "cores stay idle"),
+    (settings(pillow=(4, False)), "more threads than cores cannot decode faster"),
+], ids=["threads-for-python", "too-many-processes", "too-few-processes", "processes-for-pillow",
+        "processes-for-waiting", "one-per-core-for-waiting", "too-few-threads", "too-many-threads"])
 def test_q3_typical_mistakes(answer, words):
     assert words in incorrect(ex.q3, answer)
+
+
+def test_q3_answer_of_the_wrong_shape():
+    assert "exactly the keys" in incorrect(ex.q3, lambda kind, cores: (cores, False))
+    assert "whole number" in incorrect(ex.q3, lambda kind, cores: dict(workers=0, use_multiprocessing=False))

@@ -29,7 +29,7 @@ import keras
 from keras import layers
 
 
-def build_tiny_classifier(num_classes, image_size):
+def build_tiny_classifier(num_classes, image_size, one_hot=False):
     inputs = keras.Input(shape=(image_size, image_size, 3))
     x = layers.Conv2D(8, 3, activation="relu")(inputs)
     x = layers.GlobalAveragePooling2D()(x)
@@ -80,10 +80,34 @@ def test_q1_rejects_binary_crossentropy_and_a_model_without_accuracy_or_compile(
 def test_q1_accepts_logits_with_from_logits():
     logits = classifier('''
         model = keras.Model(inputs, layers.Dense(num_classes)(x))
-        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        losses = keras.losses.CategoricalCrossentropy, keras.losses.SparseCategoricalCrossentropy
+        model.compile(optimizer="adam", loss=losses[0 if one_hot else 1](from_logits=True), metrics=["accuracy"])
     ''')
     assert ex.q1.evaluate(logits).status == CORRECT
+
+
+def test_q1_rejects_the_sparse_loss_for_one_hot_rows():
+    always_sparse = classifier('''
+        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ''')
+    rejected(ex.q1, always_sparse, "one_hot=True", "still sparse_categorical_crossentropy", "categorical_crossentropy")
+
+
+def test_q1_rejects_an_answer_without_the_one_hot_argument():
+    no_flag = define('''
+import keras
+from keras import layers
+
+
+def build_tiny_classifier(num_classes, image_size):
+    inputs = keras.Input(shape=(image_size, image_size, 3))
+    outputs = layers.Dense(num_classes, activation="softmax")(layers.GlobalAveragePooling2D()(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+''', "build_tiny_classifier")
+    rejected(ex.q1, no_flag, "keep the argument one_hot=False")
 
 
 # ---- Exercise 2: augmentation inside the model, in training only -----------------------------------------
@@ -112,14 +136,27 @@ def test_q2_rejects_augmentation_that_also_runs_at_inference():
 
 
 def test_q2_rejects_no_augmentation_in_training():
-    rejected(ex.q2, lambda model, seed=None: model, "unchanged 8 times out of 8", "RandomFlip")
+    rejected(ex.q2, lambda model, seed=None: model, "unchanged 12 times out of 12", "RandomFlip")
 
 
 def test_q2_accepts_augmentation_whatever_training_flag_was_given_when_building():
     # In Keras 3.15 fit, evaluate and predict pass `training` explicitly, which overrides a flag given while
     # building the functional model: such an answer works in fit and predict, so the check accepts it.
-    forced = augmenter('x = layers.RandomFlip("horizontal_and_vertical", seed=seed)(inputs, training=True)')
+    forced = augmenter('''
+        x = layers.RandomFlip("horizontal_and_vertical", seed=seed)(inputs, training=True)
+        x = layers.RandomRotation(0.5, fill_mode="reflect", seed=seed)(x, training=True)
+    ''')
     assert ex.q2.evaluate(forced).status == CORRECT
+
+
+def test_q2_rejects_random_flip_alone():
+    flips_only = augmenter('x = layers.RandomFlip("horizontal_and_vertical", seed=seed)(inputs)')
+    rejected(ex.q2, flips_only, "only ever flipped, never turned", "RandomRotation")
+
+
+def test_q2_rejects_flipping_one_way_only():
+    one_way = augmenter('x = layers.RandomFlip("horizontal", seed=seed)(inputs)')
+    rejected(ex.q2, one_way, "only ever flipped left-right", "horizontal_and_vertical")
 
 
 def test_q2_rejects_augmenting_the_output_instead_of_the_input():
@@ -148,7 +185,7 @@ def resumable_callbacks(results_dir):
     results_dir = Path(results_dir)
     resuming = (results_dir / "training_backup").exists()
     threshold = None
-    if resuming and (results_dir / "history.csv").is_file():
+    if {condition}:
         with open(results_dir / "history.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         threshold = {threshold}
@@ -159,7 +196,8 @@ def resumable_callbacks(results_dir):
         keras.callbacks.CSVLogger(str(results_dir / "history.csv"), append={append}),
     ]
 '''
-RIGHT = dict(threshold='min(float(r["val_loss"]) for r in rows)', monitor="val_loss", best="True",
+RIGHT = dict(condition='resuming and (results_dir / "history.csv").is_file()',
+             threshold='min(float(r["val_loss"]) for r in rows)', monitor="val_loss", best="True",
              append="resuming", backup='keras.callbacks.BackupAndRestore(str(results_dir / "training_backup")),')
 
 
@@ -185,6 +223,18 @@ def test_q3_rejects_the_lessons_val_accuracy_and_save_everything():
     rejected(ex.q3, callbacks(monitor="val_accuracy", threshold="None"), "when val_accuracy improved",
              'monitor="val_loss"')
     rejected(ex.q3, callbacks(best="False"), "after every epoch", "save_best_only=True")
+
+
+def test_q3_rejects_a_threshold_read_from_an_earlier_runs_history():
+    # a fresh run (no training_backup/) obeys the best score of a finished run's history.csv: no epoch beats it
+    rejected(ex.q3, callbacks(condition='(results_dir / "history.csv").is_file()'), "a fresh run",
+             "model.keras was never written", "old history.csv", "only when resuming")
+
+
+def test_q3_rejects_always_appending_to_history():
+    # a fresh run appends its rows under a finished run's
+    rejected(ex.q3, callbacks(append="True"), "the 3 rows of an earlier, finished run",
+             "append=True only when resuming")
 
 
 @pytest.mark.parametrize("changes, phrase", [

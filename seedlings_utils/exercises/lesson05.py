@@ -1,8 +1,8 @@
-"""Lesson 05's exercises: keep the last partial batch, scale exactly once, a new order every epoch.
+"""Lesson 05's exercises: a PyDataset for a new file format, an epoch order a resumed run repeats, and the
+workers and threads-or-processes setting for three kinds of loader.
 
-Each check runs the learner's code on ten tiny PNGs of its own (``tiny_image_folder``): image ``i``'s
-red channel says it is image ``i``, and its label is ``i``, so a check can tell which image landed in
-which batch, with which label.
+The first two checks run the learner's code on ten tiny images of their own: image ``i``'s red channel says it
+is image ``i``, and its label is ``i``, so a check can tell which image landed in which batch, with which label.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Exercise, Incorrect, image_number, tiny_image_folder
+from . import Exercise, Incorrect, image_number, pixel_value, tiny_image_folder
 
 COUNT, BATCH, SIZE, WORKERS = 10, 4, 8, 3  # 10 images in batches of 4: 4 + 4 + 2, the last one partial
 SIZES = [4, 4, 2]
@@ -28,22 +28,6 @@ def _pydataset_class(answer, name: str):
         raise Incorrect(f"pass the class itself, `ex.qN.check({name})`, a subclass of keras.utils.PyDataset "
                         f"(got {answer!r})")
     return answer
-
-
-def _build(cls, folder: str, names: list[str], **kwargs):
-    """``cls(folder, names, labels=0..9, batch_size=4, image_size=8, **kwargs)``, and Keras' warnings meanwhile."""
-    labels = np.arange(len(names))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            ds = cls(folder, np.array(names), labels, batch_size=BATCH, image_size=SIZE, **kwargs)
-        except TypeError as err:
-            if "workers" in str(err) or "unexpected keyword" in str(err):
-                raise Incorrect(f"{cls.__name__}(..., workers={WORKERS}) failed ({err}): accept **kwargs in "
-                                "__init__ and pass them on with super().__init__(**kwargs)") from err
-            raise
-        settings = (ds.workers, ds.use_multiprocessing, ds.max_queue_size)  # Keras warns here without super()
-    return ds, settings, [str(w.message) for w in caught]
 
 
 def _check_scale(images: np.ndarray, where: str) -> None:
@@ -79,138 +63,246 @@ def _epoch(ds) -> list[tuple[np.ndarray, list[int], list[int]]]:
     return [_batch(batch, i) for i, batch in enumerate(read)]
 
 
-def _check_batches(answer) -> str:
-    cls = _pydataset_class(answer, "Batches")
+def _npy_folder(folder: str, count: int, shift: int = 0) -> list[str]:
+    """``count`` images as .npy files of uint8 (SIZE, SIZE, 3); image i's red value says it is image i + shift."""
+    names = []
+    for i in range(count):
+        image = np.empty((SIZE, SIZE, 3), dtype=np.uint8)
+        image[...] = (pixel_value(i + shift), 128, 64)
+        name = f"img_{i:04d}.npy"
+        np.save(Path(folder) / name, image)
+        names.append(name)
+    return names
+
+
+def _build_npy(cls, folder: str, names: list[str]):
+    labels = np.arange(len(names))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = cls(folder, np.array(names), labels, batch_size=BATCH, workers=WORKERS)
+        except TypeError as err:
+            if "workers" in str(err) or "unexpected keyword" in str(err):
+                raise Incorrect(f"{cls.__name__}(..., workers={WORKERS}) failed ({err}): accept **kwargs in "
+                                "__init__ and pass them on with super().__init__(**kwargs)") from err
+            raise
+        workers = ds.workers  # Keras warns here when super().__init__ was never called
+    if any("super().__init__" in str(w.message) for w in caught):
+        raise Incorrect("Keras warned 'Your `PyDataset` class should call `super().__init__(**kwargs)`': your "
+                        f"__init__ never calls it, so the workers={WORKERS} you passed were lost and Keras would "
+                        "load with 1 worker. Start __init__ with super().__init__(**kwargs)")
+    if workers != WORKERS:
+        raise Incorrect(f"workers={WORKERS} was passed, but Keras sees workers={workers}: hand the keyword "
+                        "arguments on, super().__init__(**kwargs), not super().__init__()")
+    return ds
+
+
+def _held_pixels(ds) -> int:
+    """Bytes of NumPy arrays an object keeps in its attributes (in lists, tuples and dicts too)."""
+    seen, total, todo = set(), 0, list(vars(ds).values())
+    while todo:
+        value = todo.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, np.ndarray) and value.dtype != object and value.dtype.kind not in "US":
+            total += value.nbytes
+        elif isinstance(value, list | tuple | set):
+            todo.extend(value)
+        elif isinstance(value, dict):
+            todo.extend(value.values())
+    return total
+
+
+def _check_npy(answer) -> str:
+    cls = _pydataset_class(answer, "NpyBatches")
     with tempfile.TemporaryDirectory() as folder:
-        names = tiny_image_folder(folder, COUNT)
-        ds, (workers, *_), messages = _build(cls, folder, names, workers=WORKERS)
-        if any("super().__init__" in m for m in messages):
-            raise Incorrect("Keras warned 'Your `PyDataset` class should call `super().__init__(**kwargs)`': your "
-                            f"__init__ never calls it, so the workers={WORKERS} you passed were lost and Keras would "
-                            "load with 1 worker. Start __init__ with super().__init__(**kwargs)")
-        if workers != WORKERS:
-            raise Incorrect(f"workers={WORKERS} was passed, but Keras sees workers={workers}: hand the keyword "
-                            "arguments on, super().__init__(**kwargs), not super().__init__()")
+        names = _npy_folder(folder, COUNT)
+        ds = _build_npy(cls, folder, names)
+        one_image = SIZE * SIZE * 3
+        if _held_pixels(ds) >= COUNT * one_image:
+            raise Incorrect(f"right after __init__ your data set holds {_held_pixels(ds)} bytes of arrays, as much as "
+                            f"all {COUNT} images: it loaded every image, the whole data set in memory, the very thing "
+                            "a PyDataset avoids. Keep only the file names and labels; np.load each file in "
+                            "__getitem__")
         n = len(ds)
         if n == COUNT // BATCH:
             raise Incorrect(f"the last partial batch is missing: {COUNT} images with batch_size {BATCH} need "
-                            f"{len(SIZES)} batches ({' + '.join(map(str, SIZES))}), __len__ returned {n}. "
-                            f"len(filenames) // batch_size drops the remainder: use math.ceil(n / batch_size)")
+                            f"{len(SIZES)} batches ({' + '.join(map(str, SIZES))}), __len__ returned {n}: use "
+                            "math.ceil(n / batch_size)")
         if n != len(SIZES):
             raise Incorrect(f"__len__ returned {n}; {COUNT} images with batch_size {BATCH} make {len(SIZES)} "
                             f"batches ({' + '.join(map(str, SIZES))}): __len__ counts batches, not images")
+        _npy_folder(folder, COUNT, shift=20)  # the files change on disk after __init__
         batches = _epoch(ds)
-        sizes = [len(numbers) for _, numbers, _ in batches]
-        if sizes != SIZES:
-            raise Incorrect(f"the batches hold {sizes} images; {COUNT} images with batch_size {BATCH} should "
-                            f"give {SIZES}: batch i is files i * batch_size up to (i + 1) * batch_size, the last "
-                            "one shorter")
+        for i, (images, _, _) in enumerate(batches):
+            if images.dtype != np.float32:
+                raise Incorrect(f"batch {i}: images of dtype {images.dtype}: return float32, "
+                                "image.astype(np.float32) / 255 (float64 takes twice the memory)")
         numbers = [k for _, got, _ in batches for k in got]
-        if numbers != list(range(COUNT)):
-            raise Incorrect(f"the epoch read images {numbers}; expected each once, in the order given: "
-                            f"{list(range(COUNT))}")
+        if numbers == list(range(COUNT)):
+            raise Incorrect("the files were rewritten on disk after __init__, yet your batches showed the old images: "
+                            "__init__ read every image: the whole data set in memory. Keep only the names and "
+                            "labels; np.load each file when __getitem__ asks for its batch")
+        sizes = [len(got) for _, got, _ in batches]
+        if sizes != SIZES:
+            raise Incorrect(f"the batches hold {sizes} images; {COUNT} images with batch_size {BATCH} give {SIZES}: "
+                            "batch i is files i * batch_size up to (i + 1) * batch_size, the last one shorter")
+        if numbers != list(range(20, 20 + COUNT)):
+            raise Incorrect(f"the epoch read images {[k - 20 for k in numbers]}; expected each once, in the order "
+                            f"given: {list(range(COUNT))}")
         for i, (_, got, labels) in enumerate(batches):
-            if labels != got:
-                raise Incorrect(f"batch {i}: images {got} came with labels {labels}: take the labels from the "
-                                "same slice as the file names")
-    return f"{COUNT} images with batch_size {BATCH} give batches of {' + '.join(map(str, SIZES))}, in order, " \
-           f"each with its label, and Keras loads them with workers={WORKERS}."
+            if labels != [k - 20 for k in got]:
+                raise Incorrect(f"batch {i}: images {[k - 20 for k in got]} came with labels {labels}: take the "
+                                "labels from the same slice as the file names")
+        _npy_folder(folder, COUNT, shift=30)  # and again before a second epoch
+        again = [k for _, got, _ in _epoch(ds) for k in got]
+        if again != list(range(30, 30 + COUNT)):
+            raise Incorrect("the files changed on disk between two epochs, yet the second epoch returned the images "
+                            "of the first: your data set keeps the images it has read, a cache that grows to the "
+                            "whole data set in memory. Read each batch from disk every time")
+        if _held_pixels(ds) >= COUNT * one_image:
+            raise Incorrect(f"after an epoch your data set holds {_held_pixels(ds)} bytes of arrays, as much as all "
+                            f"{COUNT} images: it keeps every image it read in memory. Keep no pixels between batches")
+    return (f"{COUNT} .npy images with batch_size {BATCH} come as {' + '.join(map(str, SIZES))}, float32 in [0, 1], "
+            f"each with its label, read from disk when asked (the files changed between epochs and your batches "
+            f"followed), with workers={WORKERS}.")
 
 
-def _check_load_image(answer) -> str:
-    from PIL import Image
-
-    if not callable(answer):
-        raise Incorrect(f"pass the function itself, `ex.q2.check(my_load_image)` (got {answer!r})")
-    colour = (200, 100, 50)
-    cases = [  # (file name, Pillow mode, size (w, h), the RGB it must come back as)
-        ("rgb.png", "RGB", (30, 20), colour),
-        ("rgba.png", "RGBA", (20, 30), colour),
-        ("gray.png", "L", (25, 25), (120, 120, 120)),
-    ]
-    with tempfile.TemporaryDirectory() as folder:
-        for name, mode, size, expected in cases:
-            path = Path(folder) / name
-            fill = 120 if mode == "L" else (*colour, 128) if mode == "RGBA" else colour
-            Image.new(mode, size, fill).save(path)
-            out = answer(path, SIZE)
-            what = f"the {mode} file {name} ({size[0]} x {size[1]} pixels)"
-            if isinstance(out, Image.Image):
-                raise Incorrect(f"{what} came back as a PIL image: return a NumPy array, np.asarray(...)")
-            out = np.asarray(out)
-            if out.ndim == 2:
-                raise Incorrect(f"{what} gave shape {out.shape}: convert every image to RGB (3 channels), "
-                                "img.convert('RGB')")
-            if out.ndim == 3 and out.shape[-1] == 4:
-                raise Incorrect(f"{what} gave 4 channels: drop the alpha channel by converting to RGB")
-            if out.shape != (SIZE, SIZE, 3):
-                raise Incorrect(f"{what} gave shape {out.shape}; expected ({SIZE}, {SIZE}, 3) for image_size={SIZE}: "
-                                "resize to (image_size, image_size)")
-            _check_scale(out, what)
-            if out.dtype != np.float32:
-                raise Incorrect(f"{what} came back as {out.dtype}: return float32 (what Keras computes in; float64 "
-                                "takes twice the memory)")
-            got = out.reshape(-1, 3).mean(axis=0)
-            if not np.allclose(got, np.array(expected) / 255, atol=0.02):
-                raise Incorrect(f"{what}: colour {np.round(got, 3).tolist()}, expected "
-                                f"{np.round(np.array(expected) / 255, 3).tolist()} (its pixels {expected} / 255)")
-    return "RGB, RGBA and grayscale files all come back as float32 (8, 8, 3) arrays in [0, 1], scaled once."
-
-
-def _first_epoch(cls, folder: str, names: list[str], seed: int) -> list[int]:
-    ds, _, _ = _build(cls, folder, names, seed=seed)
-    return [k for _, got, _ in _epoch(ds) for k in got]
+def _orders(cls, folder: str, names: list[str], seed: int, epoch: int, epochs: int) -> list[list[int]]:
+    """The image numbers of ``epochs`` epochs of ``cls(..., seed=seed, epoch=epoch)``, labels checked on the way."""
+    labels = np.arange(len(names))
+    try:
+        ds = cls(folder, np.array(names), labels, batch_size=BATCH, image_size=SIZE, seed=seed, epoch=epoch)
+    except TypeError as err:
+        if "epoch" in str(err):
+            raise Incorrect(f"{cls.__name__}(..., epoch={epoch}) failed ({err}): keep the epoch=0 argument of the "
+                            "starter code") from err
+        raise
+    if len(ds) != len(SIZES):
+        raise Incorrect(f"__len__ returned {len(ds)}; {COUNT} images with batch_size {BATCH} make {len(SIZES)} "
+                        "batches")
+    orders = []
+    for e in range(epochs):
+        numbers = []
+        for i, (_, got, got_labels) in enumerate(_epoch(ds)):  # on_epoch_end runs after each epoch, as in fit
+            if got_labels != got:
+                raise Incorrect(f"epoch {epoch + e + 1}, batch {i}: images {got} came with labels {got_labels}: "
+                                "index the file names and the labels with the same order")
+            numbers += got
+        counts = Counter(numbers)
+        twice = sorted(k for k, c in counts.items() if c > 1)
+        never = sorted(set(range(COUNT)) - set(counts))
+        if twice or never:
+            raise Incorrect(f"epoch {epoch + e + 1} read images {numbers}: " + (f"{twice} more than once" if twice
+                            else "") + (" and " if twice and never else "") + (f"{never} never" if never else "")
+                            + ". Every epoch must read every image exactly once: draw a permutation")
+        orders.append(numbers)
+    return orders
 
 
 def _check_shuffled(answer) -> str:
     cls = _pydataset_class(answer, "Shuffled")
     with tempfile.TemporaryDirectory() as folder:
         names = tiny_image_folder(folder, COUNT)
-        ds, _, _ = _build(cls, folder, names, seed=0)
-        if len(ds) != len(SIZES):
-            raise Incorrect(f"__len__ returned {len(ds)}; {COUNT} images with batch_size {BATCH} make {len(SIZES)} "
-                            "batches")
-        orders = []
-        for epoch in range(1, 4):
-            numbers = []
-            for i, (_, got, labels) in enumerate(_epoch(ds)):  # on_epoch_end runs after each epoch, as in fit
-                if labels != got:
-                    raise Incorrect(f"epoch {epoch}, batch {i}: images {got} came with labels {labels}: index the "
-                                    "file names and the labels with the same order")
-                numbers += got
-            counts = Counter(numbers)
-            twice = sorted(k for k, c in counts.items() if c > 1)
-            never = sorted(set(range(COUNT)) - set(counts))
-            if twice or never:
-                raise Incorrect(f"epoch {epoch} read images {numbers}: " + (f"{twice} more than once" if twice else "")
-                                + (" and " if twice and never else "") + (f"{never} never" if never else "")
-                                + ". Every epoch must read every image exactly once: draw a permutation")
-            orders.append(numbers)
+        orders = _orders(cls, folder, names, seed=0, epoch=0, epochs=3)
         if orders[0] == list(range(COUNT)):
-            raise Incorrect("the first epoch read the images in file order (0, 1, ..., 9): draw the first random "
+            raise Incorrect("the first epoch read the images in file order (0, 1, ..., 9): draw the first epoch's "
                             "order in __init__ already")
         for epoch in (2, 3):
             if orders[epoch - 1] in orders[: epoch - 1]:
                 raise Incorrect(f"epoch {epoch} repeated an earlier epoch's order {orders[epoch - 1]}: on_epoch_end "
-                                "must draw a new order, from the generator made once in __init__ (a generator "
-                                "made anew with the same seed gives the same order again)")
-        if _first_epoch(cls, folder, names, seed=0) != orders[0]:
-            raise Incorrect("two data sets made with seed=0 started in different orders: make the generator from "
-                            "the seed, np.random.default_rng(seed), once in __init__")
-        if _first_epoch(cls, folder, names, seed=1) == orders[0]:
+                                "must count the epoch and draw that epoch's order (a generator made anew from the "
+                                "seed alone gives the same order again)")
+        if _orders(cls, folder, names, seed=0, epoch=0, epochs=1)[0] != orders[0]:
+            raise Incorrect("two data sets made with seed=0 started in different orders: draw the orders from the "
+                            "seed, np.random.default_rng([seed, epoch])")
+        if _orders(cls, folder, names, seed=1, epoch=0, epochs=1)[0] == orders[0]:
             raise Incorrect("seed=0 and seed=1 gave the same order: the seed is ignored. Use "
-                            "np.random.default_rng(seed)")
-    return "every epoch reads each image once, with its label, in a new order, and the seed repeats the orders."
+                            "np.random.default_rng([seed, epoch])")
+        resumed = _orders(cls, folder, names, seed=0, epoch=2, epochs=1)[0]
+        if resumed != orders[2]:
+            raise Incorrect(f"a data set made with epoch=2 (a run resumed at its third epoch) read {resumed}, but the "
+                            f"third epoch of a run from the start read {orders[2]}. One generator made in __init__ "
+                            "gives orders that depend on how many epochs this object has lived through, which a new "
+                            "runtime forgets: draw each epoch's order from (seed, epoch) alone, "
+                            "np.random.default_rng([seed, epoch]).permutation(n)")
+    return ("every epoch reads each image once, with its label, in a new order; the seed repeats the orders, and a "
+            "run resumed at epoch 3 reads exactly what the third epoch of a run from the start read.")
+
+
+#: The loaders the third exercise describes: what one image costs, and what the right setting must satisfy.
+KINDS = {
+    "pillow": "decode with Pillow (C code that lets go of the GIL while it decodes)",
+    "network": "wait about 50 ms for each file on a network disk, then a quick decode",
+    "pure_python": "decode with a decoder written in pure Python (every step runs Python code)",
+}
+
+
+def _check_settings(answer) -> str:
+    if not callable(answer):
+        raise Incorrect(f"pass the function itself, `ex.q3.check(loader_settings)` (got {answer!r})")
+    for cores in (2, 8):
+        chosen = {}
+        for kind, what in KINDS.items():
+            got = answer(kind, cores)
+            if not isinstance(got, dict) or set(got) != {"workers", "use_multiprocessing"}:
+                raise Incorrect(f"loader_settings({kind!r}, {cores}) returned {got!r}: return a dict with exactly "
+                                "the keys 'workers' and 'use_multiprocessing', the keyword arguments of PyDataset")
+            workers, processes = got["workers"], got["use_multiprocessing"]
+            if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+                raise Incorrect(f"loader_settings({kind!r}, {cores}): workers={workers!r}; it is a whole number of "
+                                "workers, at least 1")
+            if not isinstance(processes, bool):
+                raise Incorrect(f"loader_settings({kind!r}, {cores}): use_multiprocessing={processes!r}; it is "
+                                "True (processes) or False (threads)")
+            pool = "processes" if processes else "threads"
+            where = f"for loaders that {what}, with {cores} cores, you chose {workers} {pool}"
+            if kind == "pure_python":
+                if not processes:
+                    raise Incorrect(f"{where}: the GIL lets only one thread run Python code at a time, so threads "
+                                    "compute pure Python no faster than one. Use processes, use_multiprocessing=True")
+                if workers > cores:
+                    raise Incorrect(f"{where}: computing work gains nothing from more workers than cores; each extra "
+                                    "process costs memory and a copy of every batch. At most one per core")
+                if workers < max(1, cores - 1):
+                    raise Incorrect(f"{where}: {cores - workers} of {cores} cores stay idle. About one process per "
+                                    "core (leaving one for the main process is fine)")
+            else:
+                if processes:
+                    reason = ("Pillow lets go of the GIL while it decodes, so threads already decode in parallel"
+                              if kind == "pillow" else "a waiting thread holds no GIL and no core")
+                    raise Incorrect(f"{where}: {reason}. Processes only add a copy of every batch, a slower start "
+                                    "every epoch and, on macOS and Windows, a class that must come from a module. "
+                                    "Use threads")
+                if kind == "pillow" and workers < max(1, cores - 1):
+                    raise Incorrect(f"{where}: decoding is CPU work and {cores - workers} of {cores} cores stay idle. "
+                                    "Start with one worker per core")
+                if kind == "pillow" and workers > 2 * cores:
+                    raise Incorrect(f"{where}: decoding is CPU work; more threads than cores cannot decode faster. "
+                                    "Start with one worker per core")
+                if kind == "network" and workers <= cores:
+                    raise Incorrect(f"{where}: a thread waiting for the network disk uses no core, so one per core "
+                                    "leaves the cores idle while every worker waits. Use more workers than cores "
+                                    "(several per core) to keep more reads in flight")
+            chosen[kind] = workers
+        if chosen["network"] <= chosen["pillow"]:
+            raise Incorrect(f"with {cores} cores you gave the network loader {chosen['network']} workers and the "
+                            f"Pillow loader {chosen['pillow']}: the waiting loader should get more, since its "
+                            "workers mostly wait")
+    return ("threads where Pillow decodes or the files keep workers waiting (more of them for waiting), processes, "
+            "about one per core, where pure Python computes.")
 
 
 q1 = Exercise(
     name="q1",
-    task="Write Batches: a PyDataset in file order whose last partial batch is kept and whose workers reach Keras.",
-    checker=_check_batches,
-    hint_text=("Start __init__ with `super().__init__(**kwargs)`, then keep the arguments as attributes. `__len__` "
-               "is the number of batches: `math.ceil(len(self.filenames) / self.batch_size)`. In `__getitem__`, "
-               "slice file names and labels with `[index * self.batch_size : (index + 1) * self.batch_size]`: a "
-               "slice stops at the end, so the last batch is simply shorter. `np.stack` the `load_image` results."),
+    task="Write NpyBatches: a PyDataset over .npy image files, each batch read from disk when asked, float32 in "
+         "[0, 1], the last partial batch kept, workers passed to Keras.",
+    checker=_check_npy,
+    hint_text=("The lesson's FirstDataset with another reader: in `__getitem__`, "
+               "`np.stack([np.load(self.folder / name) for name in self.filenames[rows]])`, then "
+               "`.astype(np.float32) / 255` once. Nothing but names and labels in `__init__`, which starts with "
+               "`super().__init__(**kwargs)`; `__len__` uses `math.ceil`."),
     solution_code='''
 import math
 from pathlib import Path
@@ -218,59 +310,36 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from seedlings_utils.dataset import load_image
 
+class NpyBatches(keras.utils.PyDataset):
+    """(images, labels) batches read from .npy files of uint8 pixels, in file order."""
 
-class Batches(keras.utils.PyDataset):
-    """(images, labels) batches in file order, the last partial batch kept."""
-
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, **kwargs):
+    def __init__(self, folder, filenames, labels, batch_size=32, **kwargs):
         super().__init__(**kwargs)  # workers, use_multiprocessing, max_queue_size reach Keras
-        self.image_dir = Path(image_dir)
-        self.filenames, self.labels = np.asarray(filenames), np.asarray(labels)
-        self.batch_size, self.image_size = batch_size, image_size
+        self.folder = Path(folder)
+        self.filenames, self.labels = np.asarray(filenames), np.asarray(labels)  # names only, no pixels
+        self.batch_size = batch_size
 
     def __len__(self):
         return math.ceil(len(self.filenames) / self.batch_size)  # ceil: the partial batch counts
 
     def __getitem__(self, index):
-        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)  # shorter at the end
-        images = np.stack([load_image(self.image_dir / name, self.image_size) for name in self.filenames[batch]])
-        return images, self.labels[batch]
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)  # shorter at the end
+        images = np.stack([np.load(self.folder / name) for name in self.filenames[rows]])  # read now, from disk
+        return images.astype(np.float32) / 255, self.labels[rows]  # 0-255 -> 0-1, once
 ''',
-    answer_name="Batches",
+    answer_name="NpyBatches",
 )
 
 q2 = Exercise(
     name="q2",
-    task="Write my_load_image(path, image_size): Pillow, RGB, a square of image_size, float32 in [0, 1].",
-    checker=_check_load_image,
-    hint_text=("`with Image.open(path) as img:` then `img.convert('RGB')` (grayscale and RGBA become 3 channels), "
-               "`.resize((image_size, image_size))`, and `np.asarray(..., dtype=np.float32) / 255.0`. Pillow gives "
-               "integers 0-255: divide once, and by nothing else."),
-    solution_code='''
-import numpy as np
-from PIL import Image
-
-
-def my_load_image(path, image_size):
-    """float32 array (image_size, image_size, 3), values in [0, 1]."""
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")  # grayscale and RGBA become 3 channels
-        small = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)  # squashed to a square
-    return np.asarray(small, dtype=np.float32) / 255.0  # 0-255 -> 0-1, once
-''',
-    answer_name="my_load_image",
-)
-
-q3 = Exercise(
-    name="q3",
-    task="Complete Shuffled: every epoch a new random order, images and labels paired, repeatable from seed.",
+    task="Complete Shuffled: a new random order every epoch, drawn from (seed, epoch), so that a run resumed at "
+         "epoch k reads what epoch k of a run from the start read.",
     checker=_check_shuffled,
-    hint_text=("In `__init__`: `self.rng = np.random.default_rng(seed)` and `self.order = "
-               "self.rng.permutation(len(self.filenames))`. `__getitem__` slices `self.order` and indexes both "
-               "`self.filenames` and `self.labels` with that slice. `on_epoch_end` draws `self.order` again from "
-               "the same `self.rng`."),
+    hint_text=("Keep `self.seed` and `self.epoch`. A helper `self.order = np.random.default_rng([self.seed, "
+               "self.epoch]).permutation(len(self.filenames))`, called in `__init__`; `on_epoch_end` adds 1 to "
+               "`self.epoch` and calls it again. `__getitem__` slices `self.order` and indexes both the names and "
+               "the labels with that slice."),
     solution_code='''
 import math
 from pathlib import Path
@@ -282,15 +351,18 @@ from seedlings_utils.dataset import load_image
 
 
 class Shuffled(keras.utils.PyDataset):
-    """(images, labels) batches in a new random order every epoch, repeatable from seed."""
+    """(images, labels) in a new order every epoch; the order of epoch k depends on (seed, k) alone."""
 
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, seed=None, **kwargs):
+    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, seed=0, epoch=0, **kwargs):
         super().__init__(**kwargs)
         self.image_dir = Path(image_dir)
         self.filenames, self.labels = np.asarray(filenames), np.asarray(labels)
         self.batch_size, self.image_size = batch_size, image_size
-        self.rng = np.random.default_rng(seed)  # made once: new orders, the same ones for the same seed
-        self.order = self.rng.permutation(len(self.filenames))  # the first epoch is shuffled too
+        self.seed, self.epoch = seed, epoch
+        self.draw()  # the first epoch is shuffled too
+
+    def draw(self):
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.filenames))
 
     def __len__(self):
         return math.ceil(len(self.filenames) / self.batch_size)
@@ -301,7 +373,27 @@ class Shuffled(keras.utils.PyDataset):
         return images, self.labels[picked]  # the same positions: each image keeps its label
 
     def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.filenames))
+        self.epoch += 1
+        self.draw()
 ''',
     answer_name="Shuffled",
+)
+
+q3 = Exercise(
+    name="q3",
+    task="Write loader_settings(kind, cores): the workers and use_multiprocessing for a Pillow loader, a loader "
+         "that waits on a network disk, and a pure-Python decoder.",
+    checker=_check_settings,
+    hint_text=("Ask of each loader: does it compute Python code (the GIL serialises threads: processes, one per "
+               "core), compute in C that lets go of the GIL (threads, one per core), or mostly wait (threads, "
+               "several per core)?"),
+    solution_code='''
+def loader_settings(kind, cores):
+    if kind == "pure_python":  # Python code: only processes compute in parallel
+        return dict(workers=cores, use_multiprocessing=True)
+    if kind == "network":  # waiting uses no core: more threads keep more reads in flight
+        return dict(workers=4 * cores, use_multiprocessing=False)
+    return dict(workers=cores, use_multiprocessing=False)  # Pillow decodes without the GIL: threads
+''',
+    answer_name="loader_settings",
 )

@@ -1,11 +1,12 @@
-"""Lesson 06's exercises: an output layer and loss for integer labels; augmentation that runs only in
-training; callbacks that resume after an interrupt and keep the best model across it.
+"""Lesson 06's exercises: an output layer and a loss that fits the labels (class ids or one-hot rows);
+augmentation that runs only in training; callbacks that resume after an interrupt and keep the best model across it.
 
 Each check builds a tiny Keras model on tiny arrays of its own (never the notebook's data or files).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import tempfile
 from pathlib import Path
@@ -25,6 +26,49 @@ def _loss_name(model) -> str:
 
 
 def _check_classifier(build_tiny_classifier) -> str:
+    note = _check_integer_labels(build_tiny_classifier)
+    _check_one_hot(build_tiny_classifier)
+    return note + " With one_hot=True, categorical_crossentropy takes the one-hot rows: the loss follows the labels."
+
+
+def _cross_entropy(probabilities: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
+    """The mean cross-entropy of class ids ``y`` under ``probabilities`` (or under their softmax: logits)."""
+    if np.all(probabilities >= 0) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4):
+        return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-7, 1)))), True
+    shifted = probabilities - probabilities.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_softmax[np.arange(len(y)), y])), False
+
+
+def _check_one_hot(build_tiny_classifier) -> None:
+    num_classes, size = 3, 8
+    try:
+        model = build_tiny_classifier(num_classes, size, one_hot=True)
+    except TypeError as err:
+        if "one_hot" in str(err) or "positional argument" in str(err):
+            raise Incorrect(f"build_tiny_classifier(3, 8, one_hot=True) failed ({err}): keep the argument "
+                            "one_hot=False of the starter and choose the loss from it") from None
+        raise
+    name = _loss_name(model)
+    if "sparse" in name:
+        raise Incorrect("with one_hot=True the labels are one-hot rows, shape (12, 3), yet the loss is still "
+                        "sparse_categorical_crossentropy, which wants one class id per image: when one_hot is True, "
+                        "use loss='categorical_crossentropy'")
+    if "categorical_crossentropy" not in name and "categoricalcrossentropy" not in name:
+        raise Incorrect(f"with one_hot=True the loss is {name!r}: one-hot rows of one species per image take "
+                        "loss='categorical_crossentropy'")
+    rng = np.random.default_rng(1)
+    x = rng.random((12, size, size, 3), dtype=np.float32)
+    y = np.arange(12) % num_classes
+    scores = model.evaluate(x, np.eye(num_classes, dtype=np.float32)[y], verbose=0, return_dict=True)
+    expected, _ = _cross_entropy(model.predict(x, verbose=0), y)
+    if not np.isclose(scores["loss"], expected, rtol=1e-3, atol=1e-4):
+        raise Incorrect(f"with one_hot=True the loss on 12 images is {scores['loss']:.4f}, but the cross-entropy of "
+                        f"the predicted probabilities is {expected:.4f}: softmax outputs with from_logits=False, or "
+                        "raw scores with from_logits=True")
+
+
+def _check_integer_labels(build_tiny_classifier) -> str:
     import keras
 
     num_classes, size = 3, 8
@@ -73,7 +117,8 @@ def _check_classifier(build_tiny_classifier) -> str:
         shifted = probabilities - probabilities.max(axis=1, keepdims=True)
         log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         expected = -np.mean(log_softmax[np.arange(len(y)), y])
-        if not np.isclose(scores["loss"], expected, rtol=1e-3, atol=1e-4):
+        from_logits = bool(getattr(model.loss, "from_logits", False))  # a loss given by name has it False
+        if not from_logits or not np.isclose(scores["loss"], expected, rtol=1e-3, atol=1e-4):
             raise Incorrect(f"the model's outputs for an image add up to {sums[0]:.3f}, not 1: they are not "
                             "probabilities over the species. Give the last Dense layer activation='softmax' "
                             "(a sigmoid or ReLU scores each class on its own)")
@@ -89,24 +134,26 @@ def _check_classifier(build_tiny_classifier) -> str:
 
 q1 = Exercise(
     name="q1",
-    task="Complete build_tiny_classifier(num_classes, image_size): output layer, keras.Model, compile for "
-         "integer labels.",
+    task="Complete build_tiny_classifier(num_classes, image_size, one_hot=False): output layer, keras.Model, and a "
+         "loss that fits the labels: class ids, or one-hot rows when one_hot is True.",
     checker=_check_classifier,
     hint_text=("One output per species, as probabilities: `layers.Dense(num_classes, activation=\"softmax\")`. "
-               "The labels are integers (0, 1, 2 ...), not one-hot rows, so the loss is "
-               "`\"sparse_categorical_crossentropy\"`; add `metrics=[\"accuracy\"]`."),
+               "Class ids (0, 1, 2 ...) take `\"sparse_categorical_crossentropy\"`; one-hot rows take "
+               "`\"categorical_crossentropy\"`. Pick it with `if one_hot`, and add `metrics=[\"accuracy\"]`."),
     solution_code='''
 import keras
 from keras import layers
 
 
-def build_tiny_classifier(num_classes, image_size):
+def build_tiny_classifier(num_classes, image_size, one_hot=False):
     inputs = keras.Input(shape=(image_size, image_size, 3))
     x = layers.Conv2D(8, 3, activation="relu")(inputs)
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)  # one probability per species
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # class ids -> sparse_categorical_crossentropy; one-hot rows -> categorical_crossentropy
+    loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     return model
 ''',
     answer_name="build_tiny_classifier",
@@ -140,12 +187,26 @@ def _check_augmentation(with_augmentation) -> str:
                             "would see flipped or turned images. Use Keras' preprocessing layers (RandomFlip, "
                             "RandomRotation), which pass images through unchanged outside training, not a Lambda "
                             "around tf.image functions, which runs at every call")
-    changed = sum(not np.allclose(np.asarray(model(image, training=True)), reference, atol=1e-6) for _ in range(8))
+    seen = [np.asarray(model(image, training=True)) for _ in range(12)]
+    changed = sum(not np.allclose(out, reference, atol=1e-6) for out in seen)
     if changed == 0:
-        raise Incorrect("in training (model(x, training=True)) the image came through unchanged 8 times out of 8: "
-                        "no augmentation ran. Put layers.RandomFlip(\"horizontal_and_vertical\") and "
+        raise Incorrect("in training (model(x, training=True)) the image came through unchanged 12 times out of "
+                        "12: no augmentation ran. Put layers.RandomFlip(\"horizontal_and_vertical\") and "
                         "layers.RandomRotation(...) between the input and the model")
-    return (f"in training the image changed in {changed} of 8 calls; in predict it came through untouched. "
+    flipped = {"none": image, "left-right": image[:, :, ::-1], "up-down": image[:, ::-1], "both": image[:, ::-1, ::-1]}
+    flips = {name: np.asarray(plain(np.ascontiguousarray(version))) for name, version in flipped.items()}
+    matched = [next((name for name, flip in flips.items() if np.allclose(out, flip, atol=1e-5)), None) for out in seen]
+    if all(matched):
+        kinds = sorted(set(matched) - {"none"})
+        if set(kinds) <= {"left-right"} or set(kinds) <= {"up-down"}:
+            raise Incorrect(f"in 12 training calls the image was only ever flipped {kinds[0]} "
+                            "(or left alone): a plant seen from above has no up and no left, so flip both ways, "
+                            "RandomFlip(\"horizontal_and_vertical\"), and turn it too, RandomRotation(...)")
+        raise Incorrect("in 12 training calls the image was only ever flipped, never turned: RandomFlip alone gives "
+                        "just 4 versions of each photo. Add layers.RandomRotation(...) after the flip, as the "
+                        "exercise asks (a seedling can grow at any angle)")
+    return (f"in training the image changed in {changed} of 12 calls, turned as well as flipped; in predict it came "
+            "through untouched. "
             "fit calls the model with training=True, evaluate and predict with training=False (a bare model(x) "
             "without training= augments: these layers default to training in Keras 3.15).")
 
@@ -219,6 +280,18 @@ def _scripted_callbacks(results_dir: Path, writes: list[int], snapshots: dict, i
     return Script(), Watch()
 
 
+STALE_VAL_LOSS = 0.05  # an earlier run's best val_loss, lower than any epoch of the run the check makes
+STALE_EPOCHS = [0, 1, 2]
+
+
+def _leave_an_earlier_run(results: Path) -> None:
+    """The files a finished run leaves behind: history.csv (a low val_loss) and a model.keras, no backup."""
+    rows = ["epoch,accuracy,loss,val_accuracy,val_loss"]
+    rows += [f"{e},0.9,0.2,0.95,{STALE_VAL_LOSS + 0.1 * (2 - e):.2f}" for e in STALE_EPOCHS]
+    (results / "history.csv").write_text("\n".join(rows) + "\n")
+    (results / "model.keras").write_bytes(b"an earlier run's model")
+
+
 def _digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
@@ -239,16 +312,20 @@ def _epochs(epochs: list[int]) -> str:
 
 
 def _check_resume(resumable_callbacks) -> str:
+    import keras
+
     rng = np.random.default_rng(0)
     x, y = rng.random((16, 4), dtype=np.float32), np.arange(16) % 3
     data = dict(x=x, y=y, validation_data=(x[:6], y[:6]), batch_size=8, epochs=len(SCRIPTED_VAL_LOSS), verbose=0)
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)
+        _leave_an_earlier_run(results)  # a finished run's files: a fresh run must neither extend nor obey them
         first_writes: list[int] = []
         first: dict = {}
         script, watch = _scripted_callbacks(results, first_writes, first, interrupt=True)
+        callbacks = resumable_callbacks(results)
         try:
-            _tiny_model(0).fit(**data, callbacks=[script, *resumable_callbacks(results), watch])
+            _tiny_model(0).fit(**data, callbacks=[script, *callbacks, watch])
         except _Disconnect:
             pass
         lowest = int(np.argmin(SCRIPTED_VAL_LOSS[: INTERRUPT_AFTER + 1]))
@@ -261,10 +338,16 @@ def _check_resume(resumable_callbacks) -> str:
             if first_writes == best_accuracy:
                 raise Incorrect(f"model.keras was written after epochs {_epochs(first_writes)}, when val_accuracy "
                                 "improved; this exercise keeps the lowest val_loss: monitor=\"val_loss\"")
-            if not first_writes:
+            if not first_writes and not any(isinstance(c, keras.callbacks.ModelCheckpoint) for c in callbacks):
                 raise Incorrect("no model.keras appeared in results_dir during training: add "
                                 "ModelCheckpoint(Path(results_dir) / \"model.keras\", monitor=\"val_loss\", "
                                 "save_best_only=True)")
+            if not first_writes:
+                raise Incorrect(f"results_dir held a finished run's history.csv (best val_loss {STALE_VAL_LOSS}) and "
+                                "no training_backup/: a fresh run. Yet model.keras was never written: your threshold "
+                                "came from that old history.csv, which no epoch of the new run can beat. Read the "
+                                "threshold only when resuming (training_backup/ exists); a fresh run passes "
+                                "initial_value_threshold=None")
             raise Incorrect(f"before the interrupt model.keras was written after epochs {_epochs(first_writes)}; "
                             f"val_loss was {SCRIPTED_VAL_LOSS[: INTERRUPT_AFTER + 1]}, so the lowest so far came at "
                             f"epochs 1 and {lowest + 1}: monitor=\"val_loss\" with mode \"min\" (or \"auto\")")
@@ -301,6 +384,12 @@ def _check_resume(resumable_callbacks) -> str:
         if not (results / "history.csv").is_file():
             raise Incorrect("no history.csv in results_dir: add CSVLogger(Path(results_dir) / \"history.csv\", "
                             "append=...)")
+        with open(results / "history.csv", newline="") as f:
+            rows = [int(row["epoch"]) for row in csv.DictReader(f)]
+        if len(rows) > len(SCRIPTED_VAL_LOSS) and rows[:len(STALE_EPOCHS)] == STALE_EPOCHS:
+            raise Incorrect(f"history.csv holds {len(rows)} rows: the {len(STALE_EPOCHS)} rows of an earlier, "
+                            "finished run, then this run's. A fresh run (no training_backup/) must start the file "
+                            "anew: append=True only when resuming, append=False otherwise")
         logged = load_history(results / "history.csv")["epoch"]
         if logged != list(range(len(SCRIPTED_VAL_LOSS))):
             raise Incorrect(f"history.csv holds epochs {_epochs(logged)}, not 1 to {len(SCRIPTED_VAL_LOSS)}: when "
@@ -317,7 +406,8 @@ q3 = Exercise(
     hint_text=("Start from the lesson's training_callbacks. Keep the best by `monitor=\"val_loss\"` (lower is "
                "better: mode \"auto\" knows). When `results_dir / \"training_backup\"` exists you are resuming: "
                "read history.csv (csv.DictReader), take the min of its val_loss column and pass it to "
-               "ModelCheckpoint as `initial_value_threshold`; CSVLogger then appends."),
+               "ModelCheckpoint as `initial_value_threshold`; CSVLogger then appends. A fresh run: no threshold, "
+               "append=False."),
     solution_code='''
 import csv
 from pathlib import Path
