@@ -74,13 +74,11 @@ def test_check_cli_fails_on_drift(tmp_path, monkeypatch, capsys):
     assert export.main(["--check"]) == 0
 
 
-def test_lessons_from_02_end_with_one_to_three_exercises():
+def test_every_lesson_ends_with_two_to_four_exercises():
     by_lesson = {name[-2:]: [q for n, q in ALL_EXERCISES if n == name] for name in LESSON_MODULES}
     for notebook in lesson_notebooks():
         number = notebook.name[:2]
-        if number == "01":
-            continue
-        assert 1 <= len(by_lesson.get(number, [])) <= 3, f"lesson {number} needs 1-3 exercises"
+        assert 2 <= len(by_lesson.get(number, [])) <= 4, f"lesson {number} needs 2-4 exercises"
         text = "".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"])
         assert f"exercises import lesson{number} as ex" in text
         for q in by_lesson[number]:
