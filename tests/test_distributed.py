@@ -369,7 +369,7 @@ def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_d
     """Edit lesson 10's training function as a learner would (a marker after training, a tenth of the learning rate),
     write the cell's file, run it with two processes: both ran the edited code."""
     script = lesson_script()
-    fit_end = "    return model, history, train\n"
+    fit_end = "    return model, history, train"
     assert script.count(fit_end) == 1 and script.count("learning_rate=learning_rate, seed=seed)") == 1
     edited = script.replace("learning_rate=learning_rate, seed=seed)", "learning_rate=learning_rate / 10, seed=seed)")
     edited = edited.replace(fit_end, "    lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))\n"
