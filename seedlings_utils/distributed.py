@@ -4,9 +4,10 @@ Data parallelism with Keras 3's ``keras.distribution`` on the JAX backend: every
 the model, reads its own *shard* of the training images, computes gradients on its part of each global
 batch, and the gradients are averaged across processes before every update, so all copies stay identical.
 
-The technique (the shard split, the loader over one shard, joining the job, the training function every
-process runs) is written in notebook 10's cells and exported below. This module's own code is the
-plumbing around it: the command line every process runs (``python -m seedlings_utils.distributed``),
+The pieces of the technique (the shard split, the loader over one shard, joining the job, the checkpoint) are
+written in notebook 10's cells and exported below; the training function every process runs is the notebook's
+script (``--script train_job.py``), with a copy here for the benchmark and the tests. This module's own code is
+the plumbing around it: the command line every process runs (``python -m seedlings_utils.distributed``),
 a launcher that starts N such processes on this machine (free port, logs, a timeout, every process
 stopped when one fails or when the launcher itself dies), reading back what the processes wrote, and the
 record of what the TensorFlow route (``tf.distribute.MultiWorkerMirroredStrategy``) does today.
@@ -14,7 +15,8 @@ record of what the TensorFlow route (``tf.distribute.MultiWorkerMirroredStrategy
 On N machines, run on each (one process per machine; the address is machine 0's)::
 
     KERAS_BACKEND=jax KERAS_DISTRIBUTION_JOB_ADDRESSES=10.0.0.1:1234 KERAS_DISTRIBUTION_NUM_PROCESSES=N \\
-    KERAS_DISTRIBUTION_PROCESS_ID=<0..N-1> python -m seedlings_utils.distributed --data-dir ... --out-dir ...
+    KERAS_DISTRIBUTION_PROCESS_ID=<0..N-1> python -m seedlings_utils.distributed --script train_job.py \\
+    --data-dir ... --out-dir ...
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import math
 import os
 import re
+import runpy
 import shutil
 import signal
 import socket
@@ -160,19 +163,23 @@ class SaveOnProcessZero(keras.callbacks.Callback):
             throwaway = Path(tempfile.gettempdir()) / f"checkpoint_process_{self.process_id}_{os.getpid()}.keras"
             self.model.save(throwaway)
             throwaway.unlink()
+# ---- END notebooks/10_beyond_one_machine.ipynb ----
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# The command line every process runs, and what it writes besides the checkpoint (for the lesson's checks).
+
+
+# What every process runs: lesson 10's script (the notebook's cell tagged first-version writes it to train_job.py),
+# kept here for the benchmark and the tests; tests/test_distributed.py checks that the two say the same.
+# Join the job, spread the model over all processes' devices, train on this process's shard in step with the others,
+# resume from process 0's last checkpoint when there is one.
 def train_process(data_dir, out_dir, epochs, global_batch, image_size, base_filters=16, learning_rate=1e-3, seed=42,
                   augment=False, workers=1, callbacks=(), read_log=None):
-    """What every process runs: join the job, spread the model over all processes' devices, train on this
-    process's shard in step with the others. Resumes from process 0's last checkpoint when there is one."""
-    process_id, num_processes = join_job()
+    process_id, num_processes = join_job()  # this process's index and the job's size, from the environment
     if global_batch % num_processes:
         raise ValueError(f"the global batch ({global_batch}) must split evenly over {num_processes} processes")
-    # DataParallel: one copy of the model per device, every batch split across the devices of all processes.
-    # auto_shard_dataset=False: each process already reads only its own shard (Keras would otherwise insist on a
-    # tf.data.Dataset and split it itself).
-    devices = keras.distribution.list_devices()  # the devices of every process: here one CPU each
+    devices = keras.distribution.list_devices()  # the devices of every process in the job
     data_parallel = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
     keras.distribution.set_distribution(data_parallel)
     keras.utils.set_random_seed(seed)  # the same seed everywhere: the same starting weights in every process
@@ -181,12 +188,10 @@ def train_process(data_dir, out_dir, epochs, global_batch, image_size, base_filt
     train = ShardDataset(Path(data_dir) / "all_images", x_train, y_train, process_id, num_processes,
                          batch_size=global_batch // num_processes, image_size=image_size, seed=seed, workers=workers)
     out_dir = Path(out_dir)
-    done = json.loads((out_dir / "checkpoint.json").read_text())["epochs_done"] if (
-        out_dir / "checkpoint.json").is_file() else 0
-    # Model and training inside the JAX mesh of all devices: the variables then carry the mesh from the start, and
-    # JAX compiles the training step once (outside it, JAX 0.10 with Keras 3.15 compiles it three times).
-    with jax.set_mesh(data_parallel.device_mesh.backend_mesh):
-        if done:  # a process died and the job was restarted: every process resumes from process 0's checkpoint
+    checkpoint = out_dir / "checkpoint.json"
+    done = json.loads(checkpoint.read_text())["epochs_done"] if checkpoint.is_file() else 0
+    with jax.set_mesh(data_parallel.device_mesh.backend_mesh):  # the model built and trained inside the mesh
+        if done:  # a restarted job: every process goes on from process 0's checkpoint
             model = keras.models.load_model(out_dir / "checkpoint.keras")
         else:
             model = build_cnn(len(load_classes(data_dir)), image_size, base_filters=base_filters, augment=augment,
@@ -195,11 +200,6 @@ def train_process(data_dir, out_dir, epochs, global_batch, image_size, base_filt
                             callbacks=[*([ReadLog(train, read_log)] if read_log else []),
                                        SaveOnProcessZero(out_dir, process_id), *callbacks])
     return model, history, train
-# ---- END notebooks/10_beyond_one_machine.ipynb ----
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The command line every process runs, and what it writes besides the checkpoint (for the lesson's checks).
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -568,15 +568,16 @@ def read_problems(reads: list[dict[int, list[str]]], train_names) -> list[str]:
 
 def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeout: float = 900.0,
             show: str = "all", fresh: bool = True, compile_cache: str | Path | None = "default",
-            timeout_name: str = "timeout", **options) -> Job:
+            timeout_name: str = "timeout", script: str | Path | None = None, **options) -> Job:
     """Run a training job of ``num_processes`` processes on this machine and read back what they wrote.
 
-    ``options`` are the script's (``epochs``, ``global_batch``, ``image_size``, ...). ``fresh`` starts in an
-    empty ``run_dir``, moving an earlier run's to ``<run_dir>.previous`` (so a new run that fails has destroyed
-    nothing); ``fresh=False`` keeps it, so the job resumes from its checkpoint. ``compile_cache`` and
-    ``timeout_name`` (the setting a timeout's message names: lesson 10 passes ``"JOB_TIMEOUT"``) as for
-    :func:`launch`. Raises
-    :class:`WorkerFailed` when a process fails or dies or the job runs past ``timeout`` seconds.
+    ``options`` are the command line's (``epochs``, ``global_batch``, ``image_size``, ...). ``script``: a Python
+    file whose ``train_process`` the processes run (lesson 10's cell writes it); without it, this module's copy.
+    ``fresh`` starts in an empty ``run_dir``, moving an earlier run's to ``<run_dir>.previous`` (so a new run that
+    fails has destroyed nothing); ``fresh=False`` keeps it, so the job resumes from its checkpoint.
+    ``compile_cache`` and ``timeout_name`` (the setting a timeout's message names: lesson 10 passes
+    ``"JOB_TIMEOUT"``) as for :func:`launch`. Raises :class:`WorkerFailed` when a process fails or dies or the
+    job runs past ``timeout`` seconds.
     """
     check_keras_for_processes(num_processes)
     run_dir = Path(run_dir)
@@ -584,7 +585,8 @@ def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeo
         previous = run_dir.with_name(run_dir.name + ".previous")
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(run_dir, previous)
-    command = worker_command(data_dir=Path(data_dir).resolve(), out_dir=run_dir.resolve(), **options)
+    command = worker_command(data_dir=Path(data_dir).resolve(), out_dir=run_dir.resolve(),
+                             script=script and Path(script).resolve(), **options)
     launch(command, num_processes, run_dir, timeout=timeout, show=show, compile_cache=compile_cache,
            timeout_name=timeout_name)
     return Job.read(run_dir, num_processes)
@@ -639,7 +641,7 @@ def plot_jobs(single: Job, multi: Job, global_batch: int, crashed_in_epoch: int 
 #: Where and how the failure below was reproduced (lesson 10 shows it; ``tensorflow_attempt()`` runs it again).
 TF_ATTEMPT_RECORDED = {
     "versions": "TensorFlow 2.21.0, Keras 3.15.1, Python 3.11, CPU",
-    "where": "two worker processes on 127.0.0.1 (TF_CONFIG), the course's 2-core build machine",
+    "where": "two worker processes on 127.0.0.1 (TF_CONFIG)",
     "error": "ValueError: Attempt to convert a value (PerReplica:{\n  0: <tf.Tensor: shape=(8, 8), dtype=float32, "
              "numpy=array([[0.7533075 , 0.29476172, ...]], dtype=float32)>\n}) with an unsupported type "
              "(<class 'tensorflow.python.distribute.values.PerReplica'>) to a Tensor.",
@@ -680,6 +682,17 @@ def tensorflow_attempt(log_dir: str | Path, timeout: float = 300.0) -> str:
     return "model.fit finished on both workers: the TensorFlow route works with these versions"
 
 
+def script_train_process(script: str | Path) -> Callable:
+    """The ``train_process`` that the Python file ``script`` defines (lesson 10's cell writes that file).
+
+    The file runs as a module of its own (``runpy``), so it sees only what it imports, never a notebook's names.
+    """
+    namespace = runpy.run_path(str(script), run_name="lesson_script")
+    if not callable(namespace.get("train_process")):
+        raise SystemExit(f"{script} defines no function train_process(data_dir, out_dir, epochs, ...)")
+    return namespace["train_process"]
+
+
 def main(argv: list[str] | None = None) -> int:
     """One process of a job (``python -m seedlings_utils.distributed``); returns its exit status."""
     stop_with_launcher()  # first: a process started by launch() must never outlive it
@@ -697,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-process", type=int, default=None, help="(demonstration) this process dies ...")
     parser.add_argument("--fail-in-epoch", type=int, default=None, help="... in this epoch (from 0), after one step")
     parser.add_argument("--tensorflow-attempt", action="store_true", help="run the TensorFlow route instead")
+    parser.add_argument("--script", help="a Python file defining train_process (lesson 10's cell writes one): it "
+                        "trains instead of this module's copy")
     args = parser.parse_args(argv)
     if args.tensorflow_attempt:
         _tensorflow_worker()
@@ -715,7 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     fail = args.fail_in_epoch if args.fail_process == process_id else None
     recorder = EpochRecorder(out_dir / f"epochs_{process_id}.jsonl", process_id, fail)
     start = time.perf_counter()
-    model, _, train = train_process(
+    train = script_train_process(args.script) if args.script else train_process
+    model, _, train = train(
         args.data_dir, out_dir, args.epochs, args.global_batch, args.image_size, args.base_filters,
         args.learning_rate, args.seed, args.augment, args.workers, callbacks=[recorder],
         read_log=out_dir / f"reads_{process_id}.jsonl")

@@ -224,17 +224,25 @@ def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[
     """Lesson 10's crash-demo cell with NUM_PROCESSES = 3, its first job ending in ``first_run``."""
     calls = []
 
+    class Restarted:
+        reads: list = []
+
+        def weights_identical(self):
+            return True
+
     def run_job(data_dir, run_dir, count, **kwargs):
         calls.append(kwargs)
         if len(calls) == 1:
             raise first_run
-        return "the restarted job"
+        (run_dir / "checkpoint.json").write_text('{"epochs_done": 2}')
+        return Restarted()
 
-    stub = type("distributed", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed})
-    (tmp_path / "runs" / "3_processes").mkdir(parents=True)
-    (tmp_path / "runs" / "3_processes" / "checkpoint.json").write_text('{"epochs_done": 1}')
+    stub = type("distributed", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed,
+                                    "read_problems": staticmethod(lambda reads, names: [])})
+    (tmp_path / "runs" / "crash_demo").mkdir(parents=True)
+    (tmp_path / "runs" / "crash_demo" / "checkpoint.json").write_text('{"epochs_done": 1}')
     namespace = dict(distributed=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
-                     CRASH_DEMO=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={})
+                     CRASH_DEMO=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
     exec(crash_demo_cell(), namespace)
     return namespace, calls
 
@@ -242,9 +250,11 @@ def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[
 def test_the_crash_demo_goes_on_after_the_planted_crash_only(tmp_path, capsys):
     planted = failure_of("if pid == 2:\n    " + PLANTED + "\ntime.sleep(300)", 3, tmp_path / "planted")
     namespace, calls = run_crash_demo(tmp_path, planted)
-    assert namespace["multi"] == "the restarted job" and calls[0]["fail_process"] == 2
+    assert "resumed" in namespace and calls[0]["fail_process"] == 2
     assert calls[0]["timeout_name"] == calls[1]["timeout_name"] == "JOB_TIMEOUT" and calls[1]["fresh"] is False
-    assert "WorkerFailed: process 2 of 3 was killed by signal 9" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "WorkerFailed: process 2 of 3 was killed by signal 9" in out and "resumed: 2 epochs done" in out
+    assert calls[0]["script"] == calls[1]["script"] == tmp_path / "train_job.py", "both runs run the lesson's script"
 
     error = failure_of(ERROR, 3, tmp_path / "error")
     timeout = failure_of("time.sleep(300)", 1, tmp_path / "hung", timeout=1, timeout_name="JOB_TIMEOUT")
@@ -317,6 +327,62 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
     with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 20 s\)"):
         launch(command, 2, tmp_path / "job", timeout=20, show="none")
     assert time.monotonic() - start < 40
+
+
+# ---- lesson 10's script: what the processes run is the notebook's cell ----
+
+LESSON = Path(__file__).parents[1] / "notebooks" / "10_beyond_one_machine.ipynb"
+
+
+def lesson_script() -> str:
+    """The training script of lesson 10: its cell tagged first-version, without the ``%%writefile`` line."""
+    cells = json.loads(LESSON.read_text())["cells"]
+    cell = next(c for c in cells if "first-version" in c["metadata"].get("tags", []))
+    first, _, body = "".join(cell["source"]).partition("\n")
+    assert first.startswith("%%writefile ") and first.endswith("/train_job.py"), first
+    return body
+
+
+def test_the_lessons_script_and_the_packages_copy_say_the_same():
+    """The benchmark and the tests run the package's train_process: the notebook's, statement by statement."""
+    import ast
+    import inspect
+    import textwrap
+
+    script = next(n for n in ast.parse(lesson_script()).body
+                  if isinstance(n, ast.FunctionDef) and n.name == "train_process")
+    package = ast.parse(textwrap.dedent(inspect.getsource(distributed.train_process))).body[0]
+    assert ast.dump(script) == ast.dump(package), "lesson 10's script and distributed.train_process differ"
+
+
+def test_script_train_process_loads_the_files_function(tmp_path):
+    script = tmp_path / "train_job.py"
+    script.write_text("SEEN = []\n\ndef train_process(*args, **kwargs):\n    return 'from the file', args\n")
+    assert distributed.script_train_process(script)(1, 2) == ("from the file", (1, 2))
+    script.write_text("def train(*args):\n    pass\n")
+    with pytest.raises(SystemExit, match="defines no function train_process"):
+        distributed.script_train_process(script)
+
+
+@pytest.mark.slow
+def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_dir, tmp_path):
+    """Edit lesson 10's training function as a learner would (a marker after training, a tenth of the learning rate),
+    write the cell's file, run it with two processes: both ran the edited code."""
+    script = lesson_script()
+    fit_end = "    return model, history, train"
+    assert script.count(fit_end) == 1 and script.count("learning_rate=learning_rate, seed=seed)") == 1
+    edited = script.replace("learning_rate=learning_rate, seed=seed)", "learning_rate=learning_rate / 10, seed=seed)")
+    edited = edited.replace(fit_end, "    lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))\n"
+                            "    (out_dir / f'edited_{process_id}.json').write_text(json.dumps(\n"
+                            "        {'epochs': len(history.history['loss']), 'learning_rate': lr}))\n" + fit_end)
+    (tmp_path / "train_job.py").write_text(edited)
+    run_dir = tmp_path / "job"
+    job = distributed.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", script=tmp_path / "train_job.py",
+                              **{**TINY, "epochs": 1, "learning_rate": 0.01})
+    for p in range(2):
+        marker = json.loads((run_dir / f"edited_{p}.json").read_text())
+        assert marker["epochs"] == 1 and marker["learning_rate"] == pytest.approx(0.001), marker
+    assert job.weights_identical()
 
 
 def test_job_reads_back_a_restarted_jobs_records(tmp_path):

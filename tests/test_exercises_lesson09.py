@@ -56,90 +56,79 @@ def test_q1_rejects_returning_nothing():
     rejected(ex.q1, resnet_input("resnet50.preprocess_input(images * 255.0)"), "returned None")
 
 
-# ---- Exercise 2: unfreeze the top, BatchNormalization frozen ---------------------------------------------------
+# ---- Exercise 2: a small CNN under mixed precision -------------------------------------------------------------
 
 
-def unfreeze(body: str):
-    return define(f'''
+def mixed_cnn(head: str, compile_line: str = 'model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")',
+              before: str = ""):
+    """A learner's build_mixed_cnn: two convolutions, then ``head`` (from the pooled features ``x`` to ``outputs``)."""
+    return define(f"""
+import keras
 from keras import layers
 
 
-def unfreeze_top_layers(backbone, n):
-{textwrap.indent(textwrap.dedent(body).strip(), "    ")}
-''', "unfreeze_top_layers")
+def build_mixed_cnn(image_size, num_classes):
+{textwrap.indent(textwrap.dedent(before).strip(), "    ")}
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = layers.Conv2D(8, 3, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+{textwrap.indent(textwrap.dedent(head).strip(), "    ")}
+    model = keras.Model(inputs, outputs)
+    {compile_line}
+    return model
+""", "build_mixed_cnn")
 
 
-def test_q2_rejects_the_keras2_recipe_that_leaves_batchnorm_trainable():
-    wrong = unfreeze('''
-        backbone.trainable = True
-        for layer in backbone.layers[:-n]:
-            layer.trainable = False
-    ''')
-    rejected(ex.q2, wrong, "BatchNormalization layers", "overrides the training=False", "trainable = False")
+RIGHT_HEAD = 'outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)'
 
 
-def test_q2_rejects_unfreezing_everything():
-    rejected(ex.q2, unfreeze("backbone.trainable = True"), "the bottom layers", "trainable too")
+def test_q2_accepts_a_separate_float32_softmax():
+    head = 'x = layers.Dense(num_classes)(x)\noutputs = layers.Activation("softmax", dtype="float32")(x)'
+    assert ex.q2.evaluate(mixed_cnn(head)).status == "Correct"
 
 
-def test_q2_rejects_setting_layers_without_the_backbone_itself():
-    wrong = unfreeze('''
-        for layer in backbone.layers[-n:]:
-            layer.trainable = not isinstance(layer, layers.BatchNormalization)
-    ''')
-    rejected(ex.q2, wrong, "backbone.trainable is still False")
+@pytest.mark.parametrize("head, before, phrases", [
+    ('outputs = layers.Dense(num_classes, activation="softmax")(x)', "", ("output is float16", "dtype='float32'")),
+    ('x = layers.Dense(num_classes, dtype="float32")(x)\noutputs = layers.Activation("softmax")(x)', "",
+     ("output is float16", "separate Activation")),
+    (RIGHT_HEAD, 'keras.mixed_precision.set_global_policy("float32")', ("changed the global policy",)),
+    ('x = layers.Dense(16, dtype="float16")(x)\n' + RIGHT_HEAD, "", ("weights kept in float16",)),
+    ('outputs = layers.Dense(num_classes, activation="relu", dtype="float32")(x)', "", ("softmax",)),
+], ids=["float16-output", "float16-separate-softmax", "policy-switched-off", "float16-weights", "no-softmax"])
+def test_q2_rejects_the_mistakes_of_mixed_precision(head, before, phrases):
+    rejected(ex.q2, mixed_cnn(head, before=before), *phrases)
 
 
-def test_q2_rejects_unfreezing_the_bottom_instead_of_the_top():
-    wrong = unfreeze('''
-        backbone.trainable = True
-        for layer in backbone.layers[n:]:
-            layer.trainable = False
-        for layer in backbone.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.trainable = False
-    ''')
-    rejected(ex.q2, wrong, "you unfroze the bottom", "froze the top")
-
-
-# ---- Exercise 3: an input that costs nothing --------------------------------------------------------------
-
-
-def repeat(body: str):
-    return define(f'''
-import itertools
-
+def test_q2_rejects_a_model_where_nothing_computes_in_float16():
+    answer = define("""
 import keras
-import tensorflow as tf
+from keras import layers
 
 
-def repeat_one_batch(loader):
-    batch = loader[0] if isinstance(loader, keras.utils.PyDataset) else next(iter(loader))
-{textwrap.indent(textwrap.dedent(body).strip(), "    ")}
-''', "repeat_one_batch")
+def build_mixed_cnn(image_size, num_classes):
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.Conv2D(8, 3, activation="relu", dtype="float32")(inputs)
+    x = layers.GlobalAveragePooling2D(dtype="float32")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+""", "build_mixed_cnn")
+    rejected(ex.q2, answer, "no layer computes in float16")
 
 
-def test_q3_rejects_from_tensor_slices_which_cuts_the_batch_into_images():
-    rejected(ex.q3, repeat("return tf.data.Dataset.from_tensor_slices(tuple(batch)).repeat()"),
-             "single image", "from_tensors")
+def test_q2_rejects_an_uncompiled_model():
+    rejected(ex.q2, mixed_cnn(RIGHT_HEAD, compile_line="pass"), "not compiled")
 
 
-def test_q3_rejects_a_dataset_that_ends():
-    rejected(ex.q3, repeat("return tf.data.Dataset.from_tensors(tuple(batch))"), "ends after 1 element", ".repeat()")
+def test_q2_leaves_the_global_policy_as_it_found_it():
+    import keras
 
-
-def test_q3_rejects_reading_the_loader_at_every_step():
-    wrong = repeat('''
-        if not isinstance(loader, keras.utils.PyDataset):
-            return tf.data.Dataset.from_tensors(tuple(batch)).repeat()
-        spec = tuple(tf.TensorSpec(part.shape, tf.as_dtype(part.dtype)) for part in batch)
-        return tf.data.Dataset.from_generator(lambda: (loader[0] for _ in itertools.count()), output_signature=spec)
-    ''')
-    rejected(ex.q3, wrong, "still loads from the loader at every step")
-
-
-def test_q3_rejects_something_that_is_not_a_dataset():
-    rejected(ex.q3, repeat("return batch"), "returned tuple", "return a tf.data.Dataset")
+    before = keras.mixed_precision.global_policy().name
+    ex.q2.evaluate(mixed_cnn(RIGHT_HEAD))
+    ex.q2.evaluate(mixed_cnn(RIGHT_HEAD, before='keras.mixed_precision.set_global_policy("float32")'))
+    assert keras.mixed_precision.global_policy().name == before
 
 
 # ---- the notebook's untouched starters -------------------------------------------------------------------------
@@ -147,7 +136,7 @@ def test_q3_rejects_something_that_is_not_a_dataset():
 
 def test_untouched_starters_are_not_attempted():
     cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
-    for q in (ex.q1, ex.q2, ex.q3):
+    for q in (ex.q1, ex.q2):
         starter = next(c for c in cells if f"ex.{q.name}.check(" in c and "raise NotImplementedError" in c)
         namespace: dict = {}
         exec(starter.split(f"ex.{q.name}.check(")[0], namespace)

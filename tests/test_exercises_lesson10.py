@@ -67,56 +67,62 @@ def test_q1_rejects_wrong_shards(case):
     assert outcome.status == INCORRECT and expected in outcome.message, (case, outcome)
 
 
-WRONG_PADDING = {
-    "padding counted in the loss": ('''
-        def pad_batch(images, labels, rows):
-            count = len(images)
-            out = np.zeros((rows, *images.shape[1:]), np.float32)
-            out[:count] = images
-            y = np.zeros(rows, labels.dtype)
-            y[:count] = labels
-            return out, y, np.ones(rows, np.float32)
-        ''', "count in the loss as real images"),
-    "repeats the last image": ('''
-        def pad_batch(images, labels, rows):
-            extra = rows - len(images)
-            return (np.concatenate([images, np.repeat(images[-1:], extra, axis=0)]),
-                    np.concatenate([labels, np.repeat(labels[-1:], extra)]), np.ones(rows, np.float32))
-        ''', "count twice"),
-    "no padding at all": ('''
-        def pad_batch(images, labels, rows):
-            return images, labels, np.ones(len(images), np.float32)
-        ''', "the same shape everywhere"),
-    "labels become floats": ('''
-        def pad_batch(images, labels, rows):
-            count = len(images)
-            out = np.zeros((rows, *images.shape[1:]), np.float32)
-            y, w = np.zeros(rows), np.zeros(rows, np.float32)
-            out[:count], y[:count], w[:count] = images, labels, 1
-            return out, y, w
-        ''', "keep them integers"),
-    "padding is not blank": ('''
-        def pad_batch(images, labels, rows):
-            count = len(images)
-            out = np.full((rows, *images.shape[1:]), 0.5, np.float32)
-            y, w = np.zeros(rows, labels.dtype), np.zeros(rows, np.float32)
-            out[:count], y[:count], w[:count] = images, labels, 1
-            return out, y, w
-        ''', "not blank"),
-    "fails on an empty batch": ('''
-        def pad_batch(images, labels, rows):
-            extra = rows - len(images)
-            blank = np.zeros((extra, *images.shape[1:]), np.float32)
-            weights = np.concatenate([np.ones(len(images)), np.zeros(extra)]).astype(np.float32)
-            return np.concatenate([images, blank]), np.concatenate([labels, np.full(extra, labels[0])]), weights
-        ''', "IndexError"),
+WRONG_PLANS = {
+    "this host's devices only": ('''
+        def plan(devices, num_processes, global_batch):
+            if global_batch % len(devices):
+                raise ValueError("uneven")
+            mine = devices[:len(devices) // num_processes]
+            distribution = keras.distribution.DataParallel(devices=mine, auto_shard_dataset=False)
+            return distribution, global_batch // num_processes
+        ''', "devices of all processes"),
+    "auto-sharding left on": ('''
+        def plan(devices, num_processes, global_batch):
+            if global_batch % len(devices):
+                raise ValueError("uneven")
+            return keras.distribution.DataParallel(devices=devices), global_batch // num_processes
+        ''', "auto_shard_dataset=False"),
+    "one device's batch": ('''
+        def plan(devices, num_processes, global_batch):
+            if global_batch % len(devices):
+                raise ValueError("uneven")
+            distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+            return distribution, global_batch // len(devices)
+        ''', "one device's share"),
+    "the whole global batch in every process": ('''
+        def plan(devices, num_processes, global_batch):
+            if global_batch % len(devices):
+                raise ValueError("uneven")
+            return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False), global_batch
+        ''', "whole global batch"),
+    "split checked over the processes only": ('''
+        def plan(devices, num_processes, global_batch):
+            if global_batch % num_processes:
+                raise ValueError("uneven")
+            distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+            return distribution, global_batch // num_processes
+        ''', "not only over the processes"),
+    "a model-parallel distribution": ('''
+        def plan(devices, num_processes, global_batch):
+            if global_batch % len(devices):
+                raise ValueError("uneven")
+            mesh = keras.distribution.DeviceMesh((len(devices),), ["model"], devices)
+            layout = keras.distribution.LayoutMap(mesh)
+            return keras.distribution.ModelParallel(layout_map=layout), global_batch // num_processes
+        ''', "not a keras.distribution.DataParallel"),
+    "only the distribution": ('''
+        def plan(devices, num_processes, global_batch):
+            return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+        ''', "return a pair"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(WRONG_PADDING))
-def test_q2_rejects_wrong_padding(case):
-    source, expected = WRONG_PADDING[case]
-    outcome = ex.q2.evaluate(define(source, "pad_batch"))
+@pytest.mark.parametrize("case", sorted(WRONG_PLANS))
+def test_q2_rejects_wrong_plans(case):
+    import keras
+
+    source, expected = WRONG_PLANS[case]
+    outcome = ex.q2.evaluate(define_answer(source, "plan", keras=keras))
     assert outcome.status == INCORRECT and expected in outcome.message, (case, outcome)
 
 

@@ -1,7 +1,6 @@
-"""Lesson 09's exercises: another backbone's input range; unfreezing the top with BatchNormalization kept
-frozen; an input that costs nothing, to see how long the model waits for data.
+"""Lesson 09's exercises: another backbone's input range; a small CNN built for mixed precision.
 
-Each check runs the learner's code on small arrays or a tiny stand-in network of its own (never the
+Each check runs the learner's code on small arrays or a tiny model of its own (never the
 notebook's data, model or files), in a second or two.
 """
 
@@ -94,184 +93,93 @@ def to_resnet_input(images):
 )
 
 # ---------------------------------------------------------------------------------------------------------
-# Exercise 2: unfreeze the top of a backbone, BatchNormalization kept frozen
+# Exercise 2: a small CNN under mixed precision
 
-TOP = 5  # layers the check asks to unfreeze
+#: (image size, classes) the check builds the learner's model at
+MIXED_SHAPES = ((32, 5), (24, 12))
 
 
-def _stand_in_backbone():
-    """A tiny backbone in the image of MobileNetV3's: conv-BN-activation blocks, frozen as after phase 1."""
+def _build_under_mixed_policy(build_mixed_cnn, image_size: int, num_classes: int):
+    """Call the learner's function under ``mixed_float16``, as the lesson does; the global policy is put back."""
     import keras
-    from keras import layers
 
-    inputs = keras.Input((8, 8, 3))
-    x = inputs
-    for block in range(4):
-        x = layers.Conv2D(4, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
-        x = layers.ReLU(name=f"block{block}_relu")(x)
-    backbone = keras.Model(inputs, x, name="backbone")
-    backbone.trainable = False  # phase 1
-    return backbone
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_mixed_cnn(image_size, num_classes)
+        after = keras.mixed_precision.global_policy().name
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    return model, after
 
 
-def _check_unfreeze(unfreeze_top_layers) -> str:
+def _check_mixed_cnn(build_mixed_cnn) -> str:
     import keras
-    from keras import layers
 
-    backbone = _stand_in_backbone()
-    unfreeze_top_layers(backbone, TOP)
-    bottom, top = backbone.layers[:-TOP], backbone.layers[-TOP:]
-    bn = [layer for layer in backbone.layers if isinstance(layer, layers.BatchNormalization)]
-    if not backbone.trainable or not backbone.trainable_weights:
-        raise Incorrect("backbone.trainable is still False, so Keras trains none of its weights, whatever its layers "
-                        "say (backbone.trainable_weights is empty). Set backbone.trainable = True first, then "
-                        "freeze what must stay frozen")
-    thawed_bottom = [layer.name for layer in bottom if layer.trainable and layer.weights]
-    frozen_top = [layer.name for layer in top if not layer.trainable and layer.weights
-                  and not isinstance(layer, layers.BatchNormalization)]
-    if thawed_bottom and frozen_top:
-        raise Incorrect(f"you unfroze the bottom ({thawed_bottom}) and froze the top ({frozen_top}): "
-                        f"backbone.layers[-{TOP}:] are the last {TOP} layers, the ones to train; "
-                        f"backbone.layers[:-{TOP}] the bottom, to keep frozen")
-    if thawed_bottom:
-        raise Incorrect(f"the bottom layers {thawed_bottom} are trainable too: only the last {TOP} layers "
-                        f"(backbone.layers[-{TOP}:]) may learn; freeze backbone.layers[:-{TOP}], whose general "
-                        "edges and textures stay as ImageNet made them")
-    if frozen_top:
-        raise Incorrect(f"the top layers {frozen_top} are frozen: the last {TOP} layers, BatchNormalization excepted, "
-                        "must be trainable in phase 2")
-    trainable_bn = [layer.name for layer in bn if layer.trainable]
-    if trainable_bn:
-        raise Incorrect(f"BatchNormalization layers {trainable_bn} are trainable. fit calls the model with "
-                        "training=True, which in Keras 3.15 overrides the training=False written when calling the "
-                        "backbone: a trainable BatchNormalization then normalises with each batch's statistics and "
-                        "overwrites the moving averages it learned on ImageNet. Set trainable = False on every "
-                        "BatchNormalization layer (a frozen one runs in inference mode)")
-    # behaviour: one training step of a model around the backbone, the way the lesson builds it
-    inputs = keras.Input((8, 8, 3))
-    features = backbone(inputs, training=False)
-    outputs = layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling2D()(features))
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", run_eagerly=True)
-    rng = np.random.default_rng(0)
-    x, y = rng.random((8, 8, 8, 3), dtype=np.float32) * 3, np.arange(8) % 2
-    before = {w.path: w.numpy() for w in backbone.weights}
-    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
-    changed = {w.path for w in backbone.weights if not np.array_equal(w.numpy(), before[w.path])}
-    moving = sorted(p for p in changed if "moving" in p)
-    if moving:
-        raise Incorrect(f"one training step changed BatchNormalization statistics ({moving[0]} ...): keep every "
-                        "BatchNormalization layer frozen (trainable = False)")
-    top_weights = {w.path for layer in top for w in layer.trainable_weights}
-    if not changed & top_weights:
-        raise Incorrect("one training step changed none of the top layers' weights: make them trainable "
-                        "(after backbone.trainable = True)")
-    return (f"the last {TOP} layers learn, BatchNormalization excepted; one training step left every moving "
-            "average as it was and changed only the top's weights.")
+    for image_size, num_classes in MIXED_SHAPES:
+        model, policy_after = _build_under_mixed_policy(build_mixed_cnn, image_size, num_classes)
+        what = f"build_mixed_cnn({image_size}, {num_classes})"
+        if not isinstance(model, keras.Model):
+            raise Incorrect(f"{what} returned {type(model).__name__}; return the keras.Model")
+        if policy_after != "mixed_float16":
+            raise Incorrect(f"{what} changed the global policy to {policy_after!r}: leave it as it is (the lesson sets "
+                            "it once, before any layer is built); give a single layer its own dtype instead")
+        layers = [layer for layer in model.layers if layer.weights]
+        if not any(isinstance(layer, keras.layers.Conv2D) for layer in layers):
+            raise Incorrect(f"{what}: no Conv2D layer; the exercise asks for a small CNN")
+        float16 = [layer.name for layer in layers if layer.compute_dtype == "float16"]
+        if not float16:
+            raise Incorrect(f"{what}: no layer computes in float16, so mixed precision does nothing here. Was every "
+                            "layer given dtype='float32', or the model built under another policy? Only the output "
+                            "stays float32")
+        half_weights = sorted({w.path for w in model.weights if w.dtype != "float32"})
+        if half_weights:
+            raise Incorrect(f"{what}: weights kept in float16 ({half_weights[:2]}...): small updates round away in "
+                            "float16. Under mixed_float16 the weights stay float32 by themselves: don't give a layer "
+                            "dtype='float16'")
+        if model.output.dtype != "float32":
+            last = model.layers[-1]
+            where = (f"the last layer, {last.name} ({type(last).__name__}), computes in {last.compute_dtype}")
+            raise Incorrect(f"{what}: the output is {model.output.dtype}: {where}. The softmax and the loss need "
+                            "float32 digits: give the layer that applies the softmax dtype='float32' (a Dense with "
+                            "dtype='float32' followed by a separate Activation('softmax') is still float16)")
+        if tuple(model.output.shape[1:]) != (num_classes,):
+            raise Incorrect(f"{what}: the output has shape {tuple(model.output.shape)}, expected "
+                            f"(batch, {num_classes})")
+        if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+            raise Incorrect(f"{what}: the model is not compiled; compile it (adam, sparse_categorical_crossentropy): "
+                            "under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer")
+        images = np.random.default_rng(0).random((2, image_size, image_size, 3), dtype=np.float32)
+        probabilities = np.asarray(model.predict(images, verbose=0))
+        if not np.all(np.isfinite(probabilities)) or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):
+            raise Incorrect(f"{what}: the outputs of two images sum to {probabilities.sum(axis=1).round(3).tolist()}, "
+                            "not 1: end with a softmax over the classes")
+    return (f"the convolutions compute in float16 ({len(float16)} layer(s)), every weight is float32, the softmax "
+            "output is float32, and compile wrapped the optimizer in a LossScaleOptimizer.")
 
 
 q2 = Exercise(
     name="q2",
-    task="Write unfreeze_top_layers(backbone, n): the last n layers trainable, BatchNormalization and the rest frozen.",
-    checker=_check_unfreeze,
-    hint_text=("Three loops' worth: `backbone.trainable = True` (otherwise nothing inside can learn); then "
-               "`layer.trainable = False` for every layer in `backbone.layers[:-n]`; then `layer.trainable = False` "
-               "for every layer that is a `keras.layers.BatchNormalization`, wherever it is."),
-    solution_code='''
+    task="Write build_mixed_cnn(image_size, num_classes): a small CNN, compiled, ready for mixed_float16.",
+    checker=_check_mixed_cnn,
+    hint_text=("Don't touch the policy in your function: build the layers as usual, they take mixed_float16 from "
+               "the global policy. Give the last layer, the one with activation='softmax', dtype='float32', and "
+               "compile with an ordinary optimizer: Keras wraps it in a LossScaleOptimizer by itself."),
+    solution_code="""
+import keras
 from keras import layers
 
 
-def unfreeze_top_layers(backbone, n):
-    backbone.trainable = True  # first the whole backbone, or no layer inside it can learn
-    for layer in backbone.layers[:-n]:
-        layer.trainable = False  # the bottom stays as ImageNet made it
-    for layer in backbone.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.trainable = False  # a frozen one runs in inference mode, even when fit says training=True
-''',
-    answer_name="unfreeze_top_layers",
-)
-
-# ---------------------------------------------------------------------------------------------------------
-# Exercise 3: an input that costs nothing
-
-
-def _counting_loader():
-    """A PyDataset of 3 batches of 4 small images that counts how often a batch is read."""
-    import keras
-
-    class Counting(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            rng = np.random.default_rng(1)
-            self.images = rng.random((12, 6, 6, 3), dtype=np.float32)
-            self.labels = np.arange(12) % 3
-            self.reads = 0
-
-        def __len__(self):
-            return 3
-
-        def __getitem__(self, index):
-            self.reads += 1
-            return self.images[4 * index: 4 * index + 4], self.labels[4 * index: 4 * index + 4]
-
-    return Counting()
-
-
-def _check_free_input(repeat_one_batch) -> str:
-    import tensorflow as tf
-
-    loader = _counting_loader()
-    expected_x, expected_y = loader.images[:4], loader.labels[:4]
-    tf_loader = tf.data.Dataset.from_tensor_slices((loader.images, loader.labels)).batch(4)
-    for kind, source in (("a PyDataset", loader), ("a tf.data.Dataset", tf_loader)):
-        ds = repeat_one_batch(source)
-        if not isinstance(ds, tf.data.Dataset):
-            raise Incorrect(f"for {kind}, repeat_one_batch returned {type(ds).__name__}: return a tf.data.Dataset "
-                            "(model.fit takes it, and it can repeat for ever at no cost)")
-        reads = loader.reads
-        elements = list(ds.take(6).as_numpy_iterator())
-        if kind == "a PyDataset" and loader.reads > reads:
-            raise Incorrect(f"taking 6 batches read the loader {loader.reads - reads} more times: your dataset still "
-                            "loads from the loader at every step, so it costs what the loader costs. Read ONE batch "
-                            "first (loader[0]), then serve that batch from memory")
-        first = elements[0] if elements else None
-        if first is not None and np.shape(first[0]) == expected_x.shape[1:]:
-            raise Incorrect("each element is a single image, not a batch: from_tensor_slices cuts the batch into its "
-                            "images. tf.data.Dataset.from_tensors(batch) keeps the whole batch as one element")
-        if len(elements) < 6:
-            raise Incorrect(f"your dataset ends after {len(elements)} element(s); model.fit must be able to take as "
-                            "many steps as the loader has and more: add .repeat() (for ever)")
-        for images, labels in elements:
-            if np.shape(images) != expected_x.shape or not np.allclose(images, expected_x) \
-                    or not np.array_equal(labels, expected_y):
-                raise Incorrect(f"for {kind}, every element must be the loader's first batch, (images "
-                                f"{expected_x.shape}, labels {expected_y.shape}), unchanged; got images of shape "
-                                f"{np.shape(images)}")
-        if int(ds.cardinality()) != int(tf.data.INFINITE_CARDINALITY):
-            raise Incorrect(f"the dataset has {int(ds.cardinality())} elements; an input for as many steps as you "
-                            "time should repeat for ever: .repeat() with no count")
-    return ("one batch from memory, for ever: a step on it costs only the model. The time a loader adds on top of "
-            "that is the time the model waits for data.")
-
-
-q3 = Exercise(
-    name="q3",
-    task="Write repeat_one_batch(loader): a tf.data.Dataset that gives the loader's first batch again and again, "
-         "reading the loader only once.",
-    checker=_check_free_input,
-    hint_text=("Get one batch: `loader[0]` for a PyDataset, `next(iter(loader))` for a tf.data.Dataset. Then "
-               "`tf.data.Dataset.from_tensors(batch).repeat()`: from_tensors keeps the (images, labels) pair as ONE "
-               "element (from_tensor_slices would cut it into single images), repeat() without a count never ends."),
-    solution_code='''
-import keras
-import tensorflow as tf
-
-
-def repeat_one_batch(loader):
-    batch = loader[0] if isinstance(loader, keras.utils.PyDataset) else next(iter(loader))
-    return tf.data.Dataset.from_tensors(tuple(batch)).repeat()  # one element, for ever, from memory
-''',
-    answer_name="repeat_one_batch",
+def build_mixed_cnn(image_size, num_classes):
+    inputs = keras.Input((image_size, image_size, 3))
+    x = layers.Conv2D(16, 3, activation="relu")(inputs)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)  # the output stays float32
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+""",
+    answer_name="build_mixed_cnn",
 )

@@ -1,4 +1,5 @@
-"""Lesson 10's exercises: shards as contiguous blocks; padding a short batch so every process steps together."""
+"""Lesson 10's exercises: shards as contiguous blocks; the ``keras.distribution`` plan of a job with several devices
+per process."""
 
 from __future__ import annotations
 
@@ -90,68 +91,81 @@ def block_shard(filenames, labels, process_id, num_processes):
 )
 
 
-def _batch(count: int, size: int = 4, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` images whose pixels all equal ``(first + k + 1) / 100`` and labels ``first + k + 1``."""
-    values = (np.arange(count, dtype=np.float32) + first + 1) / 100
-    images = np.ones((count, size, size, 3), dtype=np.float32) * values[:, None, None, None]
-    return images, np.arange(count, dtype=np.int64) + first + 1
+#: (processes, devices per process, global batch) the plan check tries: the exercise's cluster, more processes with
+#: fewer devices each, and the lesson's own job (one device per process).
+CLUSTERS = ((2, 4, 256), (4, 2, 64), (3, 1, 48))
+#: (processes, devices per process, global batch) that cannot be split: 36 and 30 images over 8 devices (30 splits
+#: over the 2 processes, not over their 8 devices).
+UNEVEN = ((2, 4, 36), (2, 4, 30))
 
 
-def _check_pad_batch(pad_batch) -> str:
-    for count, rows in ((3, 8), (8, 8), (0, 4), (1, 2)):
-        images, labels = _batch(count)
-        result = pad_batch(images.copy(), labels.copy(), rows)
-        if not isinstance(result, tuple) or len(result) != 3:
-            raise Incorrect(f"pad_batch returned {type(result).__name__}; return three arrays: "
-                            "(images, labels, weights), as ShardDataset.__getitem__ does")
-        out_images, out_labels, weights = (np.asarray(part) for part in result)
-        what = f"{count} images padded to {rows} rows"
-        if len(out_images) != rows or len(out_labels) != rows or len(weights) != rows:
-            raise Incorrect(f"{what}: got {len(out_images)} images, {len(out_labels)} labels, {len(weights)} weights; "
-                            f"every process needs batches of exactly {rows} rows, the same shape everywhere")
-        if out_images.shape[1:] != images.shape[1:] or out_images.dtype != np.float32:
-            raise Incorrect(f"{what}: images came back as {out_images.dtype} {out_images.shape}, expected float32 "
-                            f"{(rows, *images.shape[1:])}")
-        if not np.array_equal(out_images[:count], images) or not np.array_equal(out_labels[:count], labels):
-            raise Incorrect(f"{what}: the first {count} rows must be the real images and labels, unchanged, in order")
-        if not np.issubdtype(out_labels.dtype, np.integer):
-            raise Incorrect(f"{what}: labels became {out_labels.dtype}; keep them integers (class ids), also the "
-                            "padding ones (0 is fine: their weight makes them count for nothing)")
-        if not np.array_equal(weights[:count], np.ones(count)):
-            raise Incorrect(f"{what}: the real rows have weights {weights[:count].tolist()}; each real image counts "
-                            "fully: weight 1")
-        if not np.array_equal(weights[count:], np.zeros(rows - count)):
-            pad = out_images[count:]
-            copies = bool(count) and any(np.allclose(p, images[-1]) or np.allclose(p, images[0]) for p in pad)
-            raise Incorrect(f"{what}: the padding rows have weights {weights[count:].tolist()}; give them weight 0, "
-                            + ("or the copied images count twice in the loss" if copies else
-                               "or the blank images count in the loss as real images of class "
-                               f"{out_labels[count:][0] if rows > count else 0}"))
-        if np.any(out_images[count:] != 0):
-            raise Incorrect(f"{what}: the padding rows are not blank (all zeros); their weight is 0, so nothing needs "
-                            "reading for them: np.zeros is enough, and no image is read twice")
-    return ("short batches come back full size, real rows untouched with weight 1, blank padding with weight 0, "
-            "and an empty batch becomes all padding.")
+def _devices(processes: int, per_process: int) -> list[str]:
+    """What ``keras.distribution.list_devices()`` gives in every process of such a job: all devices of all hosts."""
+    return [f"gpu:{i}" for i in range(processes * per_process)]
+
+
+def _check_plan(plan) -> str:
+    import keras
+
+    for processes, per_process, global_batch in CLUSTERS:
+        devices = _devices(processes, per_process)
+        what = f"{processes} processes with {per_process} device(s) each, global batch {global_batch}"
+        result = plan(list(devices), processes, global_batch)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise Incorrect(f"{what}: plan returned {type(result).__name__}; return a pair (distribution, local_batch)")
+        distribution, local_batch = result
+        if not isinstance(distribution, keras.distribution.DataParallel):
+            raise Incorrect(f"{what}: the distribution is {type(distribution).__name__}, not a "
+                            "keras.distribution.DataParallel (one copy of the model per device, each batch split)")
+        used = [str(d) for d in np.asarray(distribution.device_mesh.devices).ravel()]
+        if sorted(used) != sorted(devices):
+            raise Incorrect(f"{what}: the mesh holds {len(used)} device(s), {used}, of the job's {len(devices)}: it "
+                            "must hold the devices of all processes, or each host's copies sum their gradients "
+                            "only among themselves and the hosts train models of their own")
+        if getattr(distribution, "_auto_shard_dataset", True):
+            raise Incorrect(f"{what}: auto_shard_dataset is True, so Keras would split the data itself and accepts "
+                            "only a tf.data.Dataset there; each process's loader already reads its own shard: pass "
+                            "auto_shard_dataset=False")
+        if local_batch != global_batch // processes:
+            if local_batch == global_batch // len(devices) and per_process > 1:
+                why = ("that is one device's share; a process's loader feeds all the devices of its host, which "
+                       "split its batch among them")
+            elif local_batch == global_batch and processes > 1:
+                why = (f"every process would load the whole global batch: each step would train on {processes} "
+                       "times the images you asked for")
+            else:
+                why = "each process loads its share of the global batch"
+            raise Incorrect(f"{what}: local batch {local_batch}, expected {global_batch // processes}: {why}")
+    for processes, per_process, global_batch in UNEVEN:
+        devices = _devices(processes, per_process)
+        try:
+            plan(list(devices), processes, global_batch)
+        except ValueError:
+            continue
+        raise Incorrect(f"{global_batch} images cannot be split evenly over {len(devices)} devices "
+                        f"({processes} processes with {per_process} each), yet plan raised no ValueError: DataParallel "
+                        "splits the global batch over every device, not only over the processes")
+    return ("every process sets one DataParallel over the devices of all processes, without auto-sharding, and loads "
+            "global_batch // num_processes images a step; uneven splits are refused.")
 
 
 q2 = Exercise(
     name="q2",
-    task="Write pad_batch(images, labels, rows): fill a short batch up to rows with blank images of weight 0.",
-    checker=_check_pad_batch,
-    hint_text=("Start from np.zeros((rows, *images.shape[1:]), np.float32), np.zeros(rows, labels.dtype) and "
-               "np.zeros(rows, np.float32); copy the real images and labels into the first len(images) rows and "
-               "set their weights to 1. This is what ShardDataset.__getitem__ does."),
+    task="Write plan(devices, num_processes, global_batch): the DataParallel every process sets and its local batch.",
+    checker=_check_plan,
+    hint_text=("keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False) spreads each batch over "
+               "all the devices given, those of every process. Each process's loader gives global_batch // "
+               "num_processes images, which its own devices share. The global batch must split over "
+               "len(devices): check global_batch % len(devices) first."),
     solution_code='''
-import numpy as np
+import keras
 
 
-def pad_batch(images, labels, rows):
-    count = len(images)
-    padded_images = np.zeros((rows, *images.shape[1:]), dtype=np.float32)
-    padded_labels = np.zeros(rows, dtype=labels.dtype)
-    weights = np.zeros(rows, dtype=np.float32)
-    padded_images[:count], padded_labels[:count], weights[:count] = images, labels, 1.0
-    return padded_images, padded_labels, weights
+def plan(devices, num_processes, global_batch):
+    if global_batch % len(devices):
+        raise ValueError(f"a global batch of {global_batch} does not split evenly over {len(devices)} devices")
+    distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+    return distribution, global_batch // num_processes
 ''',
-    answer_name="pad_batch",
+    answer_name="plan",
 )
