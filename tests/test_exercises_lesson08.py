@@ -295,3 +295,36 @@ def test_the_exercises_leaky_and_zipped_code_is_what_the_tests_reject():
     rejected(ex.q1, leaky, "`.cache()` without a file name")
     zipped = "def labelled_images" + text.split("def labelled_images", 1)[1].split("```", 1)[0]
     rejected(ex.q2, answer(zipped, "labelled_images"), "zipped after the decoding map")
+
+
+# ---- Answers that hold the data set in memory, in any form ------------------------------------------------
+
+def test_images_decoded_before_the_pipeline_are_the_whole_data_set_in_memory():
+    q1 = answer("""
+    def bounded_pipeline(paths, labels, image_size, batch_size, seed):
+        images = tf.stack([decode_and_resize(p, image_size) for p in paths[:12]])  # every image, decoded up front
+        ds = tf.data.Dataset.from_tensor_slices((images, labels[:12])).shuffle(12, seed=seed)
+        return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
+    """, "bounded_pipeline")
+    rejected(ex.q1, q1, "decoded before the pipeline", "held in memory")
+    q2 = answer("""
+    def labelled_images(paths, labels, image_size):
+        images = [decode_and_resize(p, image_size) for p in paths]
+        return tf.data.Dataset.from_tensor_slices((tf.stack(images), labels))
+    """, "labelled_images")
+    rejected(ex.q2, q2, "decoded before the pipeline", "held in memory")
+
+
+def test_q2_a_cache_in_memory_is_refused():
+    cached_in_memory = answer("""
+    def labelled_images(paths, labels, image_size):
+        pairs = tf.data.Dataset.from_tensor_slices((paths, labels))
+        return pairs.map(decode(image_size), num_parallel_calls=AUTOTUNE, deterministic=False).cache()
+    """, "labelled_images")
+    rejected(ex.q2, cached_in_memory, "`.cache()` without a file name", "in memory")
+
+
+def test_the_solutions_use_the_lessons_own_chain():
+    """Lesson 08 teaches shuffle(len(paths)) before the decoding map and prefetch(AUTOTUNE): its solutions too."""
+    for q in (ex.q1, ex.q3):
+        assert "shuffle(len(paths)" in q.solution_code and "prefetch(AUTOTUNE)" in q.solution_code

@@ -49,13 +49,29 @@ def _steps(ds):
     return pipeline_steps(ds)
 
 
-def _decoding(steps, what: str) -> int:
+def _decoding(steps, what: str, in_memory_check: bool = False) -> int:
     """Index of the map that reads and decodes the files."""
     for i, step in enumerate(steps):
         if step.kind == "map" and step.decodes:
             return i
+    if in_memory_check and _holds_decoded_images(steps):
+        raise Incorrect(f"`{what}` starts from images decoded before the pipeline: every image of the data set is "
+                        f"held in memory (100,000 at 128 px: {_gigabytes(100_000)}). Start from the file paths and "
+                        "decode inside the pipeline, in a map")
     raise Incorrect(f"no step of `{what}` reads and decodes the files: map `decode_and_resize` over the paths "
                     "(`ds.map(lambda path, label: (decode_and_resize(path, image_size), label), ...)`)")
+
+
+def _holds_decoded_images(steps) -> bool:
+    """True when a source step's elements are already images (a tensor of rank 3 or more per element)."""
+    return any(step.kind == "source" and step.image_source for step in _all_steps(steps))
+
+
+def _all_steps(steps):
+    for step in steps:
+        yield step
+        for branch in step.branches:
+            yield from _all_steps(branch)
 
 
 def _images_held(steps, start: int, batch_size: int) -> list[tuple[int, int]]:
@@ -94,8 +110,8 @@ def _names_shuffled(steps, decoded: int, n: int) -> None:
     if biggest < n and not any(s.permutation for s in names):
         raise Incorrect(f"the file names are shuffled in a buffer of {biggest:,} for {n:,} names, so an image "
                         f"moves only about {biggest:,} places. Shuffle all of them: `shuffle(len(paths), ...)` "
-                        "(a buffer costs about 600 bytes a name, 60 MB for 100,000: bounded by the number of "
-                        "files, not by their pixels), or the lesson's `shuffled_order(len(paths), seed)`, "
+                        "(a few hundred bytes a name, as lesson 08 measures: it grows with the number of files, "
+                        "never with their pixels), or the lesson's `shuffled_order(len(paths), seed)`, "
                         "a permutation of positions at 8 bytes each.")
     if not all(s.reshuffle for s in names):
         raise Incorrect("`reshuffle_each_iteration=False`: every epoch comes in the same order. Leave it out "
@@ -156,7 +172,7 @@ def _check_bounded(answer) -> str:
         names = tiny_image_folder(folder, COUNT)
         paths = _repeated_paths(folder, names, N)
         steps = _steps(_as_dataset(answer, "bounded_pipeline", paths, np.zeros(N, np.int64), SIZE, BATCH, 0))
-        decoded = _decoding(steps, "bounded_pipeline")
+        decoded = _decoding(steps, "bounded_pipeline", True)
         _no_cache_in_memory(steps, decoded)
         for _, images in _images_held(steps, decoded, BATCH):
             if images > BOUND_Q1:
@@ -184,8 +200,8 @@ q1 = Exercise(
     hint_text="Two things hold every image: `.cache()` without a file name (it keeps what it has seen in "
               "memory) and `.shuffle(len(paths))` placed after the decoding map (its buffer fills with decoded "
               "images). Drop the cache, and move the shuffle before the map, where the items are still file "
-              "names: a buffer of len(paths) names costs about 600 bytes a name (60 MB for 100,000), not a "
-              "picture's worth. (The lesson's `shuffled_order` goes further: 8 bytes a position.)",
+              "names: a buffer of len(paths) names costs a few hundred bytes a name (lesson 08 measures it), not a "
+              "picture's worth: exactly the lesson's first chain.",
     solution_code='''
 import tensorflow as tf
 
@@ -233,7 +249,8 @@ def _check_labelled(answer) -> str:
                             "with deterministic=False an image that decodes fast overtakes a slow one and "
                             "every later label sits next to the wrong picture. Start from one dataset of "
                             "(path, label) pairs and map a function of both that returns (image, label).")
-        decoded = _decoding(steps, "labelled_images")
+        decoded = _decoding(steps, "labelled_images", True)
+        _no_cache_in_memory(steps, decoded)
         step = steps[decoded]
         if not step.parallel or step.deterministic != "false":
             raise Incorrect("decoding must stay parallel and unordered (`num_parallel_calls=AUTOTUNE, "
@@ -294,7 +311,7 @@ def _check_cached(answer) -> str:
         graph_cache = str(Path(tmp) / "graph" / "cache")
         steps = _steps(_as_dataset(answer, "cached_pipeline", _repeated_paths(folder, names, N),
                                    np.zeros(N, np.int64), SIZE, BATCH, 0, graph_cache))
-        decoded = _decoding(steps, "cached_pipeline")
+        decoded = _decoding(steps, "cached_pipeline", True)
         caches = [i for i, s in enumerate(steps) if s.kind == "cache"]
         if not caches:
             raise Incorrect("there is no `.cache(cache_file)`: every epoch decodes every image again")
