@@ -194,7 +194,7 @@ def measure_tf_images_per_second(dataset: tf.data.Dataset, batches: int | None =
 
 #: Ops inside a ``map`` function that read or decode image files: such a map is the "decode" step.
 DECODING_OPS = frozenset({"ReadFile", "DecodeImage", "DecodePng", "DecodeJpeg", "DecodeAndCropJpeg", "DecodeBmp",
-                          "DecodeGif", "DecodeWebP"})
+                          "DecodeGif", "DecodeWebP", "DecodeRaw"})
 
 
 @dataclass

@@ -271,13 +271,13 @@ def starters() -> dict[str, str]:
     found = {}
     for cell in notebook["cells"]:
         text = "".join(cell["source"])
-        for q in (ex.q1, ex.q2, ex.q3):
+        for q in (ex.q1, ex.q2, ex.q3, ex.q4):
             if cell["cell_type"] == "code" and f"ex.{q.name}.check({q.answer_name})" in text:
                 found[q.answer_name] = text.replace(f"ex.{q.name}.check({q.answer_name})", "")
     return found
 
 
-@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3], ids=lambda q: q.name)
+@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3, ex.q4], ids=lambda q: q.name)
 def test_the_untouched_starter_is_not_attempted(q):
     source = starters()[q.answer_name]
     assert "raise NotImplementedError  # your code here" in source
@@ -328,3 +328,57 @@ def test_the_solutions_use_the_lessons_own_chain():
     """Lesson 08 teaches shuffle(len(paths)) before the decoding map and prefetch(AUTOTUNE): its solutions too."""
     for q in (ex.q1, ex.q3):
         assert "shuffle(len(paths)" in q.solution_code and "prefetch(AUTOTUNE)" in q.solution_code
+
+
+# ---- Exercise 4: a new file format ------------------------------------------------------------------------
+
+RAW = """
+import numpy as np
+
+
+def raw_pipeline(paths, labels, image_size, batch_size, seed):
+    def load(path, label):
+        image = tf.reshape(tf.io.decode_raw(tf.io.read_file(path), tf.uint8), (image_size, image_size, 3))
+        return tf.cast(image, tf.float32) / 255.0, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    {body}
+"""
+
+
+def raw(body: str):
+    return answer(RAW.replace("{body}", textwrap.indent(textwrap.dedent(body), "    ").strip()), "raw_pipeline")
+
+
+def test_q4_the_chain_for_raw_files_is_right():
+    assert ex.q4.evaluate(raw("""
+    ds = ds.shuffle(len(paths), seed=seed).map(load, num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    """)).status == CORRECT
+
+
+def test_q4_every_file_read_up_front_holds_the_data_set():
+    up_front = answer("""
+    import numpy as np
+
+
+    def raw_pipeline(paths, labels, image_size, batch_size, seed):
+        images = np.stack([np.fromfile(p, np.uint8).reshape(image_size, image_size, 3) for p in paths[:12]])
+        ds = tf.data.Dataset.from_tensor_slices((images, labels[:12])).shuffle(12, seed=seed)
+        return ds.batch(batch_size).map(scale)
+    """, "raw_pipeline")
+    rejected(ex.q4, up_front, "decoded before the pipeline", "held in memory")
+
+
+def test_q4_a_shuffle_after_reading_holds_every_image():
+    rejected(ex.q4, raw("""
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE).shuffle(len(paths), seed=seed)
+    return ds.batch(batch_size)
+    """), "holds 20,000 decoded images")
+
+
+def test_q4_an_in_memory_cache_of_the_raw_images():
+    rejected(ex.q4, raw("""
+    ds = ds.shuffle(len(paths), seed=seed).map(load, num_parallel_calls=AUTOTUNE).cache()
+    return ds.batch(batch_size)
+    """), "`.cache()` without a file name", "in memory")

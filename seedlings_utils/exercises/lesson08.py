@@ -1,5 +1,5 @@
 """Lesson 08's exercises: a pipeline in bounded memory; each label with its image under unordered decoding;
-a cache file without losing the shuffle.
+a cache file without losing the shuffle; the chain for a new file format (raw bytes).
 
 Each check first builds the learner's pipeline for :data:`N` file names (without reading them) and reads
 back what every buffer would hold with :func:`~seedlings_utils.tfdata.pipeline_steps`; then it runs the
@@ -166,13 +166,13 @@ def _repeated_paths(folder: Path, names: list[str], n: int) -> list[str]:
 # ---- Exercise 1 ---------------------------------------------------------------------------------
 
 
-def _check_bounded(answer) -> str:
+def _check_bounded(answer, what: str = "bounded_pipeline", make_files=tiny_image_folder) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
-        names = tiny_image_folder(folder, COUNT)
+        names = make_files(folder, COUNT)
         paths = _repeated_paths(folder, names, N)
-        steps = _steps(_as_dataset(answer, "bounded_pipeline", paths, np.zeros(N, np.int64), SIZE, BATCH, 0))
-        decoded = _decoding(steps, "bounded_pipeline", True)
+        steps = _steps(_as_dataset(answer, what, paths, np.zeros(N, np.int64), SIZE, BATCH, 0))
+        decoded = _decoding(steps, what, True)
         _no_cache_in_memory(steps, decoded)
         for _, images in _images_held(steps, decoded, BATCH):
             if images > BOUND_Q1:
@@ -180,12 +180,11 @@ def _check_bounded(answer) -> str:
                                 f"({_gigabytes(images)} at 128 px; the whole data set when it is len(paths)). "
                                 "Shuffle the file names, before the decoding map, instead.")
         _names_shuffled(steps, decoded, N)
-        ds = _as_dataset(answer, "bounded_pipeline", [str(folder / name) for name in names], np.arange(COUNT),
-                         SIZE, BATCH, 0)
+        ds = _as_dataset(answer, what, [str(folder / name) for name in names], np.arange(COUNT), SIZE, BATCH, 0)
         orders = []
         for epoch in (1, 2):
-            images, labels = _batches(ds, "bounded_pipeline")
-            _check_batches(images, labels, "bounded_pipeline", epoch)
+            images, labels = _batches(ds, what)
+            _check_batches(images, labels, what, epoch)
             orders.append(labels.tolist())
     if orders[0] == orders[1]:
         raise Incorrect("epochs 1 and 2 came in the same order: shuffle anew every epoch")
@@ -401,4 +400,59 @@ def cached_pipeline(paths, labels, image_size, batch_size, seed, cache_file):
     return ds.prefetch(AUTOTUNE)
 ''',
     answer_name="cached_pipeline",
+)
+
+
+# ---- Exercise 4 ---------------------------------------------------------------------------------
+
+
+def raw_image_folder(folder, count: int, size: int = SIZE) -> list[str]:
+    """``count`` images saved as raw bytes, ``size x size x 3`` uint8 values and no header, numbered in their red
+    channel as :func:`~seedlings_utils.exercises.pixel_value` says: ``img_0000.rgb`` ..."""
+    from . import pixel_value
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        image = np.empty((size, size, 3), np.uint8)
+        image[...] = (pixel_value(i), 128, 64)
+        name = f"img_{i:04d}.rgb"
+        (folder / name).write_bytes(image.tobytes())
+        names.append(name)
+    return names
+
+
+def _check_raw(answer) -> str:
+    note = _check_bounded(answer, "raw_pipeline", raw_image_folder)
+    return note.replace("decoding", "reading the raw bytes")
+
+
+q4 = Exercise(
+    name="q4",
+    task="Write raw_pipeline: the lesson's chain for images stored as raw bytes (image_size x image_size x 3 uint8, "
+         "no header).",
+    checker=_check_raw,
+    hint_text="Exercise 1's chain with another `load`: `data = tf.io.read_file(path)`, "
+              "`image = tf.reshape(tf.io.decode_raw(data, tf.uint8), (image_size, image_size, 3))`. The shuffle of "
+              "the paths stays before this map, and no `.cache()` in memory.",
+    solution_code='''
+import tensorflow as tf
+
+from seedlings_utils.tfdata import AUTOTUNE
+
+
+def raw_pipeline(paths, labels, image_size, batch_size, seed):
+    """Batches of (images in [0, 1], labels) from raw uint8 files, shuffled every epoch, in bounded memory."""
+    def load(path, label):
+        pixels = tf.io.decode_raw(tf.io.read_file(path), tf.uint8)  # the file's bytes as numbers
+        image = tf.reshape(pixels, (image_size, image_size, 3))
+        return tf.cast(image, tf.float32) / 255.0, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = ds.shuffle(len(paths), seed=seed)  # names, not images
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+''',
+    answer_name="raw_pipeline",
 )
