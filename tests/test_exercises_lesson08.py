@@ -92,7 +92,7 @@ def test_q1_names_shuffled_in_a_small_buffer():
 
 
 def test_q1_the_lessons_permutation_of_positions_is_accepted_and_a_fixed_one_rejected():
-    """shuffled_order (lesson 08's chain) shuffles all the names with no buffer: right; one drawn once is not."""
+    """shuffled_order (lesson 08's going deeper) shuffles all the names with no buffer: right; one drawn once is not."""
     source = """
     def bounded_pipeline(paths, labels, image_size, batch_size, seed):
         from seedlings_utils.tfdata import shuffled_order
