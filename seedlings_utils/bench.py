@@ -14,17 +14,22 @@ measured by :mod:`seedlings_utils.waiting` (the function lesson 09 uses): agains
 memory, the median of ``--wait-repeats`` runs with their min and max, never clipped.
 
 Memory: for every loader the course teaches (lesson 05's ``PyDataset``, lesson 07's cache, lesson 08's
-``tf.data`` without and with a cache file) and every scale, one training epoch of lesson 06's model in a
-fresh process, its peak *anonymous* memory (what the process holds: the figure that must stay flat) and
-its peak resident memory (which also counts file pages the kernel can drop: memory-mapped shards,
+``tf.data`` chain with its name shuffle, with a cache file, and with shuffled positions) and every scale, one
+training epoch of lesson 06's model in a fresh process, its peak *anonymous* memory (what the process holds)
+and its peak resident memory (which also counts file pages the kernel can drop: memory-mapped shards,
 libraries). Both caches are built before the epoch, so the epoch only reads them. Every process reads as
 many images as the largest scale's epoch (the smaller scales pass over their loader without the model
 first): the C allocator keeps part of what decoding and batching used, so memory also follows the images
-a process has read, and only the size of the data set may differ between scales. What grows with the
-data is then split in two: what reading adds (peak minus the memory before the first image: buffers and
-batches, flat for a loader that streams) and the memory held before reading per extra image (the list of
-file names every loader keeps, a few hundred bytes an image, against 12,288 bytes for one decoded
-image at 64 px).
+a process has read, and only the size of the data set may differ between scales.
+
+The memory rule has two parts, each a target. Pixels are never held: the memory for decoded images
+(peak minus the memory once the loader has read its first batch, when ``tf.data`` has filled its shuffle
+buffer) stays flat from the smallest scale to the largest. What a loader holds per image is bookkeeping (a
+name, a label, a position, a place in a shuffle buffer): the memory once the loader has started grows by at
+most 1 KB per extra image (one decoded image at 64 px is 12,288 bytes).
+``--quick`` adds only a couple of hundred images between its scales: too few to resolve bytes per image
+(a megabyte of allocator noise is thousands of bytes an image there), and a cache file's shuffle buffer of
+1,000 images is not yet full at its scales; its memory verdicts check the plumbing, not the course.
 """
 
 from __future__ import annotations
@@ -48,11 +53,10 @@ DEFAULT_OUT = PACKAGE_ROOT.parent / "runs" / "bench"
 TARGETS = {
     "pydataset_vs_tfdata": ("lesson 05's PyDataset, best settings, vs tf.data (images/s)", ">=", 0.9),
     "cache_vs_2019": ("lesson 07's cache vs the 2019 loader (images/s)", ">=", 20.0),
-    "memory_growth_50x": ("peak anonymous memory at 50x the data vs 1x, worst loader (relative growth)", "<=", 0.05),
-    "epoch_memory_growth_50x": ("what reading adds to memory, 50x vs 1x, as many images read, worst loader "
-                                "(relative growth)", "<=", 0.05),
-    "held_per_image": ("memory held before training per extra image, worst loader, as a share of one decoded "
-                       "image", "<=", 0.05),
+    "image_memory_flat": ("memory for decoded images in an epoch (peak minus the memory once the loader has "
+                          "started), 50x vs 1x, worst loader (relative growth)", "<=", 0.05),
+    "bookkeeping_per_image": ("bookkeeping held per extra image once the loader has started (names, labels, order, "
+                              "shuffle buffer), worst loader (bytes)", "<=", 1024),
     "cache_wait_share": ("share of each step of lesson 09's model waiting for data, with the cache (median)", "<",
                          0.05),
 }
@@ -129,12 +133,13 @@ def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches,
     return traces, build
 
 
-# The loaders the course teaches, as lesson 06's training epoch uses them (shuffle on), timed in loader_speeds
+# The loaders the course teaches, as lesson 06's training epoch uses them (shuffle on)
 MEMORY_LOADERS = {
     "PyDataset, 2 threads": "lesson 05",
     "cache (.npy memmap)": "lesson 07",
-    "tf.data": "lesson 08",
+    "tf.data": "lesson 08, names shuffled",
     "tf.data + cache file": "lesson 08",
+    "tf.data, shuffled positions": "lesson 08, going deeper",
 }
 RSS_NOTE = ("resident memory (RSS) also counts file pages: libraries, and the memory-mapped cache or tf.data's "
             "cache file read back; the kernel can drop those and reread them, so the flatness figure is anonymous "
@@ -160,6 +165,11 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
     if loader == "tf.data + cache file":
         return make_tf_dataset(scale["image_dir"], names, labels, image_size=image_size,
                                cache_file=scale["tf_cache_file"], **common)
+    if loader == "tf.data, shuffled positions":
+        from .tfdata import make_tf_dataset_by_position
+
+        return make_tf_dataset_by_position(scale["image_dir"], names, labels, batch_size=batch_size,
+                                           image_size=image_size, seed=0)
     raise ValueError(f"unknown loader {loader!r}; known: {', '.join(MEMORY_LOADERS)}")
 
 
@@ -209,6 +219,26 @@ def read_one_pass(data) -> int:
     return sum(len(labels) for _, labels in batches)
 
 
+def anon_with_loader_started(data) -> float | None:
+    """Anonymous memory (MB) once ``data`` has made its first batch through a fresh iterator, still open.
+
+    A ``tf.data`` shuffle fills its whole buffer (the names) before its first element; a ``PyDataset`` holds its
+    names, labels and order from its constructor on. What this adds up with the data set's size is bookkeeping.
+    """
+    import keras
+
+    from .profiling import anon_mb
+
+    if isinstance(data, keras.utils.PyDataset):
+        data[0]
+        return anon_mb()
+    iterator = iter(data)
+    next(iterator)
+    value = anon_mb()
+    del iterator
+    return value
+
+
 def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int, passes_before_fit: int = 0) -> dict:
     """One training epoch of lesson 06's model (``model.fit``, shuffle on) reading with ``loader``; its peak memory.
 
@@ -233,12 +263,14 @@ def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int, pas
     reset_peak_rss()
     start = time.perf_counter()
     with MemorySampler() as memory:
+        started = anon_with_loader_started(data)
         read_before_fit = sum(read_one_pass(data) for _ in range(passes_before_fit))
         fit_start = time.perf_counter()
         model.fit(data, epochs=1, verbose=0)
     row = {"loader": loader, "images": int(len(labels)), "passes_before_fit": passes_before_fit,
            "images_read_before_fit": read_before_fit, "peak_anon_mb": memory.peak_anon_mb,
-           "anon_before_reading_mb": memory.start_anon_mb, "peak_rss_mb": peak_rss_mb(),
+           "anon_before_reading_mb": memory.start_anon_mb, "anon_loader_started_mb": started,
+           "peak_rss_mb": peak_rss_mb(),
            "rss_before_reading_mb": memory.start_rss_mb, "passes_seconds": fit_start - start,
            "epoch_seconds": time.perf_counter() - fit_start, "samples": memory.samples}
     if tf_cache is not None:  # True: the epoch read the cache file built beforehand and rewrote nothing
@@ -309,43 +341,43 @@ def memory_growth(memory: list[dict]) -> dict[str, float]:
             for loader, (small, large) in _smallest_and_largest(memory).items()}
 
 
-def epoch_memory_growth(memory: list[dict]) -> dict[str, float]:
-    """Per loader, what reading adds (peak anonymous memory minus that before the first image), largest vs smallest.
+def image_memory_growth(memory: list[dict]) -> dict[str, float]:
+    """Per loader, the memory for decoded images (peak anonymous memory minus that once the loader has started),
+    largest scale vs smallest, minus 1 (0.05: +5 %).
 
     Every scale has read the same number of images by the end of its epoch (see :func:`memory_by_scale`): a
-    loader that streams adds the same few batches and buffers at any size of the data set.
+    loader that never holds pixels needs the same few batches and buffers at any size of the data set.
     """
-    return {loader: (large["peak_anon_mb"] - large["anon_before_reading_mb"])
-            / (small["peak_anon_mb"] - small["anon_before_reading_mb"]) - 1
+    return {loader: (large["peak_anon_mb"] - large["anon_loader_started_mb"])
+            / (small["peak_anon_mb"] - small["anon_loader_started_mb"]) - 1
             for loader, (small, large) in _smallest_and_largest(memory).items()
-            if "anon_before_reading_mb" in small and "anon_before_reading_mb" in large}
+            if small.get("anon_loader_started_mb") is not None and large.get("anon_loader_started_mb") is not None}
 
 
-def held_bytes_per_image(memory: list[dict]) -> dict[str, float]:
-    """Per loader, the anonymous memory held before reading, for each extra image of the largest scale, in bytes.
+def bookkeeping_bytes_per_image(memory: list[dict]) -> dict[str, float]:
+    """Per loader, the anonymous memory held once it has started, per extra image of the largest scale, in bytes.
 
-    That is the loader's list of file names and its bookkeeping (order, labels): a loader that kept the images
+    That is its bookkeeping: names, labels, the order, a shuffle buffer of names. A loader that kept the images
     would hold at least one decoded image's bytes for each.
     """
-    return {loader: (large["anon_before_reading_mb"] - small["anon_before_reading_mb"]) * 2**20
+    return {loader: (large["anon_loader_started_mb"] - small["anon_loader_started_mb"]) * 2**20
             / (large["images"] - small["images"])
             for loader, (small, large) in _smallest_and_largest(memory).items()
-            if "anon_before_reading_mb" in small and "anon_before_reading_mb" in large}
+            if small.get("anon_loader_started_mb") is not None and large.get("anon_loader_started_mb") is not None}
 
 
 def evaluate_targets(speeds: dict[str, float], memory: list[dict], shares: dict[str, float],
                      image_size: int = 64) -> dict:
     """Each target of the course, with the measured figure and whether it is met.
 
-    The memory targets take the worst loader: ``memory_growth_50x`` its growth of peak anonymous memory
-    (:func:`memory_growth`), ``epoch_memory_growth_50x`` the growth of what one epoch adds
-    (:func:`epoch_memory_growth`), ``held_per_image`` the bytes it holds per extra image
-    (:func:`held_bytes_per_image`) over those of one decoded uint8 image of ``image_size``.
+    The memory targets take the worst loader: ``image_memory_flat`` the growth of its memory for decoded images
+    (:func:`image_memory_growth`), ``bookkeeping_per_image`` the bytes it holds per extra image
+    (:func:`bookkeeping_bytes_per_image`).
     """
     best_pydataset = max(v for k, v in speeds.items() if k.startswith("PyDataset"))
     image_bytes = image_size * image_size * 3
-    worst_of = {"memory_growth_50x": memory_growth(memory), "epoch_memory_growth_50x": epoch_memory_growth(memory),
-                "held_per_image": {k: v / image_bytes for k, v in held_bytes_per_image(memory).items()}}
+    worst_of = {"image_memory_flat": image_memory_growth(memory),
+                "bookkeeping_per_image": bookkeeping_bytes_per_image(memory)}
     worst = {key: max(values, key=values.get) if values else None for key, values in worst_of.items()}
     figures = {
         "pydataset_vs_tfdata": best_pydataset / speeds["tf.data"],
@@ -356,15 +388,12 @@ def evaluate_targets(speeds: dict[str, float], memory: list[dict], shares: dict[
     factors = sorted({row["factor"] for row in memory})
     out = {}
     for key, (what, op, limit) in TARGETS.items():
-        if key == "memory_growth_50x" and worst[key] is not None:
-            what = (f"peak anonymous memory at {factors[-1]}x the data vs {factors[0]}x, worst loader "
-                    f"({worst[key]}; relative growth)")
-        elif key == "epoch_memory_growth_50x" and worst[key] is not None:
-            what = (f"what reading adds to memory at {factors[-1]}x vs {factors[0]}x, as many images read, worst "
-                    f"loader ({worst[key]}; relative growth)")
-        elif key == "held_per_image" and worst[key] is not None:
-            what = (f"memory held per extra image before training, worst loader ({worst[key]}), share of one "
-                    f"decoded {image_size} px image ({image_bytes:,} bytes)")
+        if key == "image_memory_flat" and worst[key] is not None:
+            what = (f"memory for decoded images at {factors[-1]}x the data vs {factors[0]}x, as many images read, "
+                    f"worst loader ({worst[key]}; relative growth)")
+        elif key == "bookkeeping_per_image" and worst[key] is not None:
+            what = (f"bookkeeping per extra image, worst loader ({worst[key]}; bytes; one decoded {image_size} px "
+                    f"image is {image_bytes:,})")
         value = figures[key]
         met = None if value is None else (value >= limit if op == ">=" else value <= limit if op == "<=" else
                                           value < limit)
@@ -386,7 +415,7 @@ def plot_bench(results: dict):
         axes[0].text(value, y, f" {value:,.0f}", va="center", fontsize=8)
     axes[0].set_xlim(right=max(speeds.values()) * 8)
     memory, growth = results["memory"], results["memory_growth"]
-    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple"), "osD^", strict=True)
+    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange"), "osD^v", strict=True)
     for (loader, lesson), (color, marker) in zip(MEMORY_LOADERS.items(), styles, strict=True):
         rows = sorted((m for m in memory if m["loader"] == loader), key=lambda m: m["factor"])
         if not rows:
@@ -435,10 +464,10 @@ def format_table(results: dict) -> str:
             change = f"  {100 * growth[loader]:+6.1f} %" if figure == "peak_anon_mb" and loader in growth else ""
             lines.append(f"    {f'{loader} ({lesson})':<36}{row}{change}")
     lines.append(f"  ({RSS_NOTE}.)")
-    epoch, held = results.get("epoch_memory_growth", {}), results.get("held_bytes_per_image", {})
+    epoch, held = results.get("image_memory_growth", {}), results.get("bookkeeping_bytes_per_image", {})
     if epoch or held:
-        lines.append(f"  What grows, {factors[0]}x -> {factors[-1]}x: what reading adds (peak minus before the first "
-                     "image), and memory held before reading per extra image (the file names):")
+        lines.append(f"  What grows, {factors[0]}x -> {factors[-1]}x: memory for decoded images (peak minus the "
+                     "memory once the loader has started), and bookkeeping per extra image (names, labels, order):")
         for loader, lesson in MEMORY_LOADERS.items():
             if loader in epoch or loader in held:
                 lines.append(f"    {f'{loader} ({lesson})':<36}{100 * epoch.get(loader, math.nan):+6.1f} %"
@@ -494,8 +523,8 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
         "memory": memory,
         "memory_note": RSS_NOTE,
         "memory_growth": memory_growth(memory),
-        "epoch_memory_growth": epoch_memory_growth(memory),
-        "held_bytes_per_image": held_bytes_per_image(memory),
+        "image_memory_growth": image_memory_growth(memory),
+        "bookkeeping_bytes_per_image": bookkeeping_bytes_per_image(memory),
         "memory_build_seconds": memory_builds,
         "wait_share": shares,  # the medians; the runs, min and max in wait_share_runs
         "wait_share_runs": wait_runs,

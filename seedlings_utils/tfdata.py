@@ -99,11 +99,53 @@ def decode_and_resize(path, image_size):
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
+def scale_batch(images, *label):
+    """uint8 images to float32 in [0, 1], once per batch, as lesson 05's load_image does; labels unchanged."""
+    images = tf.cast(images, tf.float32) / 255.0
+    return (images, *label) if label else images
+
+
+def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size=128, shuffle=False, seed=None,
+                    cache_file=None, num_parallel_calls=AUTOTUNE, deterministic=True, shuffle_buffer=1000,
+                    prefetch_batches=AUTOTUNE):
+    """Batches of (images, labels) from image files (images only when labels is None), float32 in [0, 1].
+
+    shuffle: the file names in a new order every epoch (the same sequence of orders for the same seed).
+    cache_file: the first complete epoch writes the decoded images to <cache_file>.index and .data-*,
+        later epochs read them back instead of decoding (an epoch stopped early writes no cache).
+    num_parallel_calls, deterministic: for the decoding map (deterministic=False: images as they finish).
+    shuffle_buffer: decoded images shuffled after a cache: shuffle_buffer x image_size² x 3 bytes in memory.
+    prefetch_batches: batches made ready ahead of the model (AUTOTUNE: tf.data chooses while it runs).
+    """
+    names = np.asarray(filenames, dtype=str)
+    if len(names) == 0:
+        raise ValueError("no file names: nothing to load")
+    if labels is not None and len(labels) != len(names):
+        raise ValueError(f"{len(names)} file names but {len(labels)} labels")
+    folder = str(Path(image_dir)) + os.sep  # joined to a name when its image is read: names are shorter
+    ds = tf.data.Dataset.from_tensor_slices(names if labels is None else (names, np.asarray(labels)))
+    if shuffle:  # every name in the buffer, no image: a full new order every epoch
+        ds = ds.shuffle(len(names), seed=seed, reshuffle_each_iteration=True)
+
+    def decode(name, *label):  # the label stays in the same element as its image
+        image = decode_and_resize(tf.strings.join([folder, name]), image_size)
+        return (image, *label) if label else image
+
+    ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if cache_file is not None:
+        # the first complete epoch writes the uint8 images to the file, later ones replay them in that order
+        order = f"names shuffled={shuffle},seed={seed}"
+        ds = ds.cache(prepare_cache_file(cache_file, image_dir, names, labels, image_size, order))
+        if shuffle:  # mix the replayed order again, in a BOUNDED buffer of decoded images
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(scale_batch, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    return ds.prefetch(prefetch_batches)
+
+
 def shuffled_order(n, seed=None):
     """The positions 0 .. n-1 in a new random order every epoch (the same sequence of orders for the same seed).
 
-    Each epoch makes one permutation of all n positions, a single int64 tensor: 8 bytes a position. A
-    ``Dataset.shuffle(n)`` keeps n elements in its buffer instead: about 450 bytes each, 600 with a file name.
+    Each epoch makes one permutation of all n positions, a single int64 tensor: 8 bytes a position, no buffer.
     """
     # one random number per epoch: rerandomize_each_iteration draws a new one each time the data set is read
     epoch_seed = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
@@ -112,61 +154,24 @@ def shuffled_order(n, seed=None):
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([number, 0]))
         return tf.data.Dataset.from_tensor_slices(order)
 
-    # flat_map cannot know how many positions come out: say so, and Keras knows the length of an epoch
+    # flat_map cannot know how many positions come out: assert_cardinality states the count of elements,
+    # which Keras needs to know the length of an epoch
     return epoch_seed.flat_map(permutation).apply(tf.data.experimental.assert_cardinality(n))
 
 
-def make_tf_dataset(image_dir, filenames, labels=None, batch_size=32, image_size=128, shuffle=False, seed=None,
-                    cache_file=None, num_parallel_calls=AUTOTUNE, deterministic=True, shuffle_buffer=1000,
-                    prefetch_batches=2):
-    """Batches of (images, labels) from image files (images only when labels is None), float32 in [0, 1].
-
-    shuffle: a new order every epoch (the same sequence of orders for the same seed).
-    cache_file: the first complete epoch writes the decoded images to <cache_file>.index and .data-*,
-        later epochs read them back instead of decoding (an epoch stopped early writes no cache).
-    num_parallel_calls, deterministic: for the decoding map (deterministic=False: images as they finish, see above).
-    shuffle_buffer: decoded images shuffled after a cache: shuffle_buffer x image_size² x 3 bytes in memory.
-    prefetch_batches: batches made ready ahead of the model (AUTOTUNE: tf.data tunes it while it runs).
-    """
+def make_tf_dataset_by_position(image_dir, filenames, labels=None, batch_size=32, image_size=128, seed=None):
+    """make_tf_dataset(shuffle=True) without a buffer of names: each name once, positions shuffled every epoch."""
     names = np.asarray(filenames, dtype=str)
-    if len(names) == 0:
-        raise ValueError("no file names: nothing to load")
-    if labels is not None and len(labels) != len(names):
-        raise ValueError(f"{len(names)} file names but {len(labels)} labels")
-    # 1. Every NAME and label once, as two tensors: about 60 bytes an image, where the full paths would hold about
-    #    240 (measured at 100,000 images). The folder is joined to one name when its image is read.
     folder = str(Path(image_dir)) + os.sep
-    name_of = tf.constant(names)  # straight from the array: no Python string object per name on the way
-    ys = None if labels is None else tf.constant(np.asarray(labels))
-    # 2. The data set starts as POSITIONS into them, shuffled before any image is decoded: a new
-    #    permutation every epoch (8 bytes a position), or 0, 1, 2, ... in file order
-    ds = shuffled_order(len(names), seed) if shuffle else tf.data.Dataset.range(len(names))
+    name_of = tf.constant(names)  # every name once, in one tensor
+    label_of = None if labels is None else tf.constant(np.asarray(labels))
 
-    def decode(i):
-        # the label is looked up in the same map as its image: pairs survive any order of finishing
+    def decode(i):  # image i's name and label, looked up by position
         image = decode_and_resize(tf.strings.join([folder, name_of[i]]), image_size)
-        return image if ys is None else (image, ys[i])
+        return image if label_of is None else (image, label_of[i])
 
-    # 3. Read, decode and resize num_parallel_calls images at once, in TensorFlow's C++ threads
-    ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    if cache_file is not None:
-        # 4. The first complete epoch writes the uint8 images to the file, later ones read them back in
-        #    that first order (the stamp next to it deletes a cache made for other inputs)
-        order = f"shuffle={shuffle},seed={seed}"
-        ds = ds.cache(prepare_cache_file(cache_file, image_dir, names, labels, image_size, order))
-        if shuffle:
-            # 5. Mix the replayed order again, in a BOUNDED buffer: shuffle_buffer decoded images, not all of them
-            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-
-    def scale(images, *label):
-        images = tf.cast(images, tf.float32) / 255.0  # to [0, 1], once, as lesson 05's load_image does
-        return (images, *label) if label else images
-
-    # 6. Batch, then scale whole batches: one operation per batch instead of one per image
-    ds = ds.batch(batch_size).map(scale, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    # 7. Prepare the next batches while the model trains on this one: a FIXED number of them, so the memory
-    #    is the same from the first batch to the last (AUTOTUNE grows the buffer while it runs, see above)
-    return ds.prefetch(prefetch_batches)
+    ds = shuffled_order(len(names), seed).map(decode, num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).map(scale_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 # ---- END notebooks/08_the_same_job_with_tf_data.ipynb ----
 
 
@@ -189,7 +194,7 @@ def measure_tf_images_per_second(dataset: tf.data.Dataset, batches: int | None =
 
 #: Ops inside a ``map`` function that read or decode image files: such a map is the "decode" step.
 DECODING_OPS = frozenset({"ReadFile", "DecodeImage", "DecodePng", "DecodeJpeg", "DecodeAndCropJpeg", "DecodeBmp",
-                          "DecodeGif", "DecodeWebP"})
+                          "DecodeGif", "DecodeWebP", "DecodeRaw"})
 
 
 @dataclass
@@ -203,7 +208,8 @@ class PipelineStep:
     (:func:`shuffled_order`): a full new order each epoch, with no buffer. ``reshuffle``: a new order every
     epoch (for a permutation: the ``Dataset.random`` seeding it draws anew each epoch). ``count``: the
     elements a ``cardinality`` step asserts. ``filename``: a ``cache``'s file ("" = in memory).
-    ``decodes``: a ``map`` that reads or decodes files. ``branches``: for ``zip`` (and other ops with
+    ``decodes``: a ``map`` that reads or decodes files. ``image_source``: a source whose elements are already
+    images (held in memory, all of them). ``branches``: for ``zip`` (and other ops with
     several inputs), each input's steps.
     """
 
@@ -217,6 +223,7 @@ class PipelineStep:
     count: int | None = None
     parallel: bool = False
     deterministic: str | None = None  # a map's: "true", "false" or "default"
+    image_source: bool = False  # a source whose elements are images already (rank 3 or more): held in memory
     branches: list[list[PipelineStep]] = field(default_factory=list)
 
 
@@ -280,6 +287,9 @@ def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
                 step.reshuffle = bool(node.attr["rerandomize_each_iteration"].b)
             elif step.kind == "cardinality":
                 step.count = int(const(inputs[1]))
+            elif step.kind == "source":
+                ranks = [len(shape.dim) for shape in node.attr["output_shapes"].list.shape if not shape.unknown_rank]
+                step.image_source = any(rank >= 3 for rank in ranks)
             elif node.op in ("FlatMapDataset", "InterleaveDataset") and ops_in(node.attr["f"].func.name,
                                                                               set()) & SHUFFLING_OPS:
                 step.kind, step.permutation, step.buffer_size = "shuffle", True, 0
@@ -352,3 +362,41 @@ def describe_pipeline(dataset: tf.data.Dataset, image_bytes: int | None = None) 
 
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.1f} MB" if size >= 100_000 else f"{size / 1e3:,.1f} kB"
+
+
+_MEASURE_SHUFFLE = """
+import sys
+import numpy as np
+import tensorflow as tf
+from seedlings_utils.profiling import proc_status_mb
+
+names = np.load(sys.argv[1])
+labels = np.arange(len(names)) % 12
+warm = iter(tf.data.Dataset.from_tensor_slices((names[:100], labels[:100])).shuffle(100))
+next(warm)  # tf.data's own start-up memory, out of the figure
+del warm
+before = proc_status_mb("RssAnon").get("RssAnon", float("nan"))
+ds = tf.data.Dataset.from_tensor_slices((names, labels)).shuffle(len(names), seed=0)
+first = next(iter(ds))  # the shuffle fills its whole buffer before it hands on the first element
+after = proc_status_mb("RssAnon").get("RssAnon", float("nan"))
+print((after - before) * 2**20 / len(names))
+"""
+
+
+def name_shuffle_bytes_per_image(names, count: int = 100_000) -> float:
+    """Bytes of memory each image costs in ``from_tensor_slices((names, labels)).shuffle(len(names))``, buffer full.
+
+    ``names`` are repeated (or cut) to ``count`` and measured in a fresh Python process: its anonymous memory
+    (what the process itself holds) before the names become a dataset and after the shuffle has filled its buffer,
+    divided by ``count``. Linux only (``/proc/self/status``); elsewhere ``nan``.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "names.npy"
+        np.save(path, np.resize(np.asarray(names, dtype=str), count))
+        out = subprocess.run([sys.executable, "-c", _MEASURE_SHUFFLE, str(path)], capture_output=True, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True)
+    return float(out.stdout.strip().splitlines()[-1])

@@ -92,7 +92,7 @@ def test_q1_names_shuffled_in_a_small_buffer():
 
 
 def test_q1_the_lessons_permutation_of_positions_is_accepted_and_a_fixed_one_rejected():
-    """shuffled_order (lesson 08's chain) shuffles all the names with no buffer: right; one drawn once is not."""
+    """shuffled_order (lesson 08's going deeper) shuffles all the names with no buffer: right; one drawn once is not."""
     source = """
     def bounded_pipeline(paths, labels, image_size, batch_size, seed):
         from seedlings_utils.tfdata import shuffled_order
@@ -271,13 +271,13 @@ def starters() -> dict[str, str]:
     found = {}
     for cell in notebook["cells"]:
         text = "".join(cell["source"])
-        for q in (ex.q1, ex.q2, ex.q3):
+        for q in (ex.q1, ex.q2, ex.q3, ex.q4):
             if cell["cell_type"] == "code" and f"ex.{q.name}.check({q.answer_name})" in text:
                 found[q.answer_name] = text.replace(f"ex.{q.name}.check({q.answer_name})", "")
     return found
 
 
-@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3], ids=lambda q: q.name)
+@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3, ex.q4], ids=lambda q: q.name)
 def test_the_untouched_starter_is_not_attempted(q):
     source = starters()[q.answer_name]
     assert "raise NotImplementedError  # your code here" in source
@@ -295,3 +295,90 @@ def test_the_exercises_leaky_and_zipped_code_is_what_the_tests_reject():
     rejected(ex.q1, leaky, "`.cache()` without a file name")
     zipped = "def labelled_images" + text.split("def labelled_images", 1)[1].split("```", 1)[0]
     rejected(ex.q2, answer(zipped, "labelled_images"), "zipped after the decoding map")
+
+
+# ---- Answers that hold the data set in memory, in any form ------------------------------------------------
+
+def test_images_decoded_before_the_pipeline_are_the_whole_data_set_in_memory():
+    q1 = answer("""
+    def bounded_pipeline(paths, labels, image_size, batch_size, seed):
+        images = tf.stack([decode_and_resize(p, image_size) for p in paths[:12]])  # every image, decoded up front
+        ds = tf.data.Dataset.from_tensor_slices((images, labels[:12])).shuffle(12, seed=seed)
+        return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
+    """, "bounded_pipeline")
+    rejected(ex.q1, q1, "decoded before the pipeline", "held in memory")
+    q2 = answer("""
+    def labelled_images(paths, labels, image_size):
+        images = [decode_and_resize(p, image_size) for p in paths]
+        return tf.data.Dataset.from_tensor_slices((tf.stack(images), labels))
+    """, "labelled_images")
+    rejected(ex.q2, q2, "decoded before the pipeline", "held in memory")
+
+
+def test_q2_a_cache_in_memory_is_refused():
+    cached_in_memory = answer("""
+    def labelled_images(paths, labels, image_size):
+        pairs = tf.data.Dataset.from_tensor_slices((paths, labels))
+        return pairs.map(decode(image_size), num_parallel_calls=AUTOTUNE, deterministic=False).cache()
+    """, "labelled_images")
+    rejected(ex.q2, cached_in_memory, "`.cache()` without a file name", "in memory")
+
+
+def test_the_solutions_use_the_lessons_own_chain():
+    """Lesson 08 teaches shuffle(len(paths)) before the decoding map and prefetch(AUTOTUNE): its solutions too."""
+    for q in (ex.q1, ex.q3):
+        assert "shuffle(len(paths)" in q.solution_code and "prefetch(AUTOTUNE)" in q.solution_code
+
+
+# ---- Exercise 4: a new file format ------------------------------------------------------------------------
+
+RAW = """
+import numpy as np
+
+
+def raw_pipeline(paths, labels, image_size, batch_size, seed):
+    def load(path, label):
+        image = tf.reshape(tf.io.decode_raw(tf.io.read_file(path), tf.uint8), (image_size, image_size, 3))
+        return tf.cast(image, tf.float32) / 255.0, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    {body}
+"""
+
+
+def raw(body: str):
+    return answer(RAW.replace("{body}", textwrap.indent(textwrap.dedent(body), "    ").strip()), "raw_pipeline")
+
+
+def test_q4_the_chain_for_raw_files_is_right():
+    assert ex.q4.evaluate(raw("""
+    ds = ds.shuffle(len(paths), seed=seed).map(load, num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    """)).status == CORRECT
+
+
+def test_q4_every_file_read_up_front_holds_the_data_set():
+    up_front = answer("""
+    import numpy as np
+
+
+    def raw_pipeline(paths, labels, image_size, batch_size, seed):
+        images = np.stack([np.fromfile(p, np.uint8).reshape(image_size, image_size, 3) for p in paths[:12]])
+        ds = tf.data.Dataset.from_tensor_slices((images, labels[:12])).shuffle(12, seed=seed)
+        return ds.batch(batch_size).map(scale)
+    """, "raw_pipeline")
+    rejected(ex.q4, up_front, "decoded before the pipeline", "held in memory")
+
+
+def test_q4_a_shuffle_after_reading_holds_every_image():
+    rejected(ex.q4, raw("""
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE).shuffle(len(paths), seed=seed)
+    return ds.batch(batch_size)
+    """), "holds 20,000 decoded images")
+
+
+def test_q4_an_in_memory_cache_of_the_raw_images():
+    rejected(ex.q4, raw("""
+    ds = ds.shuffle(len(paths), seed=seed).map(load, num_parallel_calls=AUTOTUNE).cache()
+    return ds.batch(batch_size)
+    """), "`.cache()` without a file name", "in memory")

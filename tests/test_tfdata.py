@@ -169,7 +169,7 @@ def _many_names(image_dir, filenames, n):
 
 
 @pytest.mark.parametrize("cached", [False, True])
-def test_names_are_shuffled_before_decoding_and_no_buffer_grows_with_the_data(indexed, tmp_path, cached):
+def test_names_are_shuffled_before_decoding_and_no_image_buffer_grows_with_the_data(indexed, tmp_path, cached):
     image_dir, filenames, _ = indexed
     for n in (len(filenames), 20_000):
         names, labels = _many_names(image_dir, filenames, n)
@@ -180,17 +180,34 @@ def test_names_are_shuffled_before_decoding_and_no_buffer_grows_with_the_data(in
         assert len(decode) == 1
         names_shuffles = [s for s in steps[:decode[0]] if s.kind == "shuffle"]
         image_shuffles = [s for s in steps[decode[0]:] if s.kind == "shuffle"]
-        # every position in one permutation, drawn anew each epoch, with no buffer: 8 bytes an image, not ~600
-        assert [(s.permutation, s.buffer_size, s.reshuffle) for s in names_shuffles] == [(True, 0, True)]
-        assert [s.count for s in steps if s.kind == "cardinality"] == [n]
+        # every NAME in the buffer (bookkeeping: a few hundred bytes each), reshuffled every epoch
+        assert [(s.permutation, s.buffer_size, s.reshuffle) for s in names_shuffles] == [(False, n, True)]
         assert int(ds.cardinality()) == -(-n // 5), "Keras must know how many batches an epoch has"
         # decoded images: only after a cache, in a buffer of shuffle_buffer whatever the data set's size
         assert [(s.buffer_size, s.reshuffle) for s in image_shuffles] == ([(7, True)] if cached else [])
         assert not [s for s in steps if s.kind == "cache" and not s.filename]  # never a cache in memory
         kinds = [s.kind for s in steps]
         assert kinds[-3:] == ["batch", "map", "prefetch"] and kinds.index("batch") > decode[0]
-        # a fixed prefetch buffer: AUTOTUNE's (-1) grows while it runs, so memory would follow the epoch's length
-        assert steps[-1].buffer_size == 2
+        assert steps[-1].buffer_size == -1  # prefetch(AUTOTUNE), as the canonical chain
+
+
+def test_by_position_shuffles_a_permutation_with_no_buffer_and_keeps_pairs(indexed):
+    from seedlings_utils.tfdata import make_tf_dataset_by_position
+
+    image_dir, filenames, labels = indexed
+    for n in (len(filenames), 20_000):
+        names, ys = _many_names(image_dir, filenames, n)
+        steps = pipeline_steps(make_tf_dataset_by_position(image_dir, names, ys, batch_size=5, image_size=8, seed=1))
+        # every position in one permutation, drawn anew each epoch, with no buffer: 8 bytes an image
+        assert [(s.permutation, s.buffer_size, s.reshuffle) for s in steps if s.kind == "shuffle"] == [(True, 0, True)]
+        assert [s.count for s in steps if s.kind == "cardinality"] == [n]
+    ds = make_tf_dataset_by_position(image_dir, filenames, labels, batch_size=5, image_size=8, seed=1)
+    assert int(ds.cardinality()) == -(-len(filenames) // 5)
+    first, second = epoch(ds), epoch(ds)
+    for images, ys in (first, second):
+        assert sorted(ys.tolist()) == sorted(labels.tolist())
+        assert [label_from_pixels(x) for x in images] == ys.tolist()
+    assert first[1].tolist() != second[1].tolist() or len(set(labels.tolist())) == 1
 
 
 def test_the_pipeline_holds_each_name_once_not_its_full_path(indexed):
@@ -210,7 +227,7 @@ def test_the_default_image_buffer_is_a_thousand_images(indexed, tmp_path):
     image_dir, filenames, labels = indexed
     ds = make_tf_dataset(image_dir, filenames, labels, shuffle=True, seed=1, cache_file=tmp_path / "c")
     shuffles = [(s.permutation, s.buffer_size) for s in pipeline_steps(ds) if s.kind == "shuffle"]
-    assert shuffles == [(True, 0), (False, 1000)]
+    assert shuffles == [(False, len(filenames)), (False, 1000)]
 
 
 def test_shuffled_order_is_a_new_permutation_every_epoch_and_the_same_orders_for_a_seed():
@@ -285,9 +302,13 @@ def test_pipeline_steps_and_describe_pipeline_name_what_each_buffer_holds(indexe
     text = describe_pipeline(make_tf_dataset(image_dir, filenames, labels, shuffle=True, seed=1,
                                              cache_file=tmp_path / "c", shuffle_buffer=50, image_size=128),
                              image_bytes=128 * 128 * 3)
+    assert f"a buffer of {len(filenames)} file names" in text
+    assert "a buffer of 50 decoded images: 2.5 MB" in text and "written to" in text
+    from seedlings_utils.tfdata import make_tf_dataset_by_position
+
+    text = describe_pipeline(make_tf_dataset_by_position(image_dir, filenames, labels, seed=1))
     assert "one permutation of every position, made anew each epoch" in text
     assert f"cardinality {len(filenames)} positions" in text
-    assert "a buffer of 50 decoded images: 2.5 MB" in text and "written to" in text
 
 
 def _noise(width: int = 90, height: int = 70) -> Image.Image:
@@ -371,3 +392,11 @@ def test_measure_tf_images_per_second(indexed):
     assert measure_tf_images_per_second(make_tf_dataset(image_dir, filenames, batch_size=5, image_size=8)) > 0
     with pytest.raises(ValueError):
         measure_tf_images_per_second(ds, batches=0)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc/self/status")
+def test_a_name_in_the_shuffle_costs_a_few_hundred_bytes_not_an_image():
+    from seedlings_utils.tfdata import name_shuffle_bytes_per_image
+
+    size = name_shuffle_bytes_per_image(["Common Chickweed__000000123.png"], count=100_000)
+    assert 30 < size < 1024, size  # bookkeeping: under 1 KB an image, a 128 px image is 49,152 bytes

@@ -1,5 +1,8 @@
-"""Lesson 07's exercises: read images through memory-mapped shards; find what holds every image in memory;
-write a cache fingerprint."""
+"""Lesson 07's exercises: a cache at another size, written shard by shard; find what holds every image in
+memory; a cache fingerprint that catches every rewrite.
+
+Any answer that holds the data set in memory fails, saying so: the checks measure what the answer allocates
+(``tracemalloc``, which sees NumPy's arrays; pages read through a memory map are not allocations)."""
 
 from __future__ import annotations
 
@@ -23,14 +26,14 @@ COUNT, SHARD_SIZE, SIZE = 11, 4, 8
 
 
 @contextlib.contextmanager
-def _tiny_cache() -> Iterator[Path]:
-    """A cache of :data:`COUNT` numbered images, built by the lesson's ``build_image_cache`` in a temporary folder."""
+def _tiny_cache(count: int = COUNT, shard_size: int = SHARD_SIZE, size: int = SIZE) -> Iterator[Path]:
+    """A cache of ``count`` numbered images, built by the lesson's ``build_image_cache`` in a temporary folder."""
     from ..cache import build_image_cache
 
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images"
-        names = tiny_image_folder(images, COUNT)
-        yield build_image_cache(images, names, SIZE, Path(tmp) / "cache", shard_size=SHARD_SIZE, progress=False)
+        names = tiny_image_folder(images, count)
+        yield build_image_cache(images, names, size, Path(tmp) / "cache", shard_size=shard_size, progress=False)
 
 
 @contextlib.contextmanager
@@ -57,13 +60,14 @@ def _npy_reads() -> Iterator[list[tuple[str, str, str | None]]]:
         npy_format.open_memmap, npy_format.read_array = real_map, real_read
 
 
-def _full_reads(seen) -> None:
+def _full_reads(seen, writes_allowed: bool = False) -> None:
     read = sorted({file for how, file, _ in seen if how == "read"})
     if read:
         raise Incorrect(f"np.load({read[0]!r}) without mmap_mode read the whole shard into memory ({len(read)} "
                         f"shard(s) in all): with 100,000 images that is every image in RAM. Open shards with "
                         "np.load(path, mmap_mode='r'), which maps the file and reads only the rows you index")
-    modes = sorted({mode for how, _, mode in seen if how == "map" and mode != "r"})
+    allowed = {"r", "w+"} if writes_allowed else {"r"}
+    modes = sorted({mode for how, _, mode in seen if how == "map" and mode not in allowed})
     if modes:
         raise Incorrect(f"a shard was opened with mmap_mode={modes[0]!r}: use 'r' (read-only), so that a bug can "
                         "never write into the cache")
@@ -84,80 +88,110 @@ def _check_pixels(images, what: str) -> None:
                         "and not what Keras expects; convert first: `.astype(np.float32) / 255.0`")
 
 
-def _check_read_images(read_images) -> str:
-    with _tiny_cache() as cache:
-        # positions in every shard, at both edges of each (3|4 and 7|8), in no particular order
-        for call, positions in enumerate(([5, 0, 10, 3, 4, 8, 7], [9, 2, 0, 10])):
-            with _npy_reads() as seen:
-                try:
-                    images = read_images(cache, np.array(positions))
-                except IndexError as err:
-                    raise Incorrect(f"read_images(cache_dir, {positions}) raised IndexError ({err}): a position was "
-                                    "sent to a shard or row that does not exist. Image k is row k % shard_size of "
-                                    f"shard k // shard_size, with shard_size from read_cache_info ({SHARD_SIZE} "
-                                    f"here: {COUNT} images in shards of 4, 4 and 3)") from err
-            _full_reads(seen)
-            if call == 0 and not any(how == "map" for how, _, _ in seen):
-                raise Incorrect("no shard was opened with np.load(path, mmap_mode='r'): read the shards through "
-                                "memory maps (the exercise is about them)")
-            shape = (len(positions), SIZE, SIZE, 3)
-            if not isinstance(images, np.ndarray) or images.shape != shape:
-                got = images.shape if isinstance(images, np.ndarray) else type(images).__name__
-                extra = " (every image of the cache, not only those asked)" if got == (COUNT, SIZE, SIZE, 3) else ""
-                raise Incorrect(f"read_images(cache_dir, {positions}) returned {got}{extra}; expected an array of "
-                                f"shape {shape}: one image per position asked, in that order")
-            _check_pixels(images, f"read_images(cache_dir, {positions})")
-            got = [image_number(image) for image in images]
-            if got != positions:
-                if sorted(got) == sorted(positions):
-                    raise Incorrect(f"positions {positions} gave images {got}: the right images, in another order. "
-                                    "Return them in the order of `positions`")
-                i = next(i for i, (a, b) in enumerate(zip(got, positions, strict=True)) if a != b)
-                k = positions[i]
-                raise Incorrect(f"position {k} gave image {got[i]}, expected image {k}. With shard_size "
-                                f"{SHARD_SIZE} (from read_cache_info), image {k} is row {k % SHARD_SIZE} of shard "
-                                f"{k // SHARD_SIZE} (shard_name({k // SHARD_SIZE})): row = k % shard_size, "
-                                "shard = k // shard_size. Shards all hold shard_size images except the last")
-            opened = sorted({file for how, file, _ in seen if how == "map"})
-            needed = {f"shard_{k // SHARD_SIZE:05d}.npy" for k in positions}
-            if set(opened) - needed:
-                raise Incorrect(f"read_images(cache_dir, {positions}) opened {sorted(set(opened) - needed)}, which "
-                                f"holds none of these positions: open only the shards that hold them")
-    return (f"positions across {math.ceil(COUNT / SHARD_SIZE)} shards, edges included, come back in order, as float32 "
-            "in [0, 1], read through read-only memory maps of only the shards needed.")
+@contextlib.contextmanager
+def _held_memory() -> Iterator[dict]:
+    """The most memory NumPy (and Python) allocated at once while the block ran, beyond what was there before:
+    ``held["peak"]`` in bytes. Pages of memory-mapped files are not allocations: reading through a map is free."""
+    import tracemalloc
+
+    held = {"peak": 0}
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    try:
+        yield held
+    finally:
+        held["peak"] = tracemalloc.get_traced_memory()[1] - base
+        if started:
+            tracemalloc.stop()
+
+
+def _everything_in_memory(held: int, total: int, what: str, allowance: int = 0) -> None:
+    """``what`` held (beyond ``allowance``, e.g. the batch it returns) more than half the images' bytes at once."""
+    if held - allowance >= 0.6 * total:
+        raise Incorrect(f"{what} held {held:,} bytes at once while the check's cache holds {total:,} bytes of "
+                        "images: that is the data set in memory (at 100,000 images of 128 px: 4.9 GB). Read and "
+                        "write one image (or one shard) at a time: index the memory maps, never np.stack, "
+                        "np.concatenate, np.array or a list of every image")
+
+
+#: Exercise 1's cache: 40 images of 64 px in shards of 8, resized to 16 px (exercise 2 reads it too).
+Q1_COUNT, Q1_SHARD, Q1_SIZE, Q1_NEW = 40, 8, 64, 16
+
+
+def _check_resize_cache(resize_cache) -> str:
+    from ..cache import read_cache_info
+
+    with _tiny_cache(3, 4, SIZE) as warm, tempfile.TemporaryDirectory() as out:
+        resize_cache(warm, out, 4)  # a first call imports what it needs: not part of what it holds
+    with _tiny_cache(Q1_COUNT, Q1_SHARD, Q1_SIZE) as cache, tempfile.TemporaryDirectory() as out:
+        total = Q1_COUNT * Q1_SIZE * Q1_SIZE * 3
+        with _npy_reads() as seen, _held_memory() as held:
+            shards = resize_cache(cache, out, Q1_NEW)
+        _everything_in_memory(held["peak"], total, "resize_cache")
+        _full_reads(seen, writes_allowed=True)
+        info = read_cache_info(cache)
+        expected = list(info["shards"])
+        if shards is None or [str(name) for name in shards] != expected:
+            raise Incorrect(f"resize_cache returned {shards!r}; expected the new shards' names, {expected} (the "
+                            "same shard_size, the same names: shard_name(0), shard_name(1), ...)")
+        written = [how for how, file, mode in seen if how == "map" and mode == "w+"]
+        if not written:
+            raise Incorrect("no shard was written through np.lib.format.open_memmap(path, mode='w+', ...): write "
+                            "each resized image into the new shard's memory map, one at a time, as write_shards does")
+        numbers = []
+        for k, name in enumerate(expected):
+            path = Path(out) / name
+            if not path.is_file():
+                raise Incorrect(f"{name} is not in out_dir: write the new shards there")
+            shard = np.load(path, mmap_mode="r")
+            rows = min(Q1_SHARD, Q1_COUNT - k * Q1_SHARD)
+            if shard.shape != (rows, Q1_NEW, Q1_NEW, 3) or shard.dtype != np.uint8:
+                raise Incorrect(f"{name} holds {shard.dtype} of shape {shard.shape}; expected uint8 of shape "
+                                f"{(rows, Q1_NEW, Q1_NEW, 3)}: the same images, at image_size, as 0-255 values")
+            numbers += [image_number(image) for image in shard]
+        if numbers != list(range(Q1_COUNT)):
+            raise Incorrect(f"the new cache holds images {numbers[:12]}...; expected 0, 1, 2, ... in the old "
+                            "cache's order (row k % shard_size of shard k // shard_size)")
+    return ("every image resized into shards of the same layout, written through memory maps, holding a shard "
+            "at most, never the whole cache.")
 
 
 q1 = Exercise(
     name="q1",
-    task=("Write read_images(cache_dir, positions): the images at `positions` (0-based, in the cache's file order) "
-          "as a float32 array in [0, 1], shape (len(positions), s, s, 3), read from shards opened with "
-          "np.load(..., mmap_mode='r')."),
-    checker=_check_read_images,
-    hint_text=("`info = read_cache_info(cache_dir)` gives info['shard_size'], info['image_size'] and info['shards'] "
-               "(the shard file names). `shard_of, row = np.divmod(positions, info['shard_size'])`. For each shard "
-               "number s in np.unique(shard_of): `shard = np.load(Path(cache_dir) / info['shards'][s], "
-               "mmap_mode='r')`, then `out[shard_of == s] = shard[row[shard_of == s]]` into a uint8 array `out` made "
-               "with np.empty. Scale once at the end."),
+    task=("Write resize_cache(cache_dir, out_dir, image_size): the cache's images at another size, into shards "
+          "of the same layout in out_dir, read through memory maps and written through open_memmap; return the "
+          "shard names."),
+    checker=_check_resize_cache,
+    hint_text=("`info = read_cache_info(cache_dir)`. For each `name` in info['shards']: `old = np.load(Path(cache_dir) "
+               "/ name, mmap_mode='r')`, `new = np.lib.format.open_memmap(Path(out_dir) / name, mode='w+', "
+               "dtype=np.uint8, shape=(len(old), image_size, image_size, 3))`, then for each row j: "
+               "`new[j] = np.asarray(Image.fromarray(old[j]).resize((image_size, image_size), Image.BILINEAR))`; "
+               "`new.flush()` and `del new` before the next shard."),
     solution_code='''
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from seedlings_utils.cache import read_cache_info
 
 
-def read_images(cache_dir, positions):
+def resize_cache(cache_dir, out_dir, image_size):
     info = read_cache_info(cache_dir)
-    positions = np.asarray(positions)
-    shard_of, row = np.divmod(positions, info["shard_size"])  # image k: row k % shard_size of shard k // shard_size
-    size = info["image_size"]
-    out = np.empty((len(positions), size, size, 3), dtype=np.uint8)
-    for s in np.unique(shard_of):
-        shard = np.load(Path(cache_dir) / info["shards"][s], mmap_mode="r")  # maps the file, reads nothing yet
-        out[shard_of == s] = shard[row[shard_of == s]]  # reads only these rows
-    return out.astype(np.float32) / 255.0
+    for name in info["shards"]:
+        old = np.load(Path(cache_dir) / name, mmap_mode="r")  # a map: nothing read yet
+        new = np.lib.format.open_memmap(Path(out_dir) / name, mode="w+", dtype=np.uint8,
+                                        shape=(len(old), image_size, image_size, 3))
+        for j in range(len(old)):  # one image at a time
+            new[j] = np.asarray(Image.fromarray(old[j]).resize((image_size, image_size), Image.BILINEAR))
+        new.flush()
+        del new  # unmapped before the next shard
+    return list(info["shards"])
 ''',
-    answer_name="read_images",
+    answer_name="resize_cache",
 )
 
 
@@ -228,8 +262,22 @@ def _check_streaming_cache(StreamingCache) -> str:  # noqa: N803 (the learner's 
                         "np.concatenate (like np.stack, np.array or np.copy) of memory maps copies their pages "
                         "into new memory. Keep the memory maps themselves, one per shard, and copy out only each "
                         "batch's rows")
-    return ("the same batches as ConcatenatedCache, and nothing but memory maps and small arrays held between "
-            "batches.")
+    # each batch must copy only its own images: np.concatenate(self.shards)[picked] copies all of them every batch
+    with _tiny_cache(Q1_COUNT, Q1_SHARD, Q1_SIZE) as cache:
+        ds = StreamingCache(cache, np.zeros(Q1_COUNT, np.int64), batch_size=2)
+        ds[0]  # a first batch may import or open what it needs
+        with _held_memory() as held:
+            ds[len(ds) - 1]
+        float_batch = 2 * Q1_SIZE * Q1_SIZE * 3 * 4
+        try:
+            _everything_in_memory(held["peak"], Q1_COUNT * Q1_SIZE * Q1_SIZE * 3, "reading one batch",
+                                  allowance=2 * float_batch)
+        except Incorrect as err:
+            raise Incorrect(f"{err}. Here load_batch reads the whole cache for every batch: np.concatenate (or "
+                            "np.vstack) of the memory maps copies every image into new memory each time, even "
+                            "when only a few rows are kept. Index each shard's map with its own rows instead") from None
+    return ("the same batches as ConcatenatedCache, only memory maps held between batches, and each batch "
+            "copies only its own images.")
 
 
 q2 = Exercise(
@@ -334,15 +382,27 @@ def _check_fingerprint(fingerprint) -> str:
         for args, change, why in checks:
             if fingerprint(*args) == base:
                 raise Incorrect(f"{change} gave the same fingerprint: {why}")
-        # the first image rewritten with another picture: new bytes and a newer modification time
+        # the first image rewritten with another picture of the same size in bytes: only its time changes
         path = folder / names[0]
         old = path.stat()
-        Image.new("RGB", (25, 19), (250, 10, 10)).save(path)
+        data = bytearray(path.read_bytes())
+        data[-5] ^= 0xFF  # other bytes, the same length
+        path.write_bytes(bytes(data))
         os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns + 2_000_000_000))
         if fingerprint(folder, names, 16) == base:
-            raise Incorrect(f"{names[0]} was rewritten with another picture (new size and modification time) and "
-                            "the fingerprint stayed the same: the cache would keep the old picture. Add each file's "
-                            "st_size and st_mtime_ns from (image_dir / name).stat()")
+            raise Incorrect(f"{names[0]} was rewritten with other bytes of the same size (only its modification "
+                            "time changed) and the fingerprint stayed the same: a stale cache would keep the old "
+                            "picture. st_size alone misses a rewrite of the same size: add each file's st_mtime_ns")
+        # another file rewritten with a new size, its old modification time put back (as `cp -p` or unzip do)
+        before = fingerprint(folder, names, 16)
+        path = folder / names[1]
+        old = path.stat()
+        Image.new("RGB", (25, 19), (250, 10, 10)).save(path)
+        os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+        if path.stat().st_size != old.st_size and fingerprint(folder, names, 16) == before:
+            raise Incorrect(f"{names[1]} was replaced by a picture of another size that kept the old modification "
+                            "time (as `cp -p` or unzipping does) and the fingerprint stayed the same: add each "
+                            "file's st_size too")
     return ("stable for the same inputs, and changed by IMAGE_SIZE, order, a file removed, added or rewritten, "
             "without reading a single image.")
 

@@ -1,5 +1,5 @@
 """Lesson 08's exercises: a pipeline in bounded memory; each label with its image under unordered decoding;
-a cache file without losing the shuffle.
+a cache file without losing the shuffle; the chain for a new file format (raw bytes).
 
 Each check first builds the learner's pipeline for :data:`N` file names (without reading them) and reads
 back what every buffer would hold with :func:`~seedlings_utils.tfdata.pipeline_steps`; then it runs the
@@ -49,13 +49,29 @@ def _steps(ds):
     return pipeline_steps(ds)
 
 
-def _decoding(steps, what: str) -> int:
+def _decoding(steps, what: str, in_memory_check: bool = False) -> int:
     """Index of the map that reads and decodes the files."""
     for i, step in enumerate(steps):
         if step.kind == "map" and step.decodes:
             return i
+    if in_memory_check and _holds_decoded_images(steps):
+        raise Incorrect(f"`{what}` starts from images decoded before the pipeline: every image of the data set is "
+                        f"held in memory (100,000 at 128 px: {_gigabytes(100_000)}). Start from the file paths and "
+                        "decode inside the pipeline, in a map")
     raise Incorrect(f"no step of `{what}` reads and decodes the files: map `decode_and_resize` over the paths "
                     "(`ds.map(lambda path, label: (decode_and_resize(path, image_size), label), ...)`)")
+
+
+def _holds_decoded_images(steps) -> bool:
+    """True when a source step's elements are already images (a tensor of rank 3 or more per element)."""
+    return any(step.kind == "source" and step.image_source for step in _all_steps(steps))
+
+
+def _all_steps(steps):
+    for step in steps:
+        yield step
+        for branch in step.branches:
+            yield from _all_steps(branch)
 
 
 def _images_held(steps, start: int, batch_size: int) -> list[tuple[int, int]]:
@@ -94,8 +110,8 @@ def _names_shuffled(steps, decoded: int, n: int) -> None:
     if biggest < n and not any(s.permutation for s in names):
         raise Incorrect(f"the file names are shuffled in a buffer of {biggest:,} for {n:,} names, so an image "
                         f"moves only about {biggest:,} places. Shuffle all of them: `shuffle(len(paths), ...)` "
-                        "(a buffer costs about 600 bytes a name, 60 MB for 100,000: bounded by the number of "
-                        "files, not by their pixels), or the lesson's `shuffled_order(len(paths), seed)`, "
+                        "(a few hundred bytes a name, as lesson 08 measures: it grows with the number of files, "
+                        "never with their pixels), or the lesson's `shuffled_order(len(paths), seed)`, "
                         "a permutation of positions at 8 bytes each.")
     if not all(s.reshuffle for s in names):
         raise Incorrect("`reshuffle_each_iteration=False`: every epoch comes in the same order. Leave it out "
@@ -150,13 +166,13 @@ def _repeated_paths(folder: Path, names: list[str], n: int) -> list[str]:
 # ---- Exercise 1 ---------------------------------------------------------------------------------
 
 
-def _check_bounded(answer) -> str:
+def _check_bounded(answer, what: str = "bounded_pipeline", make_files=tiny_image_folder) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
-        names = tiny_image_folder(folder, COUNT)
+        names = make_files(folder, COUNT)
         paths = _repeated_paths(folder, names, N)
-        steps = _steps(_as_dataset(answer, "bounded_pipeline", paths, np.zeros(N, np.int64), SIZE, BATCH, 0))
-        decoded = _decoding(steps, "bounded_pipeline")
+        steps = _steps(_as_dataset(answer, what, paths, np.zeros(N, np.int64), SIZE, BATCH, 0))
+        decoded = _decoding(steps, what, True)
         _no_cache_in_memory(steps, decoded)
         for _, images in _images_held(steps, decoded, BATCH):
             if images > BOUND_Q1:
@@ -164,12 +180,11 @@ def _check_bounded(answer) -> str:
                                 f"({_gigabytes(images)} at 128 px; the whole data set when it is len(paths)). "
                                 "Shuffle the file names, before the decoding map, instead.")
         _names_shuffled(steps, decoded, N)
-        ds = _as_dataset(answer, "bounded_pipeline", [str(folder / name) for name in names], np.arange(COUNT),
-                         SIZE, BATCH, 0)
+        ds = _as_dataset(answer, what, [str(folder / name) for name in names], np.arange(COUNT), SIZE, BATCH, 0)
         orders = []
         for epoch in (1, 2):
-            images, labels = _batches(ds, "bounded_pipeline")
-            _check_batches(images, labels, "bounded_pipeline", epoch)
+            images, labels = _batches(ds, what)
+            _check_batches(images, labels, what, epoch)
             orders.append(labels.tolist())
     if orders[0] == orders[1]:
         raise Incorrect("epochs 1 and 2 came in the same order: shuffle anew every epoch")
@@ -184,8 +199,8 @@ q1 = Exercise(
     hint_text="Two things hold every image: `.cache()` without a file name (it keeps what it has seen in "
               "memory) and `.shuffle(len(paths))` placed after the decoding map (its buffer fills with decoded "
               "images). Drop the cache, and move the shuffle before the map, where the items are still file "
-              "names: a buffer of len(paths) names costs about 600 bytes a name (60 MB for 100,000), not a "
-              "picture's worth. (The lesson's `shuffled_order` goes further: 8 bytes a position.)",
+              "names: a buffer of len(paths) names costs a few hundred bytes a name (lesson 08 measures it), not a "
+              "picture's worth: exactly the lesson's first chain.",
     solution_code='''
 import tensorflow as tf
 
@@ -233,7 +248,8 @@ def _check_labelled(answer) -> str:
                             "with deterministic=False an image that decodes fast overtakes a slow one and "
                             "every later label sits next to the wrong picture. Start from one dataset of "
                             "(path, label) pairs and map a function of both that returns (image, label).")
-        decoded = _decoding(steps, "labelled_images")
+        decoded = _decoding(steps, "labelled_images", True)
+        _no_cache_in_memory(steps, decoded)
         step = steps[decoded]
         if not step.parallel or step.deterministic != "false":
             raise Incorrect("decoding must stay parallel and unordered (`num_parallel_calls=AUTOTUNE, "
@@ -294,7 +310,7 @@ def _check_cached(answer) -> str:
         graph_cache = str(Path(tmp) / "graph" / "cache")
         steps = _steps(_as_dataset(answer, "cached_pipeline", _repeated_paths(folder, names, N),
                                    np.zeros(N, np.int64), SIZE, BATCH, 0, graph_cache))
-        decoded = _decoding(steps, "cached_pipeline")
+        decoded = _decoding(steps, "cached_pipeline", True)
         caches = [i for i, s in enumerate(steps) if s.kind == "cache"]
         if not caches:
             raise Incorrect("there is no `.cache(cache_file)`: every epoch decodes every image again")
@@ -384,4 +400,59 @@ def cached_pipeline(paths, labels, image_size, batch_size, seed, cache_file):
     return ds.prefetch(AUTOTUNE)
 ''',
     answer_name="cached_pipeline",
+)
+
+
+# ---- Exercise 4 ---------------------------------------------------------------------------------
+
+
+def raw_image_folder(folder, count: int, size: int = SIZE) -> list[str]:
+    """``count`` images saved as raw bytes, ``size x size x 3`` uint8 values and no header, numbered in their red
+    channel as :func:`~seedlings_utils.exercises.pixel_value` says: ``img_0000.rgb`` ..."""
+    from . import pixel_value
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        image = np.empty((size, size, 3), np.uint8)
+        image[...] = (pixel_value(i), 128, 64)
+        name = f"img_{i:04d}.rgb"
+        (folder / name).write_bytes(image.tobytes())
+        names.append(name)
+    return names
+
+
+def _check_raw(answer) -> str:
+    note = _check_bounded(answer, "raw_pipeline", raw_image_folder)
+    return note.replace("decoding", "reading the raw bytes")
+
+
+q4 = Exercise(
+    name="q4",
+    task="Write raw_pipeline: the lesson's chain for images stored as raw bytes (image_size x image_size x 3 uint8, "
+         "no header).",
+    checker=_check_raw,
+    hint_text="Exercise 1's chain with another `load`: `data = tf.io.read_file(path)`, "
+              "`image = tf.reshape(tf.io.decode_raw(data, tf.uint8), (image_size, image_size, 3))`. The shuffle of "
+              "the paths stays before this map, and no `.cache()` in memory.",
+    solution_code='''
+import tensorflow as tf
+
+from seedlings_utils.tfdata import AUTOTUNE
+
+
+def raw_pipeline(paths, labels, image_size, batch_size, seed):
+    """Batches of (images in [0, 1], labels) from raw uint8 files, shuffled every epoch, in bounded memory."""
+    def load(path, label):
+        pixels = tf.io.decode_raw(tf.io.read_file(path), tf.uint8)  # the file's bytes as numbers
+        image = tf.reshape(pixels, (image_size, image_size, 3))
+        return tf.cast(image, tf.float32) / 255.0, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = ds.shuffle(len(paths), seed=seed)  # names, not images
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+''',
+    answer_name="raw_pipeline",
 )
