@@ -1,7 +1,7 @@
 import re
+import tomllib
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
 
 from seedlings_utils import env
