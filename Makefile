@@ -50,7 +50,7 @@ $(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
 venv: $(STAMP)
 
 lessons: $(STAMP)
-	$(BIN)/python -m seedlings_utils.lessons run $(param_args)
+	$(BIN)/python -m tools.lessons run $(param_args)
 
 # nbval runs copies of the notebooks prepared by tests/conftest.py in a folder of this run's own. Two
 # pytest-xdist workers, each file kept in one (tests/conftest.py says why): a lesson's kernel leaves the
@@ -69,29 +69,29 @@ test-fast: $(STAMP)
 # processes) to runs/bench/distributed.json and distributed.png. BENCH_ARGS=--quick for a
 # tiny run; e.g. BENCH_ARGS="--scales 2000 20000" to skip the 100k-image scale.
 bench: $(STAMP)
-	$(BIN)/python -m seedlings_utils.bench $(BENCH_ARGS)
-	$(BIN)/python -m seedlings_utils.bench_distributed $(filter --quick,$(BENCH_ARGS))
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench_distributed $(filter --quick,$(BENCH_ARGS))
 
 # Copy the notebooks' `#| export` cells into seedlings_utils/ (the notebook is the source; `make test` checks both agree).
 export: $(STAMP)
-	$(BIN)/python -m seedlings_utils.export
+	$(BIN)/python -m tools.export
 
 # The course site, from the notebooks `make lessons` executed into DATA_DIR/executed_notebooks (never re-run).
 SITE := build/site
 site: $(STAMP)
-	$(BIN)/python -m seedlings_utils.site build --out $(SITE) $(if $(strip $(DATA_DIR)),--executed '$(DATA_DIR)/executed_notebooks')
+	$(BIN)/python -m tools.site build --out $(SITE) $(if $(strip $(DATA_DIR)),--executed '$(DATA_DIR)/executed_notebooks')
 
 # Every page of the built site in headless Chromium (installed with apt-get when missing and run as root).
 site-check: $(STAMP)
-	$(BIN)/python -m seedlings_utils.site check --out $(SITE) --screenshots $(SITE)/screenshots
+	$(BIN)/python -m tools.site check --out $(SITE) --screenshots $(SITE)/screenshots
 
-# The floors of requirements.txt are facts: install exactly those versions (seedlings_utils/versions.py floors)
+# The floors of requirements.txt are facts: install exactly those versions (tools/versions.py floors)
 # on the oldest Python pyproject.toml allows, and run every test and lesson there. Slow (a fresh TensorFlow).
 OLDEST_PYTHON ?= python3.11
 OLDEST := build/oldest
 test-oldest:
 	rm -rf $(OLDEST) && mkdir -p $(OLDEST) && $(OLDEST_PYTHON) -m venv $(OLDEST)/venv
-	$(OLDEST_PYTHON) seedlings_utils/versions.py floors requirements.txt > $(OLDEST)/floors.txt
+	$(OLDEST_PYTHON) tools/versions.py floors requirements.txt > $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --upgrade pip
 	$(OLDEST)/venv/bin/python -m pip install -q -r $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --no-deps -e .
@@ -104,7 +104,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 lint: $(STAMP)
-	$(BIN)/ruff check seedlings_utils tests notebooks
+	$(BIN)/ruff check seedlings_utils tools tests notebooks
 
 # Re-pin .ci/constraints.txt to the newest versions within requirements.txt's ranges.
 lock:

@@ -2,7 +2,7 @@
 bounded shuffle) -> batch -> scale -> prefetch.
 
 The chain itself (:func:`decode_and_resize`, :func:`make_tf_dataset`) is written in the lesson's cells
-and exported here (see :mod:`seedlings_utils.export`). This module adds what is not the lesson: the
+and exported here (see :mod:`tools.export`). This module adds what is not the lesson: the
 stamp that keeps a stale cache file from being replayed (:func:`prepare_cache_file`), timing
 (:func:`measure_tf_images_per_second`), and a look inside a pipeline (:func:`pipeline_steps`), which
 the exercises and tests use to see what each buffer holds.

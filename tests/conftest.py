@@ -126,7 +126,7 @@ def executed_lessons(tmp_path_factory) -> tuple[Path, list[Path]]:
     """Every lesson run once in order with the quick parameters into one DATA_DIR: ``(data_dir, executed
     notebooks)``. Read-only for its users: a test that writes must copy. Only test_lessons_papermill.py may use
     it (under ``make test``'s two workers, a second module could run it a second time in the other worker)."""
-    from seedlings_utils.lessons import run_lessons
+    from tools.lessons import run_lessons
 
     data_dir = tmp_path_factory.mktemp("lessons")
     return data_dir, run_lessons({**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}, data_dir / "executed")
@@ -151,7 +151,7 @@ def op_determinism_off():
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's Chromium for the site's browser check (installed with apt-get when missing and run as root)."""
-    from seedlings_utils import site
+    from tools import site
 
     path, how = site.find_chromium(install=True)
     if path is None:
@@ -193,7 +193,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     injected and its own empty DATA_DIR, as if a learner opened that lesson first in a fresh runtime.
     A run that names no such folder (a unit test alone) prepares nothing. Under pytest-xdist only the
     controller prepares them, before it starts the workers that collect them."""
-    from seedlings_utils.lessons import prepare_for_nbval
+    from tools.lessons import prepare_for_nbval
 
     if hasattr(session.config, "workerinput"):  # an xdist worker: the controller has prepared them already
         return

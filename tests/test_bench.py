@@ -6,7 +6,6 @@ import time
 import numpy as np
 import pytest
 
-from seedlings_utils import bench
 from seedlings_utils.profiling import (
     LoaderTrace,
     MemorySampler,
@@ -17,6 +16,7 @@ from seedlings_utils.profiling import (
     reset_peak_rss,
     trace_loader,
 )
+from tools import bench
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc/self/status")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seedlings_utils.lessons import run_lessons
 from seedlings_utils.sources import COURSE_RECORD
+from tools.lessons import run_lessons
 
 from .conftest import NBVAL_PARAMETERS
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from seedlings_utils.lessons import (
+from tools.lessons import (
     FIRST_VERSION_TAG,
     core_only,
     going_deeper_cells,

@@ -400,7 +400,7 @@ def test_job_reads_back_a_restarted_jobs_records(tmp_path):
 
 def test_benchmark_runs_every_job_and_reports_memory_growth_per_process_count(tmp_path, monkeypatch):
     """``make bench``'s lesson 10 part, with a fake job: the data at each scale, one job per process count."""
-    from seedlings_utils import bench_distributed
+    from tools import bench_distributed
 
     started = []
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from seedlings_utils import env
-from seedlings_utils.lessons import parse_value
+from tools.lessons import parse_value
 
 REPO = Path(__file__).resolve().parents[1]
 

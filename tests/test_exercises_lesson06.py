@@ -12,7 +12,7 @@ import pytest
 
 from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson06 as ex
-from seedlings_utils.lessons import NOTEBOOKS_DIR
+from tools.lessons import NOTEBOOKS_DIR
 
 from .conftest import define, rejected
 

@@ -8,7 +8,7 @@ import textwrap
 from seedlings_utils.cache import CachedDataset, cache_fingerprint
 from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson07 as ex
-from seedlings_utils.lessons import lesson_notebooks
+from tools.lessons import lesson_notebooks
 
 HEADER = """
 import hashlib

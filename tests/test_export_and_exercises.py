@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from seedlings_utils import exercises, export
+from seedlings_utils import exercises
 from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED, Exercise, Incorrect, lesson_exercises
-from seedlings_utils.lessons import lesson_notebooks
+from tools import export
+from tools.lessons import lesson_notebooks
 
 LESSON_MODULES = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__) if m.name.startswith("lesson"))
 ALL_EXERCISES = [
@@ -67,7 +68,7 @@ def test_export_refuses_a_module_without_markers(tmp_path):
 def test_check_cli_fails_on_drift(tmp_path, monkeypatch, capsys):
     notebooks, package = _tiny_project(tmp_path, "X = 1\n")
     monkeypatch.setattr(export, "NOTEBOOKS_DIR", notebooks)
-    monkeypatch.setattr(export, "PACKAGE_ROOT", package)
+    monkeypatch.setattr(export, "PACKAGE_DIR", package)
     assert export.main(["--check"]) == 1
     assert "make export" in capsys.readouterr().out
     export.export(notebooks, package)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seedlings_utils import site
 from seedlings_utils.config import SPECIES
-from seedlings_utils.lessons import headline, lesson_notebooks, run_lessons
 from seedlings_utils.synthetic import synthetic_class_counts
+from tools import site
+from tools.lessons import headline, lesson_notebooks, run_lessons
 
 from .conftest import QUICK_PARAMETERS
 

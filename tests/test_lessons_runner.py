@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from seedlings_utils.lessons import NOTEBOOKS_DIR, lesson_needs, lesson_notebooks, main, run_lessons
+from tools.lessons import NOTEBOOKS_DIR, lesson_needs, lesson_notebooks, main, run_lessons
 
 REPO = Path(__file__).resolve().parent.parent
 PLANTED = 'raise ValueError("the planted message")'
@@ -56,7 +56,7 @@ def test_the_course_lessons_need_what_they_rebuild():
 def test_a_failing_lesson_is_reported_and_the_course_goes_on(course, tmp_path):
     out = tmp_path / "executed"
     result = subprocess.run(
-        [sys.executable, "-m", "seedlings_utils.lessons", "run", "--notebooks-dir", str(course),
+        [sys.executable, "-m", "tools.lessons", "run", "--notebooks-dir", str(course),
          "--output-dir", str(out), "-p", "DATA_DIR", str(tmp_path / "data")],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     printed = result.stdout + result.stderr

@@ -24,9 +24,9 @@ from seedlings_utils.flatten import (
 )
 from seedlings_utils.images import to_rgb, why_unusable
 from seedlings_utils.index import build_index
-from seedlings_utils.lessons import run_lessons
 from seedlings_utils.split import split_train_val
 from seedlings_utils.train import list_test_images
+from tools.lessons import run_lessons
 
 from .messy import EMPTY_FOLDER, make_messy_tree
 

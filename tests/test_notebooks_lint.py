@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from seedlings_utils.config import COLAB_INSTALL, GITHUB_BRANCH, GITHUB_REPO
-from seedlings_utils.lessons import lesson_notebooks
+from tools.lessons import lesson_notebooks
 
 NOTEBOOKS = lesson_notebooks()
 CONTRACT_PARAMETERS = {"DATA_DIR", "COURSE_DIR", "SYNTHETIC_PER_CLASS", "SEED"}

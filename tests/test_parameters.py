@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from seedlings_utils.lessons import lesson_notebooks
 from seedlings_utils.parameters import RULES, ParameterError, check_parameters
+from tools.lessons import lesson_notebooks
 
 from .conftest import NBVAL_PARAMETERS, QUICK_PARAMETERS
 
@@ -76,7 +76,7 @@ def test_every_problem_is_listed_in_one_message():
 
 
 def test_a_lesson_run_with_a_bad_knob_stops_at_once_naming_it(tmp_path):
-    from seedlings_utils.lessons import LessonsFailed, run_lessons
+    from tools.lessons import LessonsFailed, run_lessons
 
     with pytest.raises(LessonsFailed) as error:
         run_lessons({"DATA_DIR": str(tmp_path / "data"), "SEED": "abc"}, tmp_path / "out", lessons=["01"],

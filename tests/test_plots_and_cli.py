@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from seedlings_utils import env, plots  # noqa: E402
-from seedlings_utils.lessons import lesson_notebooks, main  # noqa: E402
+from tools.lessons import lesson_notebooks, main  # noqa: E402
 
 CLASSES = ["a", "b", "c"]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from seedlings_utils import site
 from seedlings_utils.config import GITHUB_REPO
-from seedlings_utils.lessons import lesson_notebooks
+from tools import site
+from tools.lessons import lesson_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -84,12 +84,12 @@ def test_readme_gives_the_home_page_and_the_summary_page():
 
 def test_links_become_pages_github_addresses_or_local_images():
     pages = {"README.md": "index.md", "notebooks/05_x.ipynb": "notebooks/05_x.ipynb"}
-    text = ("[05](notebooks/05_x.ipynb) [dir](notebooks) [code](seedlings_utils/site.py#L3) [web](https://x.org/a) "
+    text = ("[05](notebooks/05_x.ipynb) [dir](notebooks) [code](tools/site.py#L3) [web](https://x.org/a) "
             "![c](https://colab.research.google.com/assets/colab-badge.svg) [gone](nowhere.md) [here](#top)")
     out = site.rewrite_links(text, "README.md", "index.md", pages)
     assert "[05](notebooks/05_x.ipynb)" in out and "[web](https://x.org/a)" in out and "[here](#top)" in out
     assert f"[dir](https://github.com/{GITHUB_REPO}/tree/main/notebooks)" in out
-    assert f"[code](https://github.com/{GITHUB_REPO}/blob/main/seedlings_utils/site.py#L3)" in out
+    assert f"[code](https://github.com/{GITHUB_REPO}/blob/main/tools/site.py#L3)" in out
     assert "![c](_static/open-in-colab.svg)" in out and "[gone](nowhere.md)" in out  # the checker reports that one
     html = site.rewrite_links('<a href="../README.md"><img src="https://www.tensorflow.org/images/GitHub-Mark-32px'
                               '.png"/></a>', "notebooks/05_x.ipynb", "notebooks/05_x.ipynb", pages)

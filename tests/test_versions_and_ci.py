@@ -12,7 +12,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from seedlings_utils.versions import COLAB_CHECKED, COLAB_RUNTIMES, KERAS_BROKEN, floors
+from tools.versions import COLAB_CHECKED, COLAB_RUNTIMES, KERAS_BROKEN, floors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def test_every_colab_runtime_checked_is_inside_the_ranges(runtime):
     """Installing the course on Colab must not reinstall TensorFlow or anything else Colab ships."""
     shipped = COLAB_RUNTIMES[runtime]
     for req in runtime_requirements():
-        assert req.name in shipped, f"say which {req.name} Colab ships (seedlings_utils/versions.py)"
+        assert req.name in shipped, f"say which {req.name} Colab ships (tools/versions.py)"
         assert req.specifier.contains(shipped[req.name]), f"Colab {runtime} has {req.name} {shipped[req.name]}"
 
 

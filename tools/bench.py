@@ -1,8 +1,8 @@
 """``make bench``: loader speed, memory against data set size, and the share of training spent waiting for data.
 
-    python -m seedlings_utils.bench                      # the full run: 2k, 20k and 100k images
-    python -m seedlings_utils.bench --quick              # a tiny run (what the tests do), about two minutes
-    python -m seedlings_utils.bench --scales 2000 20000 --image-size 96
+    python -m tools.bench                      # the full run: 2k, 20k and 100k images
+    python -m tools.bench --quick              # a tiny run (what the tests do), about two minutes
+    python -m tools.bench --scales 2000 20000 --image-size 96
 
 Everything is measured in one run, on the same files and cores, and written to ``<out>/bench.json`` and
 ``<out>/bench.png``; a table is printed. Larger scales are made by hard-linking the base set's images
@@ -46,10 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import PACKAGE_ROOT
-from .profiling import peak_rss_mb, pydataset_batches, trace_loader
+from seedlings_utils.profiling import peak_rss_mb, pydataset_batches, trace_loader
 
-DEFAULT_OUT = PACKAGE_ROOT.parent / "runs" / "bench"
+from .paths import BENCH_DIR, REPO_ROOT
+
+DEFAULT_OUT = BENCH_DIR
 TARGETS = {
     "pydataset_vs_tfdata": ("lesson 05's PyDataset, best settings, vs tf.data (images/s)", ">=", 0.9),
     "cache_vs_2019": ("lesson 07's cache vs the 2019 loader (images/s)", ">=", 20.0),
@@ -64,7 +65,7 @@ TARGETS = {
 
 def base_data(work_dir: Path, images: int, seed: int, progress: bool) -> tuple[Path, np.ndarray, np.ndarray]:
     """A synthetic set of about ``images`` images, flattened and indexed: ``(all_images, filenames, labels)``."""
-    from .pipeline import ensure_index
+    from seedlings_utils.pipeline import ensure_index
 
     per_class = max(2, math.ceil(images / 12))
     data_dir = work_dir / f"base-{per_class}"
@@ -94,10 +95,10 @@ def replicate(image_dir: Path, filenames: np.ndarray, labels: np.ndarray, factor
 
 def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches, work_dir) -> tuple[dict, dict]:
     """Traces of every loader on the same files, and the seconds spent building the caches."""
-    from .cache import CachedDataset, build_image_cache
-    from .dataset import SeedlingsDataset
-    from .recipe2019 import Recipe2019Generator
-    from .tfdata import make_tf_dataset
+    from seedlings_utils.cache import CachedDataset, build_image_cache
+    from seedlings_utils.dataset import SeedlingsDataset
+    from seedlings_utils.recipe2019 import Recipe2019Generator
+    from seedlings_utils.tfdata import make_tf_dataset
 
     n = min(len(filenames), batches * batch_size)
     names, ys = filenames[:n], labels[:n]
@@ -148,9 +149,9 @@ RSS_NOTE = ("resident memory (RSS) also counts file pages: libraries, and the me
 
 def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
     """``loader`` over one scale's files, shuffled as in training (``scale``: :func:`prepare_scale`'s paths)."""
-    from .cache import CachedDataset
-    from .dataset import SeedlingsDataset
-    from .tfdata import make_tf_dataset
+    from seedlings_utils.cache import CachedDataset
+    from seedlings_utils.dataset import SeedlingsDataset
+    from seedlings_utils.tfdata import make_tf_dataset
 
     # memory-mapped, as lesson 04's load_split opens the split the lessons' loaders read
     labels = np.load(scale["labels"], mmap_mode="r")
@@ -166,7 +167,7 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
         return make_tf_dataset(scale["image_dir"], names, labels, image_size=image_size,
                                cache_file=scale["tf_cache_file"], **common)
     if loader == "tf.data, shuffled positions":
-        from .tfdata import make_tf_dataset_by_position
+        from seedlings_utils.tfdata import make_tf_dataset_by_position
 
         return make_tf_dataset_by_position(scale["image_dir"], names, labels, batch_size=batch_size,
                                            image_size=image_size, seed=0)
@@ -189,7 +190,7 @@ def prepare_scale(image_dir, filenames, labels, factor, image_size, batch_size, 
     already there and current is not rebuilt (then the seconds are those of checking it, for ``tf.data``
     of reading it once).
     """
-    from .cache import build_image_cache
+    from seedlings_utils.cache import build_image_cache
 
     folder, names, ys = replicate(image_dir, filenames, labels, factor, work_dir / f"x{factor}")
     index = work_dir / f"x{factor}-index"
@@ -227,7 +228,7 @@ def anon_with_loader_started(data) -> float | None:
     """
     import keras
 
-    from .profiling import anon_mb
+    from seedlings_utils.profiling import anon_mb
 
     if isinstance(data, keras.utils.PyDataset):
         data[0]
@@ -252,8 +253,8 @@ def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int, pas
     """
     import keras
 
-    from .model import build_cnn
-    from .profiling import MemorySampler, reset_peak_rss
+    from seedlings_utils.model import build_cnn
+    from seedlings_utils.profiling import MemorySampler, reset_peak_rss
 
     labels = np.load(scale["labels"], mmap_mode="r")
     keras.utils.set_random_seed(0)
@@ -282,8 +283,8 @@ def _epoch_memory_in_a_fresh_process(loader: str, scale: dict, factor: int, imag
                                      passes_before_fit: int = 0) -> dict:
     job = json.dumps({"loader": loader, "scale": scale, "image_size": image_size, "batch_size": batch_size,
                       "passes_before_fit": passes_before_fit})
-    out = subprocess.run([sys.executable, "-m", "seedlings_utils.bench", "epoch-memory", job],
-                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    out = subprocess.run([sys.executable, "-m", "tools.bench", "epoch-memory", job],
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=REPO_ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"the epoch with {loader} at {factor}x failed:\n{out.stderr[-3000:]}")
     row = {"factor": factor, **json.loads(out.stdout.strip().splitlines()[-1])}
@@ -435,7 +436,7 @@ def plot_bench(results: dict):
     axes[1].set_xticks([n for n, _ in scales], [f"{n:,}\n({f}x)" for n, f in scales])
     axes[1].minorticks_off()
     axes[1].legend(fontsize=7, loc="upper left")
-    from .waiting import plot_wait_shares
+    from seedlings_utils.waiting import plot_wait_shares
 
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
@@ -506,7 +507,7 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
     memory, memory_builds = memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir,
                                             jobs=memory_jobs, repeats=memory_repeats)
     print("Waiting for data (lesson 09's model):", flush=True)
-    from .waiting import loader_wait_shares
+    from seedlings_utils.waiting import loader_wait_shares
 
     wait_runs = loader_wait_shares(image_dir, filenames, labels, image_size, batch_size, wait_images, work_dir,
                                    repeats=wait_repeats)

@@ -11,8 +11,8 @@ stands, into ``seedlings_utils/<module>.py``, between two marker lines::
 Later lessons, the benchmark and the tests import that copy. The module keeps its docstring, its
 imports and any code that is not a lesson's technique outside the markers.
 
-    python -m seedlings_utils.export           # write the cells into the package
-    python -m seedlings_utils.export --check   # exit 1 with a diff where notebook and package differ (CI)
+    python -m tools.export           # write the cells into the package
+    python -m tools.export --check   # exit 1 with a diff where notebook and package differ (CI)
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .env import PACKAGE_ROOT
+from .paths import NOTEBOOKS_DIR, PACKAGE_DIR, lesson_notebooks
 
-REPO_ROOT = PACKAGE_ROOT.parent
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXPORT_MARK = re.compile(r"^#\| export (?P<module>[a-z_][a-z0-9_]*)\s*$")
 REGION_START = re.compile(r"^# ---- BEGIN (\S+): edit the notebook", flags=re.M)
 
@@ -50,7 +48,7 @@ class ExportedCell:
 def exported_cells(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[ExportedCell]:
     """Every ``#| export`` cell of every numbered notebook, in lesson and cell order."""
     cells = []
-    for path in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb")):
+    for path in lesson_notebooks(notebooks_dir):
         for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
             if cell["cell_type"] != "code":
                 continue
@@ -62,7 +60,7 @@ def exported_cells(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[ExportedCell]:
     return cells
 
 
-def render_modules(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_ROOT) -> dict[Path, str]:
+def render_modules(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR) -> dict[Path, str]:
     """``{module path: text it must have}`` with each exported region replaced by the notebooks' cells."""
     regions: dict[tuple[str, str], list[str]] = {}
     for cell in exported_cells(notebooks_dir):
@@ -92,7 +90,7 @@ def render_modules(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACK
     return texts
 
 
-def differences(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_ROOT) -> str:
+def differences(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR) -> str:
     """A unified diff from the package as it is to the package the notebooks export; empty when in step."""
     out = []
     for path, wanted in render_modules(notebooks_dir, package_dir).items():
@@ -104,7 +102,7 @@ def differences(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE
     return "".join(out)
 
 
-def export(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_ROOT) -> list[Path]:
+def export(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR) -> list[Path]:
     """Write the exported cells into the package; returns the modules that changed.
 
     A module region whose notebook does not exist (yet) is never emptied: that raises, naming it.
@@ -127,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 and show a diff when they differ")
     args = parser.parse_args(argv)
     if args.check:
-        diff = differences(NOTEBOOKS_DIR, PACKAGE_ROOT)
+        diff = differences(NOTEBOOKS_DIR, PACKAGE_DIR)
         if diff:
             print(diff)
             print("The package and the notebooks' #| export cells differ (above). The notebook is the source: "
@@ -135,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"OK: {len(exported_cells(NOTEBOOKS_DIR))} exported cells match the package.")
         return 0
-    for path in export(NOTEBOOKS_DIR, PACKAGE_ROOT):
+    for path in export(NOTEBOOKS_DIR, PACKAGE_DIR):
         print(f"wrote {path}")
     return 0
 

@@ -1,7 +1,7 @@
 """Run the numbered notebooks headless with papermill (``make lessons``) or prepare them for nbval.
 
-    python -m seedlings_utils.lessons run -p EPOCHS 3 -p IMAGE_SIZE 64
-    python -m seedlings_utils.lessons prepare --output-dir build/nbval -p DATA_DIR /tmp/x
+    python -m tools.lessons run -p EPOCHS 3 -p IMAGE_SIZE 64
+    python -m tools.lessons prepare --output-dir build/nbval -p DATA_DIR /tmp/x
 
 Every ``-p NAME VALUE`` is a notebook parameter (``../shared`` contract: the cell tagged ``parameters``);
 values are read as Python literals when they are one (``8``, ``0.2``, ``False``), else as text.
@@ -26,15 +26,9 @@ import time
 import traceback
 from pathlib import Path
 
-from .env import PACKAGE_ROOT, resolve_data_dir
+from seedlings_utils.env import resolve_data_dir
 
-NOTEBOOKS_DIR = PACKAGE_ROOT.parent / "notebooks"
-
-
-def lesson_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR, lessons: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks (``01_*.ipynb`` ...), in order; ``lessons`` picks some by number (``["05"]``)."""
-    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
-    return [p for p in paths if lessons is None or p.name[:2] in lessons]
+from .paths import NOTEBOOKS_DIR, lesson_notebooks
 
 
 def parse_value(text: str):
@@ -155,7 +149,7 @@ def lesson_words(path: str | Path) -> dict:
 
 
 def words_table(notebooks: list[Path]) -> str:
-    """``python -m seedlings_utils.lessons words``: each lesson's prose on the core path and in "Going deeper"."""
+    """``python -m tools.lessons words``: each lesson's prose on the core path and in "Going deeper"."""
     lines = [f"{'lesson':<44} {'core':>6} {'deeper':>7} {'before first version (words, cells)':>37}"]
     totals = [0, 0]
     for path in notebooks:

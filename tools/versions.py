@@ -1,6 +1,6 @@
 """The versions the course promises, and the Colab runtimes they were checked against.
 
-    python seedlings_utils/versions.py floors [requirements.txt]
+    python tools/versions.py floors [requirements.txt]
 
 prints requirements.txt with every ``>=`` floor turned into an exact pin (``keras>=3.8,<4`` -> ``keras==3.8``):
 what ``make test-oldest`` installs, so that the lowest versions the ranges allow are tested, not hoped for.

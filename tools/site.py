@@ -1,7 +1,7 @@
 """The course as a static site (``make site``), and its check in a real browser (``make site-check``).
 
-    python -m seedlings_utils.site build [--executed DATA_DIR/executed_notebooks] [--out build/site]
-    python -m seedlings_utils.site check [--out build/site] [--screenshots build/site/screenshots]
+    python -m tools.site build [--executed DATA_DIR/executed_notebooks] [--out build/site]
+    python -m tools.site check [--out build/site] [--screenshots build/site/screenshots]
 
 ``build`` never runs a notebook: it takes the copies that ``make lessons`` executed (papermill writes them
 to ``DATA_DIR/executed_notebooks``), writes a Sphinx project into ``OUT/src`` (``conf.py``, the README as
@@ -35,12 +35,13 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .config import GITHUB_BRANCH, GITHUB_REPO, REPO_URL
-from .env import PACKAGE_ROOT, default_data_dir
-from .lessons import NOTEBOOKS_DIR, TERMINAL_NOISE, lesson_notebooks
+from seedlings_utils.config import GITHUB_BRANCH, GITHUB_REPO, REPO_URL
+from seedlings_utils.env import default_data_dir
 
-REPO_ROOT = PACKAGE_ROOT.parent
-DEFAULT_OUT = REPO_ROOT / "build" / "site"
+from .lessons import TERMINAL_NOISE
+from .paths import BUILD_DIR, NOTEBOOKS_DIR, REPO_ROOT, lesson_notebooks
+
+DEFAULT_OUT = BUILD_DIR / "site"
 COLAB_PREFIX = "https://colab.research.google.com/github/"
 SUMMARY_HEADING = "The course on one page"
 
@@ -92,7 +93,7 @@ html { --pst-sidebar-secondary: 14rem; }
 """
 
 CONF_PY = '''\
-# Written by seedlings_utils/site.py: edit that file, not this one.
+# Written by tools/site.py: edit that file, not this one.
 project = {title!r}
 html_title = {title!r}
 html_show_copyright = False
