@@ -2,7 +2,7 @@
 #   make lessons   run every lesson (notebooks/NN_*.ipynb) headless on the synthetic data (quick settings)
 #   make test      unit tests + every notebook under papermill and nbval + ruff + notebook/package drift check
 #   make test-fast the unit tests only, without notebooks and benchmark (a minute or two)
-#   make bench     loader speed and memory benchmark, written to runs/bench/
+#   make bench     loader speed and memory benchmark: runs/bench/*.json, then the page docs/benchmark.md
 #   make lab       open the notebooks in JupyterLab
 #   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
 #   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
@@ -66,11 +66,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow"
 
 # The loader and memory benchmark: figures to runs/bench/bench.json and bench.png, then lesson 10's (1 and 2
-# processes) to runs/bench/distributed.json and distributed.png. BENCH_ARGS=--quick for a
-# tiny run; e.g. BENCH_ARGS="--scales 2000 20000" to skip the 100k-image scale.
+# processes) to runs/bench/distributed.json and distributed.png, then the page generated from both JSON files,
+# docs/benchmark.md with its plots in docs/benchmark/ (commit them). BENCH_ARGS=--quick for a tiny run (its page
+# goes to runs/bench/benchmark.md instead); e.g. BENCH_ARGS="--scales 2000 20000" to skip the 100k-image scale.
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench_distributed $(filter --quick,$(BENCH_ARGS))
+	$(BIN)/python -m tools.bench_page $(if $(filter --quick,$(BENCH_ARGS)),--out runs/bench/benchmark.md)
 
 # Copy the notebooks' `#| export` cells into seedlings_utils/ (the notebook is the source; `make test` checks both agree).
 export: $(STAMP)

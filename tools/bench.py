@@ -48,6 +48,7 @@ import numpy as np
 
 from seedlings_utils.profiling import peak_rss_mb, pydataset_batches, trace_loader
 
+from .bench_page import run_stamp
 from .paths import BENCH_DIR, REPO_ROOT
 
 DEFAULT_OUT = BENCH_DIR
@@ -515,7 +516,8 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
     speeds = {name: trace.images_per_second for name, trace in traces.items()}
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                    "keras": keras.__version__, "platform": platform.platform()},
+                    "keras": keras.__version__, "numpy": np.__version__, "platform": platform.platform(),
+                    **run_stamp()},  # the commit measured and the date: docs/benchmark.md shows them
         "settings": {"scales": scales, "base_images": int(len(filenames)), "image_size": image_size,
                      "batch_size": batch_size, "speed_batches": speed_batches, "wait_images": wait_images,
                      "memory_jobs": memory_jobs, "memory_repeats": memory_repeats, "wait_repeats": wait_repeats},

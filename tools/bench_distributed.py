@@ -32,6 +32,8 @@ from seedlings_utils.index import CLASSES_FILE
 from seedlings_utils.pipeline import ALL_IMAGES_DIR, ensure_split
 from seedlings_utils.split import load_split, save_split
 
+from .bench_page import run_stamp
+
 FULL = dict(base_images=2000, image_size=64, global_batch=32, base_filters=16, epochs=2, scales=(1, 10))
 QUICK = dict(base_images=96, image_size=24, global_batch=8, base_filters=4, epochs=2, scales=(1, 3))
 
@@ -75,7 +77,7 @@ def run(out: Path, base_images: int, image_size: int, global_batch: int, base_fi
     ensure_split(base, 0.2, seed, progress=False, source="synthetic",
                  synthetic_per_class=max(1, round(base_images / 12)))
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "system": f"{platform.system()} {platform.machine()}", **versions()},
+                           "system": f"{platform.system()} {platform.machine()}", **versions(), **run_stamp()},
                "settings": dict(base_images=base_images, image_size=image_size, global_batch=global_batch,
                                 base_filters=base_filters, epochs=epochs), "jobs": []}
     for scale in scales:

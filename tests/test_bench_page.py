@@ -1,0 +1,107 @@
+"""The benchmark page is generated from the benchmark's JSON: every figure, verdict and the stamp come from it."""
+
+import json
+import re
+
+import pytest
+
+from tools import bench_page
+
+MACHINE = {"cpus": 3, "python": "3.11.9", "tensorflow": "2.21.0", "keras": "3.15.1", "numpy": "2.4.0",
+           "platform": "Linux-test-x86_64", "commit": "0123456789abcdef0123456789abcdef01234567",
+           "uncommitted_changes": False, "date": "2030-01-02 03:04 UTC"}
+
+
+def memory_row(loader: str, factor: int, anon: float, rss: float) -> dict:
+    return {"factor": factor, "loader": loader, "images": 100 * factor, "peak_anon_mb": anon, "peak_rss_mb": rss}
+
+
+def small_bench() -> dict:
+    """A bench.json as tools/bench.py writes it, with two loaders, two scales and two targets (one missed)."""
+    return {
+        "machine": dict(MACHINE),
+        "settings": {"scales": [100, 500], "base_images": 100, "image_size": 32, "batch_size": 8, "speed_batches": 4,
+                     "wait_images": 64, "wait_repeats": 2},
+        "images_per_second": {"PyDataset, 2 threads": 1234.4, "cache (.npy memmap)": 56789.0},
+        "build_seconds": {"cache (.npy memmap)": 1.25},
+        "memory": [memory_row("PyDataset, 2 threads", 1, 401.0, 902.0),
+                   memory_row("PyDataset, 2 threads", 5, 409.0, 911.0),
+                   memory_row("cache (.npy memmap)", 1, 388.0, 950.0),
+                   memory_row("cache (.npy memmap)", 5, 380.0, 1977.0)],
+        "memory_note": "resident memory also counts file pages",
+        "memory_growth": {"PyDataset, 2 threads": 0.02, "cache (.npy memmap)": -0.0206},
+        "image_memory_growth": {"PyDataset, 2 threads": 0.031, "cache (.npy memmap)": -0.05},
+        "bookkeeping_bytes_per_image": {"PyDataset, 2 threads": 12.0, "cache (.npy memmap)": 777.0},
+        "wait_share": {"PyDataset, 2 threads": 0.42, "cache (.npy memmap)": 0.07},
+        "wait_share_runs": {"PyDataset, 2 threads": {"median": 0.42, "min": 0.40, "max": 0.44,
+                                                     "wait_ms_per_step": 30.0, "compute_ms_per_step": 41.0},
+                            "cache (.npy memmap)": {"median": 0.07, "min": 0.05, "max": 0.09,
+                                                    "wait_ms_per_step": 3.0, "compute_ms_per_step": 40.0}},
+        "targets": {"cache_vs_2019": {"what": "cache vs 2019", "target": ">= 20.0", "measured": 46.0, "met": True},
+                    "cache_wait_share": {"what": "waiting with the cache", "target": "< 0.05", "measured": 0.07,
+                                         "met": False}},
+    }
+
+
+def small_distributed() -> dict:
+    return {"machine": {"cpus": 3, "python": "3.11.9", "system": "Linux x86_64", "jax": "0.10.2", "keras": "3.15.1",
+                        "commit": "fedcba9876543210fedcba9876543210fedcba98", "date": "2030-01-02 04:00 UTC"},
+            "settings": {"base_images": 96, "image_size": 24, "global_batch": 8, "base_filters": 4, "epochs": 2},
+            "jobs": [{"scale": 1, "processes": 1, "train_images": 77, "images_per_second": 88.4,
+                      "peak_rss_mb": [801.0], "startup_peak_rss_mb": [790.0]},
+                     {"scale": 1, "processes": 2, "train_images": 77, "images_per_second": 71.0,
+                      "peak_rss_mb": [700.0, 702.0], "startup_peak_rss_mb": [690.0, None]}],
+            "memory_growth": {"1": -0.018}}
+
+
+def row(page: str, first_cell: str) -> list[str]:
+    """The cells of the table row that starts with ``first_cell``."""
+    line = next(line for line in page.splitlines() if line.startswith(f"| {first_cell} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_page_shows_each_loaders_figures_the_targets_and_the_stamp():
+    page = bench_page.render(small_bench())
+    assert row(page, "PyDataset, 2 threads")[:2] == ["PyDataset, 2 threads", "1,234"]  # the speed table comes first
+    assert row(page, "cache (.npy memmap)")[:3] == ["cache (.npy memmap)", "56,789", "1.2"]
+    memory = [line for line in page.splitlines() if line.startswith("| PyDataset, 2 threads |")][1]
+    assert "401 / 902 MB" in memory and "409 / 911 MB" in memory and "+2.0 %" in memory and "+3.1 %" in memory
+    assert "| 1x (100 images) | 5x (500 images) |" in page
+    cache_memory = [line for line in page.splitlines() if line.startswith("| cache (.npy memmap) |")][1]
+    assert "380 / 1,977 MB" in cache_memory and "-2.1 %" in cache_memory and "777 bytes" in cache_memory
+    assert row(page, "`cache_vs_2019`")[3:] == ["46.000", "met"]
+    assert row(page, "`cache_wait_share`")[2:] == ["< 0.05", "0.070", "**missed**"]
+    assert "1 of 2 met" in page
+    waiting = [line for line in page.splitlines() if line.startswith("| PyDataset, 2 threads |")][2]
+    assert "42 % (40 .. 44)" in waiting and "30 ms" in waiting and "41 ms" in waiting
+    stamp = next(line for line in page.splitlines() if line.startswith("**Measured**"))
+    for fact in ("2030-01-02 03:04 UTC", MACHINE["commit"], "3 CPU cores", "Linux-test-x86_64", "Python 3.11.9",
+                 "TensorFlow 2.21.0", "Keras 3.15.1", "NumPy 2.4.0"):
+        assert fact in stamp, fact
+    assert "Lesson 10" not in page  # no distributed.json: no section
+
+
+def test_a_json_without_a_stamp_says_so_and_the_distributed_section_has_its_own():
+    bench = small_bench()
+    del bench["machine"]["commit"], bench["machine"]["date"]
+    page = bench_page.render(bench, small_distributed(), {"distributed": "benchmark/distributed.png"})
+    assert re.search(r"\*\*Measured\*\* on a date not recorded, commit not recorded", page)
+    assert row(page, "2")[1:] == ["77 (1x)", "71", "700 MB (690), 702 MB (0)"]
+    assert "fedcba9876543210fedcba9876543210fedcba98" in page and "1 process(es) -1.8 %" in page
+    assert "](benchmark/distributed.png)" in page
+
+
+def test_write_page_reads_the_json_files_and_refuses_a_missing_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make bench"):
+        bench_page.write_page(tmp_path, tmp_path / "docs" / "benchmark.md", draw=False)
+    (tmp_path / "bench.json").write_text(json.dumps(small_bench()))
+    (tmp_path / "distributed.json").write_text(json.dumps(small_distributed()))
+    page = bench_page.write_page(tmp_path, tmp_path / "docs" / "benchmark.md", draw=False).read_text()
+    assert page == bench_page.render(small_bench(), small_distributed())
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["benchmark.md"]  # no temporary file left
+
+
+def test_run_stamp_names_this_checkouts_commit_and_a_date():
+    stamp = bench_page.run_stamp()
+    assert re.fullmatch(r"[0-9a-f]{40}", stamp["commit"]) and isinstance(stamp["uncommitted_changes"], bool)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", stamp["date"])
