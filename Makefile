@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONSTRAINTS := .ci/constraints.txt
 
-# Notebook parameters passed through from the command line (see ../shared contract / README).
+# Notebook parameters passed through from the command line (docs/parameters.md says what each does).
 PARAMETERS := DATA_DIR COURSE_DIR DATA_SOURCE SOURCE_PATH SOURCE_SHA256 SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
               VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES \
               SHARD_SIZE DETERMINISTIC TIMED_EPOCHS DEMO_EPOCHS RESULTS_DIR SHUFFLE_BUFFER \

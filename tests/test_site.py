@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,24 +63,40 @@ def executed_notebook(name: str, data_dir: str = "/home/someone/seedlings-data")
         ]}
 
 
-@pytest.fixture
-def executed_dir(tmp_path) -> Path:
+def write_executed(folder: Path) -> Path:
     """Two real lesson names with small executed notebooks (the checker knows the repository's lessons)."""
-    folder = tmp_path / "executed"
     folder.mkdir()
     for path in lesson_notebooks()[4:6]:
         (folder / path.name).write_text(json.dumps(executed_notebook(path.name)))
     return folder
 
 
+@pytest.fixture
+def executed_dir(tmp_path) -> Path:
+    return write_executed(tmp_path / "executed")
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory) -> Path:
+    """The site built once from two executed lessons and the repository's pages; tests that break it copy it."""
+    root = tmp_path_factory.mktemp("site")
+    site.build_site(write_executed(root / "executed"), root / "site", partial=True)
+    return root / "site"
+
+
 # ----------------------------------------------------------------------------------------------- without a browser
 
 
-def test_readme_gives_the_home_page_and_the_summary_page():
-    title, home, summary = site.split_readme((REPO / "README.md").read_text())
-    assert title and "## The lessons" in home and f"## {site.SUMMARY_HEADING}" not in home
-    assert summary.startswith(f"# {site.SUMMARY_HEADING}") and "## For maintainers" not in summary
-    assert summary.count("| --- |") + summary.count("|---|") >= 3  # its three tables
+def test_the_site_shows_the_readme_every_page_of_docs_and_contributing():
+    pages = site.doc_sources()
+    assert list(pages)[0] == "README.md" and pages["README.md"] == "index.md"
+    assert {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")} | {"CONTRIBUTING.md"} <= set(pages)
+    assert "docs/benchmark.md" in pages and pages["CONTRIBUTING.md"] == "contributing.md"
+    assert "docs/benchmark/bench.png" in site.doc_assets()  # the generated page's plot travels with it
+    text = "![plot](benchmark/bench.png) [home](../README.md#which-loader-when) [m](../CONTRIBUTING.md)"
+    out = site.rewrite_links(text, "docs/benchmark.md", "docs/benchmark.md",
+                             {**pages, "docs/benchmark/bench.png": "docs/benchmark/bench.png"})
+    assert out == "![plot](benchmark/bench.png) [home](../index.md#which-loader-when) [m](../contributing.md)"
 
 
 def test_links_become_pages_github_addresses_or_local_images():
@@ -124,9 +141,29 @@ def test_build_refuses_lessons_that_did_not_run(executed_dir):
 
 
 @pytest.mark.slow
-def test_browser_check_passes_a_good_site_and_names_each_fault(executed_dir, tmp_path, chromium):
+def test_the_built_site_has_every_page_and_every_link_resolves(built_site, tmp_path):
+    manifest = json.loads((built_site / "site.json").read_text())
+    docs = [f"docs/{p.stem}.html" for p in (REPO / "docs").glob("*.md")]
+    assert manifest["order"][0] == "index.html" and set(docs) | {"contributing.html"} <= set(manifest["order"][3:])
+    assert site.check_links_offline(built_site) == []
+    benchmark = (built_site / "html" / "docs" / "benchmark.html").read_text()
+    image = re.search(r'<img [^>]*src="\.\./(_images/bench[^"]*\.png)"', benchmark).group(1)
+    assert (built_site / "html" / image).stat().st_size > 10_000  # the plot itself, not a broken reference
+    broken = tmp_path / "site"
+    shutil.copytree(built_site, broken)
+    page = broken / "html" / "docs" / "parameters.html"
+    page.write_text(page.read_text().replace("</body>", '<a href="../index.html#no-such-section">x</a>'
+                                             '<a href="gone.html">y</a></body>'))
+    (broken / "html" / "docs" / "versions.html").unlink()
+    problems = site.check_links_offline(broken)
+    assert "docs/parameters.html: broken anchor index.html#no-such-section" in problems
+    assert "docs/parameters.html: broken link docs/gone.html" in problems and "docs/versions.html: missing" in problems
+
+
+@pytest.mark.slow
+def test_browser_check_passes_a_good_site_and_names_each_fault(built_site, tmp_path, chromium):
     out = tmp_path / "site"
-    site.build_site(executed_dir, out, partial=True)
+    shutil.copytree(built_site, out)
     assert site.check_site(out, chromium=chromium) == []
     manifest = json.loads((out / "site.json").read_text())
     first, second = (lesson["page"] for lesson in manifest["lessons"])
@@ -141,7 +178,7 @@ def test_browser_check_passes_a_good_site_and_names_each_fault(executed_dir, tmp
     page = re.sub(r"<table.*?</table>", "", page, count=1, flags=re.S)
     page = page.replace("</body>", '<a href="missing.html">x</a><img src="https://example.org/x.png"></body>')
     (html / second).write_text(page)
-    (html / "summary.html").unlink()
+    (html / "docs" / "summary.html").unlink()
     problems = "\n".join(site.check_site(out, chromium=chromium, only=[first, second]))
     assert f"{first}: image does not render" in problems
     assert f"{first}: shows 0 of the notebook's 1 figures" in problems
@@ -150,4 +187,4 @@ def test_browser_check_passes_a_good_site_and_names_each_fault(executed_dir, tmp
     assert f"{second}: shows 0 of the notebook's 1 tables" in problems
     assert f"{second}: broken link notebooks/missing.html" in problems
     assert f"{second}: requests https://example.org/x.png from outside the site" in problems
-    assert "summary.html: missing" in problems and f"{second}: broken link summary.html" in problems
+    assert "docs/summary.html: missing" in problems and f"{second}: broken link docs/summary.html" in problems

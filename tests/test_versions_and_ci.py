@@ -12,7 +12,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from tools.versions import COLAB_CHECKED, COLAB_RUNTIMES, KERAS_BROKEN, floors
+from tools.versions import COLAB_RUNTIMES, KERAS_BROKEN, floors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,14 +75,6 @@ def test_pins_are_inside_the_ranges():
         req = Requirement(line)
         if req.marker is None or req.marker.evaluate():
             assert req.specifier.contains(pins[re.sub(r"[-_.]+", "-", req.name).lower()]), req
-
-
-def test_readme_says_which_colab_versions_were_checked_and_how_floors_are_tested():
-    readme = (REPO / "README.md").read_text()
-    assert COLAB_CHECKED.split(",")[0] in readme
-    for runtime in COLAB_RUNTIMES.values():
-        assert f"TensorFlow {runtime['tensorflow']}" in readme and f"Keras {runtime['keras']}" in readme
-    assert "make test-oldest" in readme and "make site" in readme
 
 
 def test_github_workflow_runs_make_test_and_passes_actionlint():

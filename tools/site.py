@@ -5,7 +5,7 @@
 
 ``build`` never runs a notebook: it takes the copies that ``make lessons`` executed (papermill writes them
 to ``DATA_DIR/executed_notebooks``), writes a Sphinx project into ``OUT/src`` (``conf.py``, the README as
-the home page, the lessons in order, the README's one-page summary as its own page) and builds it with
+the home page, the lessons in order, then the pages of ``docs/`` and CONTRIBUTING.md) and builds it with
 myst-nb (execution off) and sphinx-book-theme into ``OUT/html``; open ``OUT/html/index.html``. It also
 writes ``OUT/site.json``: each lesson page with the number of figures and tables its executed notebook has,
 which ``check`` compares with what the browser shows.
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from seedlings_utils.config import GITHUB_BRANCH, GITHUB_REPO, REPO_URL
 from seedlings_utils.env import default_data_dir
@@ -43,7 +43,11 @@ from .paths import BUILD_DIR, NOTEBOOKS_DIR, REPO_ROOT, lesson_notebooks
 
 DEFAULT_OUT = BUILD_DIR / "site"
 COLAB_PREFIX = "https://colab.research.google.com/github/"
-SUMMARY_HEADING = "The course on one page"
+DOCS_DIR = REPO_ROOT / "docs"
+#: The pages of docs/ in the site's reading order, after the lessons; any other docs/*.md follows, by name.
+DOCS_ORDER = ("summary", "parameters", "benchmark", "versions", "library-or-ours")
+#: Pages from the top of the repository, after docs/ (repository path -> site page).
+TOP_PAGES = {"CONTRIBUTING.md": "contributing.md"}
 
 #: Flags that let Chromium run headless as root on a machine without a network (see README).
 CHROMIUM_FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -160,16 +164,19 @@ def executed_copies(executed_dir: Path, notebooks_dir: Path = NOTEBOOKS_DIR, par
     return found
 
 
-def split_readme(text: str) -> tuple[str, str, str]:
-    """``(title, home, summary)``: the README without its one-page summary section, and that section."""
-    title = re.search(r"^# (.+)$", text, re.M).group(1).strip()
-    match = re.search(rf"^## {re.escape(SUMMARY_HEADING)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    if not match:
-        return title, text, ""
-    home = text[: match.start()] + text[match.end():]
-    summary = match.group(1).replace("the fixes table above", "[the fixes table](README.md#what-the-2019-recipe-got-"
-                                     "wrong-and-the-fixes)")  # "above" no more, on a page of its own
-    return title, home, f"# {SUMMARY_HEADING}\n{summary}"
+def doc_sources(repo: Path = REPO_ROOT) -> dict[str, str]:
+    """The site's pages besides the lessons: repository path -> page path (``README.md -> index.md``), in reading
+    order (the README, then docs/ in ``DOCS_ORDER``, then CONTRIBUTING.md)."""
+    docs = sorted((repo / "docs").glob("*.md"), key=lambda p: (DOCS_ORDER.index(p.stem) if p.stem in DOCS_ORDER
+                                                                else len(DOCS_ORDER), p.name))
+    pages = {"README.md": "index.md", **{f"docs/{p.name}": f"docs/{p.name}" for p in docs}}
+    return pages | {path: page for path, page in TOP_PAGES.items() if (repo / path).is_file()}
+
+
+def doc_assets(repo: Path = REPO_ROOT) -> list[str]:
+    """The files under docs/ that its pages show (plots), by repository path: the site carries copies."""
+    return sorted(p.relative_to(repo).as_posix() for p in (repo / "docs").rglob("*")
+                  if p.is_file() and p.suffix != ".md" and not p.name.startswith("."))
 
 
 _LINK = re.compile(r"(\]\()([^)\s]+)(\))|((?:src|href)=\")([^\"]+)(\")")
@@ -179,9 +186,10 @@ def rewrite_links(text: str, source: str, page: str, doc_pages: dict[str, str]) 
     """Make the links of a README or notebook markdown cell work on the site.
 
     ``source`` is the file's path in the repository, ``page`` its page's path in the site (both POSIX,
-    relative), ``doc_pages`` maps repository paths to site pages (``README.md -> index.md``). Badges and icons
-    from other sites become local copies; links to a lesson or the README stay links between pages; links to
-    other files of the repository go to GitHub (there is no copy of them on the site).
+    relative), ``doc_pages`` maps repository paths to site pages (``README.md -> index.md``) and to the files the
+    site carries (the plots of docs/). Badges and icons from other sites become local copies; links to a lesson,
+    the README or a page of docs/ stay links between pages; links to other files of the repository go to GitHub
+    (there is no copy of them on the site).
     """
     depth = page.count("/")
 
@@ -197,7 +205,7 @@ def rewrite_links(text: str, source: str, page: str, doc_pages: dict[str, str]) 
         fragment = f"#{fragment}" if fragment else ""
         if repo_path in doc_pages:
             rel = os.path.relpath(doc_pages[repo_path], os.path.dirname(page) or ".").replace(os.sep, "/")
-            if not markdown:  # raw HTML is not resolved by Sphinx: point at the built page
+            if not markdown and rel.endswith((".md", ".ipynb")):  # raw HTML is not resolved by Sphinx: the built page
                 rel = rel.rsplit(".", 1)[0] + ".html"
             return f"{before}{rel}{fragment}{after}"
         if (REPO_ROOT / repo_path).exists() and not repo_path.startswith(".."):
@@ -307,7 +315,7 @@ def count_outputs(nb: dict) -> dict[str, int]:
     return {"figures": figures, "tables": tables}
 
 
-def write_sources(executed: list[Path], src: Path, readme: Path = REPO_ROOT / "README.md") -> dict:
+def write_sources(executed: list[Path], src: Path, repo: Path = REPO_ROOT) -> dict:
     """Write the Sphinx project into ``src``; returns the manifest (pages in reading order, expected outputs)."""
     if src.exists():
         shutil.rmtree(src)
@@ -318,17 +326,23 @@ def write_sources(executed: list[Path], src: Path, readme: Path = REPO_ROOT / "R
     (src / "_static" / "course.css").write_text(CUSTOM_CSS)
 
     lesson_pages = [f"notebooks/{p.name}" for p in executed]
-    doc_pages = {"README.md": "index.md", **{page: page for page in lesson_pages}}
-    title, home, summary = split_readme(readme.read_text(encoding="utf-8"))
+    sources = doc_sources(repo)
+    assets = doc_assets(repo)
+    doc_pages = {**sources, **{page: page for page in lesson_pages}, **{asset: asset for asset in assets}}
+    for asset in assets:
+        (src / asset).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / asset, src / asset)
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    title = re.search(r"^# (.+)$", readme, re.M).group(1).strip()
+    other_pages = [page for path, page in sources.items() if path != "README.md"]
     toctree = ["", "```{toctree}", ":hidden:", ":maxdepth: 1", ""]
-    toctree += [p.removesuffix(".ipynb") for p in lesson_pages] + (["summary"] if summary else []) + ["```", ""]
-    home = rewrite_links(home, "README.md", "index.md", doc_pages)
-    if summary:
-        home = home.replace("\n## For maintainers", f"\n## {SUMMARY_HEADING}\n\nThe whole course in three tables, "
-                            "to keep: [on its own page](summary.md).\n\n## For maintainers", 1)
-    (src / "index.md").write_text(home + "\n".join(toctree), encoding="utf-8")
-    if summary:
-        (src / "summary.md").write_text(rewrite_links(summary, "README.md", "summary.md", doc_pages), encoding="utf-8")
+    toctree += [p.removesuffix(".ipynb") for p in lesson_pages] + [p.removesuffix(".md") for p in other_pages]
+    for path, page in sources.items():
+        text = rewrite_links((repo / path).read_text(encoding="utf-8"), path, page, doc_pages)
+        if page == "index.md":
+            text += "\n".join(toctree + ["```", ""])
+        (src / page).parent.mkdir(parents=True, exist_ok=True)
+        (src / page).write_text(text, encoding="utf-8")
 
     lessons = []
     for path in executed:
@@ -340,7 +354,8 @@ def write_sources(executed: list[Path], src: Path, readme: Path = REPO_ROOT / "R
     footer = (f'<p>Built by <code>make site</code> from the lessons as <code>make lessons</code> ran them. The course,'
               f' its code and its issues: <a href="{REPO_URL}">{GITHUB_REPO}</a>.</p>')
     (src / "conf.py").write_text(CONF_PY.format(title=title, repo_url=REPO_URL, branch=GITHUB_BRANCH, footer=footer))
-    order = ["index.html"] + [lesson["page"] for lesson in lessons] + (["summary.html"] if summary else [])
+    order = (["index.html"] + [lesson["page"] for lesson in lessons]
+             + [page.removesuffix(".md") + ".html" for page in other_pages])
     return {"title": title, "order": order, "lessons": lessons}
 
 
@@ -459,6 +474,27 @@ def check_links(links: list[str], html_dir: Path, base: str, lesson: str | None)
             branch, _, path = rest.partition("/")
             if branch != GITHUB_BRANCH or not (REPO_ROOT / unquote(path)).exists():
                 problems.append(f"GitHub link {url} names no file of the repository")
+    return problems
+
+
+_HTML_LINK = re.compile(r"<(?:a|img|link|script)\b[^>]*?\b(?:href|src)=\"([^\"]+)\"")
+
+
+def check_links_offline(out: str | Path = DEFAULT_OUT) -> list[str]:
+    """The link part of ``check``, without a browser: every link and image of every built page, as written in its
+    HTML, must reach a file of the site (and anchor), and Colab and GitHub links must name the repository's files.
+    Returns the problems found (none: all good)."""
+    out = Path(out).resolve()
+    html_dir, manifest = out / "html", json.loads((out / "site.json").read_text())
+    lessons = {lesson["page"]: lesson["notebook"] for lesson in manifest["lessons"]}
+    base = "http://site.invalid/"
+    problems = [f"{page}: missing" for page in manifest["order"] if not (html_dir / page).is_file()]
+    for path in sorted(html_dir.rglob("*.html")):
+        name = path.relative_to(html_dir).as_posix()
+        if name.startswith("_"):
+            continue
+        links = [urljoin(base + name, html.unescape(link)) for link in _HTML_LINK.findall(path.read_text())]
+        problems += [f"{name}: {problem}" for problem in check_links(links, html_dir, base, lessons.get(name))]
     return problems
 
 
