@@ -7,7 +7,7 @@
 #   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
 #   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
 #   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
-#   make test-oldest  the lowest versions requirements.txt allows, on Python 3.11: every test and lesson
+#   make test-oldest  the lowest versions the requirement files allow, on Python 3.11: every test and lesson
 # Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
 PYTHON ?= python3
@@ -15,6 +15,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONSTRAINTS := .ci/constraints.txt
+# The learner's package's requirements, and the maintainer's tools: each listed once (pyproject.toml reads both).
+REQUIREMENTS := requirements.txt requirements-dev.txt
 
 # Notebook parameters passed through from the command line (docs/parameters.md says what each does).
 PARAMETERS := DATA_DIR COURSE_DIR DATA_SOURCE SOURCE_PATH SOURCE_SHA256 SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
@@ -39,9 +41,9 @@ help:  # the comment block at the top of this file
 	@sed -n '2,/^$$/p' Makefile | sed -e '/^$$/d' -e 's/^# \{0,1\}//'
 
 # The environment is rebuilt only when a requirements file changed (or .venv is missing or broken).
-$(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
+$(STAMP): $(REQUIREMENTS) pyproject.toml $(CONSTRAINTS)
 	@$(BIN)/python -c "" 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -r requirements.txt
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) $(addprefix -r ,$(REQUIREMENTS))
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (seedlings course)" >/dev/null
 	$(BIN)/python -m seedlings_utils.env
@@ -87,13 +89,13 @@ site: $(STAMP)
 site-check: $(STAMP)
 	$(BIN)/python -m tools.site check --out $(SITE) --screenshots $(SITE)/screenshots
 
-# The floors of requirements.txt are facts: install exactly those versions (tools/versions.py floors)
+# The floors of the requirement files are facts: install exactly those versions (tools/versions.py floors)
 # on the oldest Python pyproject.toml allows, and run every test and lesson there. Slow (a fresh TensorFlow).
 OLDEST_PYTHON ?= python3.11
 OLDEST := build/oldest
 test-oldest:
 	rm -rf $(OLDEST) && mkdir -p $(OLDEST) && $(OLDEST_PYTHON) -m venv $(OLDEST)/venv
-	$(OLDEST_PYTHON) tools/versions.py floors requirements.txt > $(OLDEST)/floors.txt
+	$(OLDEST_PYTHON) tools/versions.py floors $(REQUIREMENTS) > $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --upgrade pip
 	$(OLDEST)/venv/bin/python -m pip install -q -r $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --no-deps -e .
@@ -108,10 +110,10 @@ lab: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check seedlings_utils tools tests notebooks
 
-# Re-pin .ci/constraints.txt to the newest versions within requirements.txt's ranges.
+# Re-pin .ci/constraints.txt to the newest versions within the requirement files' ranges.
 lock:
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
-	build/lock-venv/bin/python -m pip install -q -r requirements.txt
+	build/lock-venv/bin/python -m pip install -q $(addprefix -r ,$(REQUIREMENTS))
 	{ echo "# Exact versions that 'make' installs and CI tests. Regenerate with 'make lock'."; \
 	  build/lock-venv/bin/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS)
 	rm -rf build/lock-venv

