@@ -1,8 +1,14 @@
 import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
+from email.parser import Parser
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 from seedlings_utils import env
@@ -52,40 +58,49 @@ def test_each_dependency_is_listed_once_and_pinned():
     assert learner | maintainer <= pinned, "every requirement must be pinned in .ci/constraints.txt"
 
 
-def test_a_fresh_install_of_the_package_brings_no_maintainer_code_or_tooling(tmp_path):
-    """The package built from the repository (as pip installs it on Colab) holds no tools/, requires no site
-    builder or test tooling, and importing every module of it loads none of them. Offline: the shared
-    environment's setuptools builds the wheel, its TensorFlow and friends stand for Colab's."""
-    import shutil
-    import subprocess
-    import sys
-    import zipfile
-    from email.parser import Parser
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
 
-    source = tmp_path / "source"
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory) -> Path:
+    """The package's wheel, built offline from a copy of the repository's files (tools/ included, as in a clone:
+    packaging must leave it out) with the shared environment's setuptools: what pip installs on Colab."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
     source.mkdir()
     for name in ("pyproject.toml", "requirements.txt", "requirements-dev.txt", "README.md", "LICENSE"):
         shutil.copy2(REPO / name, source / name)
-    for folder in ("seedlings_utils", "tools"):  # tools/ is there, as in a clone: packaging must leave it out
+    for folder in ("seedlings_utils", "tools"):
         shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
-    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", tmp_path / "dist",
-                            source], capture_output=True, text=True, cwd=tmp_path)
+    built = subprocess.run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", root / "dist",
+                            source], capture_output=True, text=True, cwd=root)
     assert built.returncode == 0, built.stderr[-3000:]
-    (wheel,) = (tmp_path / "dist").glob("seedlings_utils-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
+    (wheel,) = (root / "dist").glob("seedlings_utils-*.whl")
+    return wheel
+
+
+def test_the_package_holds_no_maintainer_code_and_requires_no_maintainer_tooling(built_wheel):
+    with zipfile.ZipFile(built_wheel) as archive:
         names = archive.namelist()
         metadata = Parser().parsestr(archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode())
-    assert {name.split("/")[0] for name in names} == {"seedlings_utils", wheel.name.split("-py")[0] + ".dist-info"}
-    assert any(name == "seedlings_utils/exercises/lesson01.py" for name in names)
+    dist_info = built_wheel.name.split("-py")[0] + ".dist-info"
+    assert {name.split("/")[0] for name in names} == {"seedlings_utils", dist_info}
+    assert "seedlings_utils/exercises/lesson01.py" in names
     required = [Requirement(text) for text in metadata.get_all("Requires-Dist")]
     installed = {r.name.lower() for r in required if r.marker is None or "extra" not in str(r.marker)}
     assert installed == requirement_names(REPO / "requirements.txt")
     assert not installed & set(MAINTAINER_DISTRIBUTIONS), installed
+    extra = {r.name.lower() for r in required if r.marker is not None and "extra" in str(r.marker)}
+    assert extra == requirement_names(REPO / "requirements-dev.txt")  # pip install -e ".[dev]" gets the tools
 
+
+@pytest.mark.slow  # a fresh process that imports TensorFlow, Keras and JAX
+def test_importing_every_module_of_a_fresh_install_loads_no_maintainer_code(built_wheel, tmp_path):
+    """The wheel installed alone (the shared environment's TensorFlow and friends stand for Colab's), then every
+    module of it imported in a fresh process: no tools/, no site, test or notebook tooling gets loaded."""
     target = tmp_path / "runtime"
-    done = subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", target, wheel], capture_output=True,
-                          text=True, cwd=tmp_path)
+    done = subprocess.run([*PIP, "install", "--no-deps", "--no-index", "--target", target, built_wheel],
+                          capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     script = f"""
 import importlib, importlib.util, pkgutil, sys
