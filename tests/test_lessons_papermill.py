@@ -163,7 +163,9 @@ def test_site_of_the_executed_lessons_passes_the_browser_check(executed_lessons,
     index = site.build_site(executed[0].parent, out)
     assert index.is_file()
     order = json.loads((out / "site.json").read_text())["order"]
-    assert order == ["index.html", *(f"notebooks/{p.stem}.html" for p in lesson_notebooks()), "summary.html"]
+    pages = [page.removesuffix(".md") + ".html" for path, page in site.doc_sources().items() if path != "README.md"]
+    assert order == ["index.html", *(f"notebooks/{p.stem}.html" for p in lesson_notebooks()), *pages]
+    assert {"docs/benchmark.html", "docs/parameters.html", "contributing.html"} <= set(pages)
     problems = site.check_site(out, chromium=chromium)
     assert problems == [], "\n".join(problems)
     shutil.rmtree(out, ignore_errors=True)  # a few MB of pages in the test's temporary folder
