@@ -16,7 +16,7 @@ from seedlings_utils.profiling import (
     reset_peak_rss,
     trace_loader,
 )
-from tools import bench
+from tools import bench, bench_page
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc/self/status")
 
@@ -264,3 +264,8 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "Targets:" in out and "images/s" in out and str(tmp_path / "bench.json") in out
+    # the page make bench writes next, from this JSON: stamped with this checkout's commit, a row per loader
+    assert {"commit", "date", "cpus", "tensorflow"} <= set(results["machine"])
+    page = bench_page.write_page(tmp_path, tmp_path / "benchmark.md").read_text()
+    assert all(f"| {loader} |" in page for loader in results["images_per_second"])
+    assert str(results["machine"]["commit"]) in page and (tmp_path / "benchmark" / "bench.png").is_file()
