@@ -155,7 +155,7 @@ def chromium() -> str:
 
     path, how = site.find_chromium()
     if path is None:
-        pytest.skip(f"the site's browser check needs Chromium ({how}); `make test` runs .ci/install-browser first")
+        pytest.skip(f"the site's browser check needs Chromium: {how}")  # how names .ci/install-browser
     return path
 
 
