@@ -91,3 +91,19 @@ def test_install_browser_fails_when_apt_get_fails(bare_path, tmp_path):
     executable(bin_dir / "apt-get", f"#!{shutil.which('bash')}\necho \"$*\" >> {tmp_path / 'apt-get.log'}\nexit 100\n")
     result = run_script(env)
     assert result.returncode != 0 and not (bin_dir / "chromium").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_test_installs_the_browser_before_the_tests():
+    """`make -n` prints the commands without running them."""
+    planned = subprocess.run(["make", "-n", "test"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    commands = planned.stdout.splitlines()
+    browser = next(i for i, line in enumerate(commands) if line.strip() == ".ci/install-browser")
+    assert browser < next(i for i, line in enumerate(commands) if "pytest" in line)
+
+
+def test_the_github_workflow_installs_the_browser_before_make_test():
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "test.yml").read_text())
+    runs = [step.get("run", "").strip() for step in workflow["jobs"]["test"]["steps"]]
+    assert runs.index(".ci/install-browser") < runs.index("make test")
