@@ -185,7 +185,8 @@ def _no_credentials_message(notes: list[str]) -> str:
         "     - set the environment variables KAGGLE_USERNAME and KAGGLE_KEY to the two values in kaggle.json",
         "     - on Colab: click the key icon (Secrets) in the left bar, add two secrets named KAGGLE_USERNAME and "
         'KAGGLE_KEY with those values, and switch on "Notebook access" for both.',
-        "     (A new-style API token works too: as KAGGLE_API_TOKEN, environment variable or Colab secret.)",
+        "     (A new-style API token works too: as KAGGLE_API_TOKEN, environment variable or Colab secret, or in "
+        "~/.kaggle/access_token.)",
         "  3. Run this cell again.",
         _OFFLINE_HINT,
     ]
