@@ -7,7 +7,7 @@
 #   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
 #   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
 #   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
-#   make browser   the system Chromium that check drives (.ci/install-browser: apt-get, as root; no-op when there)
+#   make browser   install the Chromium the browser check drives, if missing (.ci/install-browser; apt-get, root)
 #   make test-oldest  the lowest versions requirements.txt allows, on Python 3.11: every test and lesson
 # Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
