@@ -119,10 +119,14 @@ def _client_token(notes: list[str]) -> KaggleCredentials | None:
         return None
     if not token or not token.strip():
         return None
-    sources = {"KAGGLE_API_TOKEN": "environment variable KAGGLE_API_TOKEN",
-               "access_token": str(Path("~/.kaggle/access_token").expanduser())}
-    source = sources.get(where, f"the Kaggle client's token ({where})")
-    return KaggleCredentials("", token.strip(), source)
+    token = token.strip()
+    if where == "KAGGLE_API_TOKEN":
+        return KaggleCredentials("", token, "environment variable KAGGLE_API_TOKEN")
+    if where == "access_token":  # ~/.kaggle/access_token, or the same with .txt: name the one that holds it
+        files = [Path.home() / ".kaggle" / name for name in ("access_token", "access_token.txt")]
+        where = next((str(f) for f in files if f.is_file() and f.read_text(errors="replace").strip() == token),
+                     str(files[0]))
+    return KaggleCredentials("", token, where)
 
 
 def _find(notes: list[str]) -> KaggleCredentials | None:

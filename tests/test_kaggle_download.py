@@ -192,7 +192,7 @@ def test_api_token_variable(monkeypatch):
 
 def test_api_tokens_are_found_where_the_kaggle_client_looks(clean_env, monkeypatch, tmp_path):
     pytest.importorskip("kagglesdk")
-    token_file = clean_env / ".kaggle" / "access_token"
+    token_file = clean_env / ".kaggle" / "access_token.txt"
     token_file.parent.mkdir()
     token_file.write_text(SECRET + "\n")
     creds = find_kaggle_credentials()
