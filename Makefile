@@ -7,6 +7,7 @@
 #   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
 #   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
 #   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
+#   make browser   install the Chromium the browser check drives, if missing (.ci/install-browser; apt-get, root)
 #   make test-oldest  the lowest versions the requirement files allow, on Python 3.11: every test and lesson
 # Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
@@ -36,7 +37,7 @@ FINE_TUNE_EPOCHS ?= 2
 DISTRIBUTED_EPOCHS ?= 3
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
-.PHONY: venv lessons test test-fast bench export lab lint lock clean help site site-check test-oldest
+.PHONY: venv browser lessons test test-fast bench export lab lint lock clean help site site-check test-oldest
 help:  # the comment block at the top of this file
 	@sed -n '2,/^$$/p' Makefile | sed -e '/^$$/d' -e 's/^# \{0,1\}//'
 
@@ -51,6 +52,11 @@ $(STAMP): $(REQUIREMENTS) pyproject.toml $(CONSTRAINTS)
 
 venv: $(STAMP)
 
+# The site's browser check drives the system's Chromium (Playwright downloads no browser). Installing it is CI's
+# job, done by this script (apt-get as root when it is missing; a no-op when it is there), never by a test.
+browser:
+	@.ci/install-browser
+
 lessons: $(STAMP)
 	$(BIN)/python -m tools.lessons run $(param_args)
 
@@ -58,7 +64,7 @@ lessons: $(STAMP)
 # pytest-xdist workers, each file kept in one (tests/conftest.py says why): a lesson's kernel leaves the
 # second core idle much of the time. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
-test: $(STAMP)
+test: $(STAMP) browser
 	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax -n $(TEST_WORKERS) --dist loadfile \
 	   --no-loadscope-reorder --durations=15; status=$$?; \
 	 rm -rf $$nbval; exit $$status
@@ -85,15 +91,15 @@ SITE := build/site
 site: $(STAMP)
 	$(BIN)/python -m tools.site build --out $(SITE) $(if $(strip $(DATA_DIR)),--executed '$(DATA_DIR)/executed_notebooks')
 
-# Every page of the built site in headless Chromium (installed with apt-get when missing and run as root).
-site-check: $(STAMP)
+# Every page of the built site in headless Chromium (see browser).
+site-check: $(STAMP) browser
 	$(BIN)/python -m tools.site check --out $(SITE) --screenshots $(SITE)/screenshots
 
 # The floors of the requirement files are facts: install exactly those versions (tools/versions.py floors)
 # on the oldest Python pyproject.toml allows, and run every test and lesson there. Slow (a fresh TensorFlow).
 OLDEST_PYTHON ?= python3.11
 OLDEST := build/oldest
-test-oldest:
+test-oldest: browser
 	rm -rf $(OLDEST) && mkdir -p $(OLDEST) && $(OLDEST_PYTHON) -m venv $(OLDEST)/venv
 	$(OLDEST_PYTHON) tools/versions.py floors $(REQUIREMENTS) > $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --upgrade pip

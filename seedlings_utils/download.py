@@ -10,7 +10,6 @@ shows :func:`redact_url`'s form instead.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import json
@@ -129,18 +128,27 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _request(url: str, offset: int) -> urllib.request.Request:
-    """A GET for ``url`` with its credentials moved from the URL into a Basic ``Authorization`` header."""
+    """A GET for ``url`` without its credentials (:func:`_opener` sends them) and from byte ``offset`` on."""
     parts = urlsplit(url)
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    request = urllib.request.Request(urlunsplit(parts._replace(netloc=hostport, fragment="")),
+    request = urllib.request.Request(urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], fragment="")),
                                      headers={"User-Agent": USER_AGENT})
-    if userinfo:
-        user, _, password = userinfo.partition(":")
-        token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
-        request.add_unredirected_header("Authorization", f"Basic {token}")  # not sent on to another host
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     return request
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """urllib's opener, following only http(s) redirects, sending the URL's ``user:password`` (if any) as Basic
+    authentication with the first request, and only to that host."""
+    parts = urlsplit(url)
+    handlers: list[urllib.request.BaseHandler] = [_SafeRedirects()]
+    if "@" in parts.netloc:
+        passwords = urllib.request.HTTPPasswordMgrWithPriorAuth()
+        site = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "/", "", ""))
+        passwords.add_password(None, site, unquote(parts.username or ""), unquote(parts.password or ""),
+                               is_authenticated=True)
+        handlers.append(urllib.request.HTTPBasicAuthHandler(passwords))
+    return urllib.request.build_opener(*handlers)
 
 
 def _check_url(url: str) -> str:
@@ -271,7 +279,7 @@ def download_url(url: str, dest: str | Path, sha256: str | None = None, progress
     if scheme == "file":
         part.unlink(missing_ok=True)  # a local copy is quick to redo: no resuming
 
-    opener = urllib.request.build_opener(_SafeRedirects())
+    opener = _opener(url)
     failures = restarts = 0
     with tqdm(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=f"Downloading {dest.name}",
               disable=not progress) as bar:

@@ -105,6 +105,30 @@ def _colab_secret(userdata: object, name: str, notes: list[str]) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def _client_token(notes: list[str]) -> KaggleCredentials | None:
+    """A new-style API token where the Kaggle client itself looks (``kagglesdk``'s search: ``KAGGLE_API_TOKEN``,
+    holding the token or a file's path; ``~/.kaggle/access_token`` or ``.txt``; a Kaggle notebook's token)."""
+    try:
+        from kagglesdk.kaggle_env import get_access_token_from_env  # type: ignore[import-not-found]
+    except ImportError:  # kaggle < 2.0 (no kagglesdk): no new-style tokens either
+        return None
+    try:
+        token, where = get_access_token_from_env()
+    except (OSError, UnicodeDecodeError) as exc:
+        notes.append(f"A Kaggle API token file could not be read ({type(exc).__name__}).")
+        return None
+    if not token or not token.strip():
+        return None
+    token = token.strip()
+    if where == "KAGGLE_API_TOKEN":
+        return KaggleCredentials("", token, "environment variable KAGGLE_API_TOKEN")
+    if where == "access_token":  # ~/.kaggle/access_token, or the same with .txt: name the one that holds it
+        files = [Path.home() / ".kaggle" / name for name in ("access_token", "access_token.txt")]
+        where = next((str(f) for f in files if f.is_file() and f.read_text(errors="replace").strip() == token),
+                     str(files[0]))
+    return KaggleCredentials("", token, where)
+
+
 def _find(notes: list[str]) -> KaggleCredentials | None:
     env_user, env_key = os.environ.get("KAGGLE_USERNAME", "").strip(), os.environ.get("KAGGLE_KEY", "").strip()
     if env_user and env_key:
@@ -112,10 +136,11 @@ def _find(notes: list[str]) -> KaggleCredentials | None:
     if env_user or env_key:
         missing = "KAGGLE_KEY" if env_user else "KAGGLE_USERNAME"
         notes.append(f"Only one of KAGGLE_USERNAME / KAGGLE_KEY is set in the environment: {missing} is missing.")
-    if os.environ.get("KAGGLE_API_TOKEN", "").strip():
-        return KaggleCredentials("", os.environ["KAGGLE_API_TOKEN"].strip(), "environment variable KAGGLE_API_TOKEN")
+    token = _client_token(notes)
+    if token is not None and token.source.startswith("environment variable"):
+        return token
 
-    if is_colab():
+    if is_colab():  # the Kaggle client does not read Colab's secrets
         try:
             from google.colab import userdata  # type: ignore[import-not-found]
         except Exception:
@@ -124,23 +149,14 @@ def _find(notes: list[str]) -> KaggleCredentials | None:
             user, key = _colab_secret(userdata, "KAGGLE_USERNAME", notes), _colab_secret(userdata, "KAGGLE_KEY", notes)
             if user and key:
                 return KaggleCredentials(user, key, "Colab secrets")
-            token = _colab_secret(userdata, "KAGGLE_API_TOKEN", notes)
-            if token:
-                return KaggleCredentials("", token, "Colab secret KAGGLE_API_TOKEN")
+            colab_token = _colab_secret(userdata, "KAGGLE_API_TOKEN", notes)
+            if colab_token:
+                return KaggleCredentials("", colab_token, "Colab secret KAGGLE_API_TOKEN")
 
     for path in _kaggle_json_candidates():
         if path.is_file():
             return _read_kaggle_json(path)
-    for path in (Path.home() / ".kaggle" / "access_token", Path.home() / ".kaggle" / "access_token.txt"):
-        if path.is_file():
-            try:
-                token = path.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
-                token = ""
-            if token:
-                return KaggleCredentials("", token, str(path))
-            notes.append(f"{path} exists but holds no token.")
-    return None
+    return token
 
 
 def find_kaggle_credentials() -> KaggleCredentials | None:
@@ -149,8 +165,11 @@ def find_kaggle_credentials() -> KaggleCredentials | None:
     1. ``KAGGLE_USERNAME`` + ``KAGGLE_KEY`` environment variables (then ``KAGGLE_API_TOKEN``);
     2. on Colab, the secrets ``KAGGLE_USERNAME`` + ``KAGGLE_KEY`` (then ``KAGGLE_API_TOKEN``), when the notebook
        was granted access;
-    3. ``kaggle.json`` in ``$KAGGLE_CONFIG_DIR``, ``~/.kaggle/`` or ``~/.config/kaggle/`` (then
-       ``~/.kaggle/access_token``).
+    3. ``kaggle.json`` in ``$KAGGLE_CONFIG_DIR``, ``~/.kaggle/`` or ``~/.config/kaggle/`` (then the token files
+       the Kaggle client's own search finds, e.g. ``~/.kaggle/access_token``).
+
+    API tokens are found by the Kaggle client's own search (``kagglesdk``); ours adds Colab's secrets, the
+    kaggle.json places read at call time, and one clear error for a malformed kaggle.json (the client ignores it).
 
     A malformed kaggle.json raises :class:`DataSourceError` naming the file (never its content).
     """
@@ -170,7 +189,8 @@ def _no_credentials_message(notes: list[str]) -> str:
         "     - set the environment variables KAGGLE_USERNAME and KAGGLE_KEY to the two values in kaggle.json",
         "     - on Colab: click the key icon (Secrets) in the left bar, add two secrets named KAGGLE_USERNAME and "
         'KAGGLE_KEY with those values, and switch on "Notebook access" for both.',
-        "     (A new-style API token works too: as KAGGLE_API_TOKEN, environment variable or Colab secret.)",
+        "     (A new-style API token works too: as KAGGLE_API_TOKEN, environment variable or Colab secret, or in "
+        "~/.kaggle/access_token.)",
         "  3. Run this cell again.",
         _OFFLINE_HINT,
     ]

@@ -150,12 +150,12 @@ def op_determinism_off():
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's Chromium for the site's browser check (installed with apt-get when missing and run as root)."""
+    """The system's Chromium for the site's browser check; skipped when missing (.ci/install-browser installs it)."""
     from tools import site
 
-    path, how = site.find_chromium(install=True)
+    path, how = site.find_chromium()
     if path is None:
-        pytest.skip(f"the site's browser check needs Chromium: {how}")
+        pytest.skip(f"the site's browser check needs Chromium: {how}")  # how names .ci/install-browser
     return path
 
 

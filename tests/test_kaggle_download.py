@@ -190,6 +190,22 @@ def test_api_token_variable(monkeypatch):
     assert creds.is_token and creds.key == SECRET and "KAGGLE_API_TOKEN" in creds.source
 
 
+def test_api_tokens_are_found_where_the_kaggle_client_looks(clean_env, monkeypatch, tmp_path):
+    pytest.importorskip("kagglesdk")
+    token_file = clean_env / ".kaggle" / "access_token.txt"
+    token_file.parent.mkdir()
+    token_file.write_text(SECRET + "\n")
+    creds = find_kaggle_credentials()
+    assert creds.is_token and creds.key == SECRET and creds.source == str(token_file)
+    json_path = write_kaggle_json(clean_env / ".kaggle")  # kaggle.json comes before a token file
+    assert find_kaggle_credentials().source == str(json_path)
+    elsewhere = tmp_path / "my-token"
+    elsewhere.write_text("ANOTHER-TOKEN")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", str(elsewhere))  # the variable may name a file holding the token
+    creds = find_kaggle_credentials()
+    assert creds.key == "ANOTHER-TOKEN" and "KAGGLE_API_TOKEN" in creds.source and "ANOTHER" not in str(creds)
+
+
 @pytest.mark.parametrize("content", ["{not json " + SECRET, "[1, 2]", json.dumps({"username": "u"}),
                                      json.dumps({"username": "", "key": SECRET})])
 def test_malformed_kaggle_json_names_the_file_never_its_content(clean_env, content):

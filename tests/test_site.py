@@ -1,6 +1,6 @@
 """The course site (``make site``): built from executed notebooks without running them, and checked page by page in
-headless Chromium. The browser tests install Chromium when they can (root with apt-get) and are skipped, saying
-why, only when they cannot."""
+headless Chromium. The browser tests use the system's Chromium (.ci/install-browser installs it, run by `make test`)
+and are skipped, saying so, when it is missing."""
 
 import base64
 import io

@@ -381,24 +381,15 @@ def build_site(executed_dir: str | Path | None = None, out: str | Path = DEFAULT
 # ----------------------------------------------------------------------------------------------------- check
 
 
-def find_chromium(install: bool = True) -> tuple[str | None, str]:
-    """``(path, how)``: the system's Chromium (``$CHROMIUM`` first), installed with apt-get when it is missing
-    and we are root. ``path`` is None when there is none; ``how`` then says why."""
+def find_chromium() -> tuple[str | None, str]:
+    """``(path, how)``: the system's Chromium (``$CHROMIUM`` first). It only looks: installing a browser is CI's job
+    (``.ci/install-browser``, which ``make test`` runs). ``path`` is None when there is none; ``how`` then says why."""
     candidates = [os.environ.get("CHROMIUM", "")] + [shutil.which(name) or "" for name in CHROMIUM_NAMES]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate, f"found {candidate}"
-    if not install:
-        return None, "no Chromium found (install Debian's `chromium` package, or set CHROMIUM=/path/to/chrome)"
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None, "no Chromium found, and not root with apt-get to install it (apt-get install chromium)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        result = subprocess.run(command, capture_output=True, text=True, env=env)
-        if result.returncode:
-            return None, f"`{' '.join(command)}` failed: {(result.stderr or result.stdout).strip()[-500:]}"
-    path = shutil.which("chromium")
-    return (path, "installed Debian's chromium") if path else (None, "apt-get installed chromium but it is not on PATH")
+    return None, ("no Chromium found: run .ci/install-browser (as root it apt-get installs Debian's chromium), "
+                  "or set CHROMIUM=/path/to/chrome")
 
 
 @contextlib.contextmanager
