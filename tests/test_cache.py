@@ -22,7 +22,7 @@ from seedlings_utils.dataset import load_image, measure_images_per_second
 from seedlings_utils.profiling import pydataset_batches, trace_loader
 from seedlings_utils.synthetic import make_synthetic_seedlings
 
-from .conftest import label_from_pixels, species_colour
+from .helpers import label_from_pixels, species_colour
 
 SIZE = 12
 

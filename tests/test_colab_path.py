@@ -16,7 +16,7 @@ import pytest
 from seedlings_utils.sources import COURSE_RECORD
 from tools.lessons import run_lessons
 
-from .conftest import NBVAL_PARAMETERS
+from .helpers import NBVAL_PARAMETERS
 
 pytestmark = pytest.mark.slow
 

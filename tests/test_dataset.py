@@ -10,7 +10,7 @@ from seedlings_utils.dataset import SeedlingsDataset, load_image, load_image_uin
 from seedlings_utils.profiling import pydataset_batches
 from seedlings_utils.recipe2019 import recipe2019_load_batch
 
-from .conftest import label_from_pixels
+from .helpers import label_from_pixels
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])

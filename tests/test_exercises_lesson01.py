@@ -8,7 +8,7 @@ import pytest
 from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson01 as ex
 
-from .conftest import define, rejected
+from .helpers import define, rejected
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_download_the_data.ipynb"
 HEADER = "import math\n\nimport numpy as np\nfrom PIL import Image\n"

@@ -14,7 +14,7 @@ from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson06 as ex
 from tools.lessons import NOTEBOOKS_DIR
 
-from .conftest import define, rejected
+from .helpers import define, rejected
 
 NOTEBOOK = NOTEBOOKS_DIR / "06_train_and_evaluate_a_cnn.ipynb"
 

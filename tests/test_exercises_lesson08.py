@@ -10,7 +10,7 @@ import pytest
 from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson08 as ex
 
-from .conftest import REPO, rejected
+from .helpers import REPO, rejected
 
 HEADER = """
 import tensorflow as tf

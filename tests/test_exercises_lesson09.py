@@ -14,7 +14,7 @@ from seedlings_utils.exercises import NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson09 as ex
 from tools.lessons import NOTEBOOKS_DIR
 
-from .conftest import define, rejected
+from .helpers import define, rejected
 
 NOTEBOOK = NOTEBOOKS_DIR / "09_transfer_learning_and_a_busy_gpu.ipynb"
 

@@ -9,8 +9,8 @@ import pytest
 from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson10 as ex
 
-from .conftest import REPO
-from .conftest import define as define_answer
+from .helpers import REPO
+from .helpers import define as define_answer
 
 
 def define(source: str, name: str):

@@ -15,7 +15,7 @@ from seedlings_utils.synthetic import synthetic_class_counts
 from tools import site
 from tools.lessons import headline, lesson_notebooks, run_lessons
 
-from .conftest import QUICK_PARAMETERS
+from .helpers import QUICK_PARAMETERS
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from seedlings_utils.parameters import RULES, ParameterError, check_parameters
 from tools.lessons import lesson_notebooks
 
-from .conftest import NBVAL_PARAMETERS, QUICK_PARAMETERS
+from .helpers import NBVAL_PARAMETERS, QUICK_PARAMETERS
 
 
 def parameters_cell(notebook) -> tuple[dict, str]:

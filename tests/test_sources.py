@@ -16,7 +16,7 @@ from seedlings_utils.sources import (
     read_source_record,
 )
 
-from .conftest import zip_tree
+from .helpers import zip_tree
 
 
 def test_local_folder_is_copied_in_kaggle_layout(kaggle_tree, tmp_path):

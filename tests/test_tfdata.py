@@ -21,7 +21,7 @@ from seedlings_utils.tfdata import (
     pipeline_steps,
 )
 
-from .conftest import label_from_pixels, species_colour
+from .helpers import label_from_pixels, species_colour
 
 #: Largest difference allowed from Pillow (lesson 05's load_image) for lossless files: one level of 255.
 TOLERANCE = 1 / 255 + 1e-6
