@@ -98,3 +98,15 @@ def label_from_pixels(image: np.ndarray) -> int:
     """Inverse of :func:`species_colour` for an image in [0, 1]."""
     red = float(image[..., 0].mean()) * 255
     return int(round((red - 40) / 80))
+
+
+def every_exercise() -> list[tuple[str, object]]:
+    """``(module name, exercise)`` for every question of every ``seedlings_utils.exercises.lessonNN`` module."""
+    import importlib
+    import pkgutil
+
+    from seedlings_utils import exercises
+
+    modules = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__) if m.name.startswith("lesson"))
+    return [(name, q) for name in modules
+            for q in exercises.lesson_exercises(importlib.import_module(f"seedlings_utils.exercises.{name}"))]

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 import shutil
 from pathlib import Path
 
 import pytest
 
 from seedlings_utils import exercises
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED, Exercise, Incorrect, lesson_exercises
+from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED, Exercise, Incorrect
 from tools import export
 from tools.lessons import lesson_notebooks
 
-LESSON_MODULES = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__) if m.name.startswith("lesson"))
-ALL_EXERCISES = [
-    (name, q)
-    for name in LESSON_MODULES
-    for q in lesson_exercises(importlib.import_module(f"seedlings_utils.exercises.{name}"))
-]
+from .helpers import every_exercise
+
+ALL_EXERCISES = every_exercise()
+LESSON_MODULES = sorted({name for name, _ in ALL_EXERCISES})
 
 
 def test_the_package_is_what_the_notebooks_export():
