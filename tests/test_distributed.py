@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -116,12 +115,12 @@ def test_launcher_gives_each_process_its_variables_and_a_log(tmp_path, capsys):
 def test_a_failing_process_stops_the_others_and_says_which(tmp_path, monkeypatch):
     body = ("open(f'pid{pid}', 'w').write(str(os.getpid()))\n"
             "if pid == 1:\n    time.sleep(1); print('loss went nan, giving up'); sys.exit(3)\ntime.sleep(300)")
-    start = time.monotonic()
     monkeypatch.chdir(tmp_path)
     with pytest.raises(WorkerFailed) as failure:
         launch(fake(body), 2, tmp_path / "logs", timeout=120, show="none")
-    assert time.monotonic() - start < 30, "the failure must end the job at once, not at its time limit"
     message = str(failure.value)
+    # process 0 sleeps past the time limit: a launcher that waited for it would end with the time limit's message
+    assert "time limit" not in message, "the failure must end the job at once, not at its time limit"
     assert "process 1 of 2 exited with code 3" in message and "loss went nan, giving up" in message
     assert "other processes were stopped" in message
     assert not alive(int((tmp_path / "pid0").read_text())), "process 0 must not outlive the job"
@@ -133,11 +132,12 @@ def test_a_killed_process_is_reported_as_killed(tmp_path):
         launch(fake(body), 2, tmp_path, timeout=120, show="none")
 
 
-def test_a_hung_job_is_stopped_at_its_time_limit(tmp_path):
-    start = time.monotonic()
+def test_a_hung_job_is_stopped_at_its_time_limit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    body = "open(f'pid{pid}', 'w').write(str(os.getpid())); print('waiting for a peer', flush=True); time.sleep(300)"
     with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 3 s\): processes \[0, 1\]"):
-        launch(fake("print('waiting for a peer'); time.sleep(300)"), 2, tmp_path, timeout=3, show="none")
-    assert time.monotonic() - start < 15
+        launch(fake(body), 2, tmp_path / "logs", timeout=3, show="none")
+    assert not any(alive(int((tmp_path / f"pid{k}").read_text())) for k in (0, 1)), "both were stopped"
 
 
 def test_a_timeout_names_the_setting_its_value_and_what_to_do(tmp_path):
@@ -291,11 +291,9 @@ def test_a_killed_worker_fails_the_job_clearly_and_it_resumes_in_step(tiny_data_
     from seedlings_utils.split import load_split
 
     run_dir = tmp_path / "job"
-    start = time.monotonic()
     with pytest.raises(WorkerFailed) as failure:
         distributed.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", fail_process=1, fail_in_epoch=1,
                             **TINY)
-    assert time.monotonic() - start < 300
     assert "process 1 of 2 was killed by signal 9" in str(failure.value)
     assert "dying on purpose in epoch 2" in str(failure.value) and failure.value.planted
     assert json.loads((run_dir / "checkpoint.json").read_text()) == {"epochs_done": 1}
@@ -323,10 +321,8 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
               "runpy.run_module('seedlings_utils.distributed', run_name='__main__')")
     command = [PY, "-c", script] + distributed.worker_command(
         data_dir=tiny_data_dir, out_dir=tmp_path / "job", **TINY)[3:]
-    start = time.monotonic()
     with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 20 s\)"):
         launch(command, 2, tmp_path / "job", timeout=20, show="none")
-    assert time.monotonic() - start < 40
 
 
 # ---- lesson 10's script: what the processes run is the notebook's cell ----
