@@ -112,22 +112,50 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             prepare_for_nbval(path, NBVAL_PARAMETERS)
 
 
+#: The long notebooks under nbval, by lesson number: the place each starts in among the long files (a notebook
+#: cannot carry a marker; a number that names no notebook stops the run).
+LONG_NOTEBOOKS = {"06": 2, "10": 3, "09": 8}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "long_file(order): a test file that takes minutes; make test starts the long "
+                                       "files first, in this order (1 first): tests/conftest.py says why")
+
+
+def start_order(item: pytest.Item) -> float:
+    """Where ``item``'s file starts: its ``order`` (a ``long_file`` marker, or LONG_NOTEBOOKS), else last."""
+    if item.path.suffix == ".ipynb":
+        return LONG_NOTEBOOKS.get(item.path.name[:2], float("inf"))
+    marker = item.get_closest_marker("long_file")
+    if marker is None:
+        return float("inf")
+    if len(marker.args) != 1 or not isinstance(marker.args[0], int):
+        raise pytest.UsageError(f"{item.path.name}: write pytest.mark.long_file(order), order an int (1 starts first)")
+    return marker.args[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """nbval's notebook cells are slow tests too (``make test-fast`` leaves them out).
 
     ``make test`` runs on two pytest-xdist workers with ``--dist loadfile``: each file stays in one worker, so
     a notebook's cells run in order in one kernel, a module's fixtures are built once, and the session's one
     run of the lessons (``executed_lessons``) runs once, since only test_lessons_papermill.py uses it.
+
+    The longest files start first (``make test`` passes ``--no-loadscope-reorder``, so xdist hands files out in
+    the order of ``items``): one worker starts the run of every lesson at once while the other takes the rest, and
+    no long file is left for the end, when the other worker would wait idle. A long test file says so itself
+    (``pytestmark = pytest.mark.long_file(order)``), so a renamed file keeps its place; a long notebook is in
+    LONG_NOTEBOOKS by its lesson number.
     """
+    from tools.paths import lesson_notebooks
+
+    missing = [number for number in LONG_NOTEBOOKS if len(lesson_notebooks(lessons=[number])) != 1]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py's LONG_NOTEBOOKS names lessons {missing}, but notebooks/ has no "
+                                "single notebook of each: correct LONG_NOTEBOOKS")
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
         elif "executed_lessons" in getattr(item, "fixturenames", ()) and item.path.name != "test_lessons_papermill.py":
             raise pytest.UsageError(f"{item.nodeid}: only tests/test_lessons_papermill.py may use executed_lessons")
-    # The longest files first (make test passes --no-loadscope-reorder, so xdist hands files out in this order):
-    # one worker starts the run of every lesson at once while the other takes the rest, and no long file is
-    # left for the end, when the other worker would wait idle.
-    first = ["test_lessons_papermill.py", "06_train_and_evaluate_a_cnn.ipynb", "10_beyond_one_machine.ipynb",
-             "test_colab_path.py", "test_bench.py", "test_synthetic.py", "test_distributed.py",
-             "09_transfer_learning_and_a_busy_gpu.ipynb"]
-    items.sort(key=lambda item: first.index(item.path.name) if item.path.name in first else len(first))
+    items.sort(key=start_order)

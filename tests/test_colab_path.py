@@ -18,7 +18,7 @@ from tools.lessons import run_lessons
 
 from .helpers import NBVAL_PARAMETERS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long_file(4)]
 
 
 def served_zip(folder: Path, scratch: Path) -> set[str]:

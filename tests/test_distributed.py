@@ -14,6 +14,8 @@ from seedlings_utils import distributed
 from seedlings_utils.distributed import Job, ShardDataset, WorkerFailed, launch, process_shard, read_problems
 from seedlings_utils.exercises import image_number, tiny_image_folder
 
+pytestmark = pytest.mark.long_file(7)  # tests/conftest.py: long files start first
+
 
 @pytest.mark.parametrize("count, processes", [(10, 2), (11, 2), (10, 3), (9, 4), (3, 4), (1, 1)])
 def test_shards_cover_every_image_once_and_differ_by_at_most_one(count, processes):

@@ -17,7 +17,7 @@ from tools.lessons import headline, lesson_notebooks, run_lessons
 
 from .helpers import QUICK_PARAMETERS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long_file(1)]
 
 #: What lessons 01-04 leave: a re-run must give exactly the same bytes.
 REPEATABLE = ["raw", "all_images", "all_images.csv", "skipped.csv", "filenames.npy", "labels.npy", "classes.json",

@@ -18,6 +18,8 @@ from seedlings_utils.synthetic import (
     synthetic_class_counts,
 )
 
+pytestmark = pytest.mark.long_file(6)  # tests/conftest.py: long files start first
+
 KAGGLE_NAME = re.compile(r"[0-9a-f]{9}\.png")
 
 
