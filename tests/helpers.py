@@ -110,3 +110,29 @@ def every_exercise() -> list[tuple[str, object]]:
     modules = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__) if m.name.startswith("lesson"))
     return [(name, q) for name in modules
             for q in exercises.lesson_exercises(importlib.import_module(f"seedlings_utils.exercises.{name}"))]
+
+
+class WrongAnswers:
+    """Typical wrong answers, each registered with the phrases its check's message must contain::
+
+        WRONG = WrongAnswers()
+
+        @WRONG(ex.q1, "the order in which the table first names each species")
+        def counter_2019(csv_path): ...
+
+        @pytest.mark.parametrize("q, answer, phrases", WRONG.cases)
+        def test_typical_mistakes_are_rejected(q, answer, phrases):
+            rejected(q, answer, *phrases)
+    """
+
+    def __init__(self):
+        self.cases: list = []
+
+    def __call__(self, q, *phrases: str):
+        import pytest
+
+        def register(answer):
+            self.cases.append(pytest.param(q, answer, phrases, id=f"{q.name}-{answer.__name__}"))
+            return answer
+
+        return register
