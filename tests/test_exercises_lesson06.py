@@ -33,43 +33,29 @@ def build_tiny_classifier(num_classes, image_size, one_hot=False):
 ''', "build_tiny_classifier")
 
 
-def test_q1_rejects_categorical_crossentropy_with_integer_labels():
-    wrong = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
-        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, wrong, "categorical_crossentropy expects one-hot labels", "sparse_categorical_crossentropy")
+def head(output='Dense(num_classes, activation="softmax")', loss="sparse_categorical_crossentropy",
+         metrics=True, compiled=True) -> str:
+    """The last lines of a build_tiny_classifier: its output layer, and its compile call (if ``compiled``)."""
+    lines = f"model = keras.Model(inputs, layers.{output}(x))\n"
+    if compiled:
+        lines += f'model.compile(optimizer="adam", loss="{loss}"' + (', metrics=["accuracy"]' if metrics else "") + ")"
+    return lines
 
 
-def test_q1_rejects_one_output_instead_of_one_per_class():
-    wrong = classifier('''
-        model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, wrong, "output shape is (None, 1)", "(None, 3)")
-
-
-def test_q1_rejects_sigmoid_outputs_that_are_not_a_distribution():
-    wrong = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="sigmoid")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, wrong, "not 1", "activation='softmax'")
-
-
-def test_q1_rejects_binary_crossentropy_and_a_model_without_accuracy_or_compile():
-    binary = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="sigmoid")(x))
-        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, binary, "binary_crossentropy is for yes/no")
-    no_metric = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    ''')
-    rejected(ex.q1, no_metric, "metrics=['accuracy']")
-    uncompiled = classifier('model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))')
-    rejected(ex.q1, uncompiled, "not compiled")
+@pytest.mark.parametrize("changes, phrases", [
+    (dict(loss="categorical_crossentropy"),
+     ("categorical_crossentropy expects one-hot labels", "sparse_categorical_crossentropy")),
+    (dict(output='Dense(1, activation="sigmoid")'), ("output shape is (None, 1)", "(None, 3)")),
+    (dict(output='Dense(num_classes, activation="sigmoid")'), ("not 1", "activation='softmax'")),
+    (dict(output='Dense(num_classes, activation="sigmoid")', loss="binary_crossentropy"),
+     ("binary_crossentropy is for yes/no",)),
+    (dict(metrics=False), ("metrics=['accuracy']",)),
+    (dict(compiled=False), ("not compiled",)),
+    (dict(), ("one_hot=True", "still sparse_categorical_crossentropy", "categorical_crossentropy")),  # always sparse
+], ids=["categorical-for-integers", "one-output", "sigmoid", "binary", "no-accuracy", "not-compiled",
+        "sparse-for-one-hot"])
+def test_q1_rejects_wrong_outputs_and_losses(changes, phrases):
+    rejected(ex.q1, classifier(head(**changes)), *phrases)
 
 
 def test_q1_accepts_logits_with_from_logits():
@@ -79,14 +65,6 @@ def test_q1_accepts_logits_with_from_logits():
         model.compile(optimizer="adam", loss=losses[0 if one_hot else 1](from_logits=True), metrics=["accuracy"])
     ''')
     assert ex.q1.evaluate(logits).status == CORRECT
-
-
-def test_q1_rejects_the_sparse_loss_for_one_hot_rows():
-    always_sparse = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, always_sparse, "one_hot=True", "still sparse_categorical_crossentropy", "categorical_crossentropy")
 
 
 def test_q1_rejects_an_answer_without_the_one_hot_argument():
