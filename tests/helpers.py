@@ -136,3 +136,12 @@ class WrongAnswers:
             return answer
 
         return register
+
+
+def altered(source: str, old: str, new: str) -> str:
+    """``source`` with its one ``old`` replaced by ``new``: a reference solution made wrong in one place.
+
+    Fails when ``old`` is not there exactly once, so that a changed solution never leaves a test testing it unaltered.
+    """
+    assert source.count(old) == 1, f"{old!r} is in the source {source.count(old)} times, not once:\n{source}"
+    return source.replace(old, new)
