@@ -300,6 +300,7 @@ def test_pickling_leaves_the_memory_maps_behind(cached):
     assert (clone.workers, clone.use_multiprocessing) == (2, True)
 
 
+@pytest.mark.slow
 def test_model_fit_learns_from_the_cache(cached, monkeypatch):
     """fit reads every cached image once per epoch and learns the colour-coded labels from those pixels
     (a loader that returned wrong or blank images could not get above chance, 1/3)."""

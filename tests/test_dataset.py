@@ -86,6 +86,7 @@ def test_bad_arguments(indexed):
         SeedlingsDataset(image_dir, filenames[:0])
 
 
+@pytest.mark.slow
 def test_model_fit_reads_the_dataset_with_threads(indexed):
     image_dir, filenames, labels = indexed
     loaded_in = []  # the thread that loaded each batch

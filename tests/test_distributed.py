@@ -102,6 +102,7 @@ def alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_launcher_gives_each_process_its_variables_and_a_log(tmp_path, capsys):
     body = ("print(pid, os.environ['KERAS_DISTRIBUTION_NUM_PROCESSES'], os.environ['KERAS_DISTRIBUTION_JOB_ADDRESSES'],"
             " os.environ['KERAS_BACKEND'], os.environ['JAX_PLATFORMS'])")
@@ -114,6 +115,7 @@ def test_launcher_gives_each_process_its_variables_and_a_log(tmp_path, capsys):
     assert "[0] 0 3 127.0.0.1:" in out and "[2] 2 3" in out, "log lines are shown as they come, prefixed"
 
 
+@pytest.mark.slow
 def test_a_failing_process_stops_the_others_and_says_which(tmp_path, monkeypatch):
     body = ("open(f'pid{pid}', 'w').write(str(os.getpid()))\n"
             "if pid == 1:\n    time.sleep(1); print('loss went nan, giving up'); sys.exit(3)\ntime.sleep(300)")
@@ -128,12 +130,14 @@ def test_a_failing_process_stops_the_others_and_says_which(tmp_path, monkeypatch
     assert not alive(int((tmp_path / "pid0").read_text())), "process 0 must not outlive the job"
 
 
+@pytest.mark.slow
 def test_a_killed_process_is_reported_as_killed(tmp_path):
     body = "if pid == 0:\n    os.kill(os.getpid(), 9)\ntime.sleep(300)"
     with pytest.raises(WorkerFailed, match=r"process 0 of 2 was killed by signal 9"):
         launch(fake(body), 2, tmp_path, timeout=120, show="none")
 
 
+@pytest.mark.slow
 def test_a_hung_job_is_stopped_at_its_time_limit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     body = "open(f'pid{pid}', 'w').write(str(os.getpid())); print('waiting for a peer', flush=True); time.sleep(300)"
@@ -142,6 +146,7 @@ def test_a_hung_job_is_stopped_at_its_time_limit(tmp_path, monkeypatch):
     assert not any(alive(int((tmp_path / f"pid{k}").read_text())) for k in (0, 1)), "both were stopped"
 
 
+@pytest.mark.slow
 def test_a_timeout_names_the_setting_its_value_and_what_to_do(tmp_path):
     with pytest.raises(WorkerFailed) as failure:
         launch(fake("print('Epoch 1/5', flush=True); time.sleep(300)"), 1, tmp_path, timeout=1, show="none",
@@ -184,6 +189,7 @@ def failure_of(body: str, count: int, log_dir: Path, **options) -> WorkerFailed:
     return failure.value
 
 
+@pytest.mark.slow
 def test_the_planted_crash_is_recognised_even_when_a_peer_stopped_too(tmp_path):
     """Process 1 dies as planted; process 0 stops with an error of its own (a peer that vanished): with both gone by
     the time the launcher looks, the killed one is the cause it reports, and the crash is the planted one."""
@@ -210,6 +216,7 @@ REAL_FAILURES = {  # case: (what every process runs, how many, what the message 
 
 
 @pytest.mark.parametrize("case", sorted(REAL_FAILURES))
+@pytest.mark.slow
 def test_real_failures_are_not_the_planted_crash(tmp_path, case):
     body, count, expected = REAL_FAILURES[case]
     failure = failure_of(body, count, tmp_path, timeout=2 if case == "a timeout" else 60)

@@ -178,32 +178,38 @@ def callbacks(**changes: str):
     return define(CALLBACKS.format(**{**RIGHT, **changes}), "resumable_callbacks")
 
 
+@pytest.mark.slow
 def test_q3_accepts_the_template_written_right():
     assert ex.q3.evaluate(callbacks()).status == CORRECT
 
 
+@pytest.mark.slow
 def test_q3_rejects_a_checkpoint_that_forgets_the_best_score_on_resume():
     rejected(ex.q3, callbacks(threshold="None"), "after the resume, epoch 4", "overwrote model.keras",
              "initial_value_threshold")
 
 
+@pytest.mark.slow
 def test_q3_rejects_the_last_rows_score_as_threshold():
     rejected(ex.q3, callbacks(threshold='float(rows[-1]["val_loss"])'), "epoch 5", "last epoch's val_loss",
              "lowest")
 
 
+@pytest.mark.slow
 def test_q3_rejects_the_lessons_val_accuracy_and_save_everything():
     rejected(ex.q3, callbacks(monitor="val_accuracy", threshold="None"), "when val_accuracy improved",
              'monitor="val_loss"')
     rejected(ex.q3, callbacks(best="False"), "after every epoch", "save_best_only=True")
 
 
+@pytest.mark.slow
 def test_q3_rejects_a_threshold_read_from_an_earlier_runs_history():
     # a fresh run (no training_backup/) obeys the best score of a finished run's history.csv: no epoch beats it
     rejected(ex.q3, callbacks(condition='(results_dir / "history.csv").is_file()'), "a fresh run",
              "model.keras was never written", "old history.csv", "only when resuming")
 
 
+@pytest.mark.slow
 def test_q3_rejects_always_appending_to_history():
     # a fresh run appends its rows under a finished run's
     rejected(ex.q3, callbacks(append="True"), "the 3 rows of an earlier, finished run",
@@ -214,6 +220,7 @@ def test_q3_rejects_always_appending_to_history():
     (dict(backup=""), "ran 5 epochs, not the 2 missing ones"),
     (dict(append="False"), "history.csv holds epochs 4, 5"),
 ], ids=["no-backup", "history-restarted"])
+@pytest.mark.slow
 def test_q3_rejects_no_resume_and_a_restarted_history(changes, phrase):
     rejected(ex.q3, callbacks(**changes), phrase)
 

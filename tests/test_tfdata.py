@@ -361,6 +361,7 @@ def test_seedlings_match_pillow_within_one_level(tmp_path):
     assert diff.max() <= TOLERANCE and diff.mean() <= 0.5 / 255
 
 
+@pytest.mark.slow
 def test_model_fit_learns_from_the_tf_dataset_and_keras_leaves_its_order_alone(indexed, tmp_path):
     image_dir, filenames, labels = indexed
     ds = make_tf_dataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1,
@@ -395,6 +396,7 @@ def test_measure_tf_images_per_second(indexed):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc/self/status")
+@pytest.mark.slow
 def test_a_name_in_the_shuffle_costs_a_few_hundred_bytes_not_an_image():
     from seedlings_utils.tfdata import name_shuffle_bytes_per_image
 

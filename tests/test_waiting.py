@@ -66,6 +66,7 @@ def model():
     return tiny
 
 
+@pytest.mark.slow
 def test_a_cost_per_batch_is_measured_as_that_much_waiting(model, clock):
     delay = 0.06
     r = waiting.wait_share(model, Sleepy(delay, clock), repeats=3)
@@ -80,6 +81,7 @@ def test_a_cost_per_batch_is_measured_as_that_much_waiting(model, clock):
     assert r["compute_ms_per_step"] == pytest.approx(1000 * EPOCH_COST / BATCHES), r
 
 
+@pytest.mark.slow
 def test_a_cheaper_loader_measures_less_waiting(model, clock):
     fast = waiting.wait_share(model, Sleepy(0.01, clock), repeats=3)
     slow = waiting.wait_share(model, Sleepy(0.06, clock), repeats=3)
@@ -88,6 +90,7 @@ def test_a_cheaper_loader_measures_less_waiting(model, clock):
     assert slow["wait_ms_per_step"] - fast["wait_ms_per_step"] == pytest.approx(50), (fast, slow)
 
 
+@pytest.mark.slow
 def test_a_loader_that_costs_nothing_measures_no_waiting(model, clock):
     batch = waiting.first_batch(Sleepy(0.0))
     free = tf.data.Dataset.from_tensors(batch).repeat()
@@ -114,6 +117,7 @@ def test_the_free_input_repeats_one_batch_from_memory():
     assert waiting.batches_in(tf_loader) == BATCHES and waiting.batches_in(free) is None
 
 
+@pytest.mark.slow
 def test_weights_are_put_back_and_bad_arguments_are_refused(model):
     before = [w.numpy() for w in model.weights]
     waiting.wait_share(model, Sleepy(0.0), repeats=1, warmup=False)
@@ -124,6 +128,7 @@ def test_weights_are_put_back_and_bad_arguments_are_refused(model):
         waiting.wait_share(model, waiting.free_input(waiting.first_batch(Sleepy(0.0))))
 
 
+@pytest.mark.slow
 def test_course_loaders_and_the_summary_and_plot(tmp_path, model):
     from seedlings_utils.exercises import tiny_image_folder
 
