@@ -53,14 +53,6 @@ def test_images_only_for_prediction(indexed):
     assert x.shape == (12, 8, 8, 3) and x.dtype == tf.float32
 
 
-def test_bad_arguments(indexed):
-    image_dir, filenames, labels = indexed
-    with pytest.raises(ValueError, match="labels"):
-        make_tf_dataset(image_dir, filenames, labels[:3])
-    with pytest.raises(ValueError, match="nothing"):
-        make_tf_dataset(image_dir, filenames[:0])
-
-
 @pytest.mark.parametrize("cached", [False, True])
 def test_shuffle_keeps_pairs_differs_per_epoch_and_repeats_with_the_seed(indexed, tmp_path, cached):
     image_dir, filenames, labels = indexed
