@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,8 +130,6 @@ class WrongAnswers:
         self.cases: list = []
 
     def __call__(self, q, *phrases: str):
-        import pytest
-
         def register(answer):
             self.cases.append(pytest.param(q, answer, phrases, id=f"{q.name}-{answer.__name__}"))
             return answer
