@@ -21,7 +21,9 @@ EXERCISES = every_exercise()
 
 def code_cells(lesson: str) -> list[str]:
     """The code cells of lesson ``lesson`` (``"05"``), in order."""
-    (notebook,) = lesson_notebooks(lessons=[lesson])
+    notebooks = lesson_notebooks(lessons=[lesson])
+    assert len(notebooks) == 1, f"exercises of lesson {lesson}, but notebooks/ holds {len(notebooks)} {lesson}_*.ipynb"
+    (notebook,) = notebooks
     return ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
 
 
