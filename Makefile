@@ -1,7 +1,7 @@
 # The course's commands. Only Python 3 (with venv) and make are needed; everything else goes into .venv.
 #   make lessons   run every lesson (notebooks/NN_*.ipynb) headless on the synthetic data (quick settings)
 #   make test      unit tests + every notebook under papermill and nbval + ruff + notebook/package drift check
-#   make test-fast the unit tests only, without notebooks and benchmark (a minute or two)
+#   make test-fast the quick tests only: nothing that trains a model, runs a notebook or launches processes
 #   make bench     loader speed and memory benchmark: runs/bench/*.json, then the page docs/benchmark.md
 #   make lab       open the notebooks in JupyterLab
 #   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
@@ -69,9 +69,10 @@ test: $(STAMP) browser
 	   --no-loadscope-reorder --durations=15; status=$$?; \
 	 rm -rf $$nbval; exit $$status
 
-# The unit tests only (seconds to a minute or two): no notebooks, no benchmark.
+# The tests not marked slow (under two minutes on 2 cores): whatever trains a model, runs a notebook, launches
+# processes or builds a big data set is marked slow and left to make test.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(BIN)/python -m pytest tests -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 # The loader and memory benchmark: figures to runs/bench/bench.json and bench.png, then lesson 10's (1 and 2
 # processes) to runs/bench/distributed.json and distributed.png, then the page generated from both JSON files,

@@ -1,81 +1,18 @@
-"""Shared fixtures: tiny Kaggle-layout trees, the quick lesson parameters, nbval's prepared notebooks."""
+"""Fixtures and hooks only (the plain helpers are in tests/helpers.py): tiny trees, a local HTTP server, every
+lesson run once, nbval's prepared notebooks, the order in which the test files start."""
 
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+
+from .helpers import NBVAL_PARAMETERS, QUICK_PARAMETERS, REPO, make_kaggle_tree
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-REPO = Path(__file__).resolve().parents[1]
-
-#: Small settings for running every lesson in the tests ("small for testing efficiency"). Large enough
-#: that the CNN must really learn: the checks ask for accuracy well above chance.
-QUICK_PARAMETERS = {
-    "SYNTHETIC_PER_CLASS": 40,
-    "IMAGE_SIZE": 48,
-    "BATCH_SIZE": 16,
-    "EPOCHS": 15,
-    "BASE_FILTERS": 16,
-    "SPEED_BATCHES": 4,
-    "DEMO_EPOCHS": 1,
-    "TIMED_EPOCHS": 1,
-    "WEIGHTS": None,  # lesson 09: random weights, no download
-    "HEAD_EPOCHS": 2,
-    "FINE_TUNE_EPOCHS": 1,
-    "WAIT_REPEATS": 1,
-    "DISTRIBUTED_EPOCHS": 2,  # lesson 10: two epochs, so that its crash in epoch 2 has a checkpoint to resume from
-    "SEED": 7,
-}
-
-#: nbval runs each lesson alone; lesson 06's check there asks only for 3 x chance, the papermill run's test for
-#: 0.5 (so 15 epochs there). Lesson 10's crash and restart run in the papermill run (and in test_distributed.py);
-#: alone, the lesson runs its two jobs without it.
-NBVAL_PARAMETERS = {**QUICK_PARAMETERS, "EPOCHS": 8, "CRASH_DEMO": False}
-
-TINY_SPECIES = ("Charlock", "Common wheat", "Maize")
-
-
-def species_colour(label: int) -> tuple[int, int, int]:
-    """A colour per class id, so a test can read an image's label back from its pixels."""
-    return (40 + 80 * label, 200 - 60 * label, 90)
-
-
-def make_kaggle_tree(root: Path, per_species: int = 4, test_images: int = 3, shared_name: bool = True) -> Path:
-    """``root/train/<species>/*.png`` (one colour per species, mixed sizes and modes) and ``root/test/``.
-
-    With ``shared_name`` every species folder also holds ``same.png``: the name clash of lesson 02.
-    """
-    for label, species in enumerate(TINY_SPECIES):
-        folder = root / "train" / species
-        folder.mkdir(parents=True)
-        names = [f"{label}{k:08x}.png" for k in range(per_species - int(shared_name))]
-        names += ["same.png"] if shared_name else []
-        for k, name in enumerate(names):
-            size = (20 + 7 * k, 24 + 3 * k)
-            image = Image.new("RGB", size, species_colour(label))
-            if k % 3 == 1:
-                image = image.convert("RGBA")
-            image.save(folder / name)
-    (root / "test").mkdir(parents=True)
-    for k in range(test_images):
-        Image.new("RGB", (30, 30), species_colour(k % len(TINY_SPECIES))).save(root / "test" / f"t{k:08x}.png")
-    return root
-
-
-def zip_tree(tree: Path, archive: Path, prefix: str = "") -> Path:
-    """``tree`` zipped into ``archive``, every entry under ``prefix`` (a wrapper folder, as zips often have)."""
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(tree.rglob("*")):
-            if path.is_file():
-                z.write(path, prefix + path.relative_to(tree).as_posix())
-    return archive
 
 
 @pytest.fixture
@@ -159,34 +96,6 @@ def chromium() -> str:
     return path
 
 
-def define(source: str, name: str, header: str = "", **names):
-    """The object ``name`` that ``source`` (dedented, after ``header``) defines: a learner's answer written in a test.
-
-    ``names`` are there before the code runs (``np=np``, say)."""
-    import textwrap
-
-    namespace: dict = dict(names)
-    exec(compile(textwrap.dedent(header) + textwrap.dedent(source), f"<{name}>", "exec"), namespace)
-    return namespace[name]
-
-
-def rejected(q, answer, *phrases: str) -> str:
-    """Exercise ``q``'s check marks ``answer`` wrong, with every phrase in its message; returns the message."""
-    from seedlings_utils.exercises import INCORRECT
-
-    outcome = q.evaluate(answer)
-    assert outcome.status == INCORRECT, f"{q.name} accepted a wrong answer: {outcome}"
-    for phrase in phrases:
-        assert phrase in outcome.message, f"{phrase!r} not in: {outcome.message}"
-    return outcome.message
-
-
-def label_from_pixels(image: np.ndarray) -> int:
-    """Inverse of :func:`species_colour` for an image in [0, 1]."""
-    red = float(image[..., 0].mean()) * 255
-    return int(round((red - 40) / 80))
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Write the notebooks nbval runs into each ``build/nbval*`` folder named on the command line (the
     Makefile names one per run, so two runs never share it): every lesson with the quick parameters
@@ -203,22 +112,50 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             prepare_for_nbval(path, NBVAL_PARAMETERS)
 
 
+#: The long notebooks under nbval, by lesson number: the place each starts in among the long files (a notebook
+#: cannot carry a marker; a number that names no notebook stops the run).
+LONG_NOTEBOOKS = {"06": 2, "10": 3, "09": 8}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "long_file(order): a test file that takes minutes; make test starts the long "
+                                       "files first, in this order (1 first): tests/conftest.py says why")
+
+
+def start_order(item: pytest.Item) -> float:
+    """Where ``item``'s file starts: its ``order`` (a ``long_file`` marker, or LONG_NOTEBOOKS), else last."""
+    if item.path.suffix == ".ipynb":
+        return LONG_NOTEBOOKS.get(item.path.name[:2], float("inf"))
+    marker = item.get_closest_marker("long_file")
+    if marker is None:
+        return float("inf")
+    if len(marker.args) != 1 or not isinstance(marker.args[0], int):
+        raise pytest.UsageError(f"{item.path.name}: write pytest.mark.long_file(order), order an int (1 starts first)")
+    return marker.args[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """nbval's notebook cells are slow tests too (``make test-fast`` leaves them out).
 
     ``make test`` runs on two pytest-xdist workers with ``--dist loadfile``: each file stays in one worker, so
     a notebook's cells run in order in one kernel, a module's fixtures are built once, and the session's one
     run of the lessons (``executed_lessons``) runs once, since only test_lessons_papermill.py uses it.
+
+    The longest files start first (``make test`` passes ``--no-loadscope-reorder``, so xdist hands files out in
+    the order of ``items``): one worker starts the run of every lesson at once while the other takes the rest, and
+    no long file is left for the end, when the other worker would wait idle. A long test file says so itself
+    (``pytestmark = pytest.mark.long_file(order)``), so a renamed file keeps its place; a long notebook is in
+    LONG_NOTEBOOKS by its lesson number.
     """
+    from tools.paths import lesson_notebooks
+
+    missing = [number for number in LONG_NOTEBOOKS if len(lesson_notebooks(lessons=[number])) != 1]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py's LONG_NOTEBOOKS names lessons {missing}, but notebooks/ has no "
+                                "single notebook of each: correct LONG_NOTEBOOKS")
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
         elif "executed_lessons" in getattr(item, "fixturenames", ()) and item.path.name != "test_lessons_papermill.py":
             raise pytest.UsageError(f"{item.nodeid}: only tests/test_lessons_papermill.py may use executed_lessons")
-    # The longest files first (make test passes --no-loadscope-reorder, so xdist hands files out in this order):
-    # one worker starts the run of every lesson at once while the other takes the rest, and no long file is
-    # left for the end, when the other worker would wait idle.
-    first = ["test_lessons_papermill.py", "06_train_and_evaluate_a_cnn.ipynb", "10_beyond_one_machine.ipynb",
-             "test_colab_path.py", "test_bench.py", "test_synthetic.py", "test_distributed.py",
-             "09_transfer_learning_and_a_busy_gpu.ipynb"]
-    items.sort(key=lambda item: first.index(item.path.name) if item.path.name in first else len(first))
+    items.sort(key=start_order)

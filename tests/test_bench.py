@@ -18,6 +18,8 @@ from seedlings_utils.profiling import (
 )
 from tools import bench, bench_page
 
+pytestmark = pytest.mark.long_file(5)  # tests/conftest.py: long files start first
+
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc/self/status")
 
 

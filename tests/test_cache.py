@@ -22,7 +22,7 @@ from seedlings_utils.dataset import load_image, measure_images_per_second
 from seedlings_utils.profiling import pydataset_batches, trace_loader
 from seedlings_utils.synthetic import make_synthetic_seedlings
 
-from .conftest import label_from_pixels, species_colour
+from .helpers import label_from_pixels, species_colour
 
 SIZE = 12
 
@@ -300,6 +300,7 @@ def test_pickling_leaves_the_memory_maps_behind(cached):
     assert (clone.workers, clone.use_multiprocessing) == (2, True)
 
 
+@pytest.mark.slow
 def test_model_fit_learns_from_the_cache(cached, monkeypatch):
     """fit reads every cached image once per epoch and learns the colour-coded labels from those pixels
     (a loader that returned wrong or blank images could not get above chance, 1/3)."""

@@ -16,9 +16,9 @@ import pytest
 from seedlings_utils.sources import COURSE_RECORD
 from tools.lessons import run_lessons
 
-from .conftest import NBVAL_PARAMETERS
+from .helpers import NBVAL_PARAMETERS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long_file(4)]
 
 
 def served_zip(folder: Path, scratch: Path) -> set[str]:

@@ -15,7 +15,7 @@ from tools.lessons import (
     run_lessons,
 )
 
-from .conftest import NBVAL_PARAMETERS
+from .helpers import NBVAL_PARAMETERS
 
 NOTEBOOKS = lesson_notebooks()
 #: Prose words on the core path of all lessons together, exercises included (issue 23: it held 17,000).

@@ -9,8 +9,9 @@ from PIL import Image
 from seedlings_utils.dataset import SeedlingsDataset, load_image, load_image_uint8, measure_images_per_second
 from seedlings_utils.profiling import pydataset_batches
 from seedlings_utils.recipe2019 import recipe2019_load_batch
+from seedlings_utils.tfdata import make_tf_dataset
 
-from .conftest import label_from_pixels
+from .helpers import label_from_pixels
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
@@ -78,14 +79,16 @@ def test_images_only_for_prediction(indexed):
     assert isinstance(x, np.ndarray) and x.shape == (12, 8, 8, 3)
 
 
-def test_bad_arguments(indexed):
+@pytest.mark.parametrize("make_loader", [SeedlingsDataset, make_tf_dataset], ids=["PyDataset", "tf.data"])
+def test_bad_arguments(indexed, make_loader):
     image_dir, filenames, labels = indexed
     with pytest.raises(ValueError, match="labels"):
-        SeedlingsDataset(image_dir, filenames, labels[:3])
+        make_loader(image_dir, filenames, labels[:3])
     with pytest.raises(ValueError, match="nothing"):
-        SeedlingsDataset(image_dir, filenames[:0])
+        make_loader(image_dir, filenames[:0])
 
 
+@pytest.mark.slow
 def test_model_fit_reads_the_dataset_with_threads(indexed):
     image_dir, filenames, labels = indexed
     loaded_in = []  # the thread that loaded each batch

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,8 @@ import pytest
 from seedlings_utils import distributed
 from seedlings_utils.distributed import Job, ShardDataset, WorkerFailed, launch, process_shard, read_problems
 from seedlings_utils.exercises import image_number, tiny_image_folder
+
+pytestmark = pytest.mark.long_file(7)  # tests/conftest.py: long files start first
 
 
 @pytest.mark.parametrize("count, processes", [(10, 2), (11, 2), (10, 3), (9, 4), (3, 4), (1, 1)])
@@ -101,6 +102,7 @@ def alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_launcher_gives_each_process_its_variables_and_a_log(tmp_path, capsys):
     body = ("print(pid, os.environ['KERAS_DISTRIBUTION_NUM_PROCESSES'], os.environ['KERAS_DISTRIBUTION_JOB_ADDRESSES'],"
             " os.environ['KERAS_BACKEND'], os.environ['JAX_PLATFORMS'])")
@@ -113,33 +115,38 @@ def test_launcher_gives_each_process_its_variables_and_a_log(tmp_path, capsys):
     assert "[0] 0 3 127.0.0.1:" in out and "[2] 2 3" in out, "log lines are shown as they come, prefixed"
 
 
+@pytest.mark.slow
 def test_a_failing_process_stops_the_others_and_says_which(tmp_path, monkeypatch):
     body = ("open(f'pid{pid}', 'w').write(str(os.getpid()))\n"
             "if pid == 1:\n    time.sleep(1); print('loss went nan, giving up'); sys.exit(3)\ntime.sleep(300)")
-    start = time.monotonic()
     monkeypatch.chdir(tmp_path)
     with pytest.raises(WorkerFailed) as failure:
         launch(fake(body), 2, tmp_path / "logs", timeout=120, show="none")
-    assert time.monotonic() - start < 30, "the failure must end the job at once, not at its time limit"
     message = str(failure.value)
+    # process 0 sleeps past the time limit: a launcher that waited for it would end with the time limit's message
+    assert "time limit" not in message, "the failure must end the job at once, not at its time limit"
     assert "process 1 of 2 exited with code 3" in message and "loss went nan, giving up" in message
     assert "other processes were stopped" in message
     assert not alive(int((tmp_path / "pid0").read_text())), "process 0 must not outlive the job"
 
 
+@pytest.mark.slow
 def test_a_killed_process_is_reported_as_killed(tmp_path):
     body = "if pid == 0:\n    os.kill(os.getpid(), 9)\ntime.sleep(300)"
     with pytest.raises(WorkerFailed, match=r"process 0 of 2 was killed by signal 9"):
         launch(fake(body), 2, tmp_path, timeout=120, show="none")
 
 
-def test_a_hung_job_is_stopped_at_its_time_limit(tmp_path):
-    start = time.monotonic()
+@pytest.mark.slow
+def test_a_hung_job_is_stopped_at_its_time_limit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    body = "open(f'pid{pid}', 'w').write(str(os.getpid())); print('waiting for a peer', flush=True); time.sleep(300)"
     with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 3 s\): processes \[0, 1\]"):
-        launch(fake("print('waiting for a peer'); time.sleep(300)"), 2, tmp_path, timeout=3, show="none")
-    assert time.monotonic() - start < 15
+        launch(fake(body), 2, tmp_path / "logs", timeout=3, show="none")
+    assert not any(alive(int((tmp_path / f"pid{k}").read_text())) for k in (0, 1)), "both were stopped"
 
 
+@pytest.mark.slow
 def test_a_timeout_names_the_setting_its_value_and_what_to_do(tmp_path):
     with pytest.raises(WorkerFailed) as failure:
         launch(fake("print('Epoch 1/5', flush=True); time.sleep(300)"), 1, tmp_path, timeout=1, show="none",
@@ -182,6 +189,7 @@ def failure_of(body: str, count: int, log_dir: Path, **options) -> WorkerFailed:
     return failure.value
 
 
+@pytest.mark.slow
 def test_the_planted_crash_is_recognised_even_when_a_peer_stopped_too(tmp_path):
     """Process 1 dies as planted; process 0 stops with an error of its own (a peer that vanished): with both gone by
     the time the launcher looks, the killed one is the cause it reports, and the crash is the planted one."""
@@ -208,6 +216,7 @@ REAL_FAILURES = {  # case: (what every process runs, how many, what the message 
 
 
 @pytest.mark.parametrize("case", sorted(REAL_FAILURES))
+@pytest.mark.slow
 def test_real_failures_are_not_the_planted_crash(tmp_path, case):
     body, count, expected = REAL_FAILURES[case]
     failure = failure_of(body, count, tmp_path, timeout=2 if case == "a timeout" else 60)
@@ -291,11 +300,9 @@ def test_a_killed_worker_fails_the_job_clearly_and_it_resumes_in_step(tiny_data_
     from seedlings_utils.split import load_split
 
     run_dir = tmp_path / "job"
-    start = time.monotonic()
     with pytest.raises(WorkerFailed) as failure:
         distributed.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", fail_process=1, fail_in_epoch=1,
                             **TINY)
-    assert time.monotonic() - start < 300
     assert "process 1 of 2 was killed by signal 9" in str(failure.value)
     assert "dying on purpose in epoch 2" in str(failure.value) and failure.value.planted
     assert json.loads((run_dir / "checkpoint.json").read_text()) == {"epochs_done": 1}
@@ -323,10 +330,8 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
               "runpy.run_module('seedlings_utils.distributed', run_name='__main__')")
     command = [PY, "-c", script] + distributed.worker_command(
         data_dir=tiny_data_dir, out_dir=tmp_path / "job", **TINY)[3:]
-    start = time.monotonic()
     with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 20 s\)"):
         launch(command, 2, tmp_path / "job", timeout=20, show="none")
-    assert time.monotonic() - start < 40
 
 
 # ---- lesson 10's script: what the processes run is the notebook's cell ----

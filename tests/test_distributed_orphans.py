@@ -108,6 +108,7 @@ def start_launcher(command: list[str], count: int, log_dir: Path) -> subprocess.
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_no_process_outlives_a_launcher_killed_with_sigkill(tmp_path):
     launcher = start_launcher([PY, "-c", WORKER, str(tmp_path)], 4, tmp_path / "logs")
     pids: list[int] = []

@@ -1,33 +1,13 @@
 """Lesson 01's exercises reject the typical wrong answers, each with its own diagnosis."""
 
-import json
-from pathlib import Path
 
 import pytest
 
-from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson01 as ex
 
-from .conftest import define, rejected
+from .helpers import define, rejected
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_download_the_data.ipynb"
 HEADER = "import math\n\nimport numpy as np\nfrom PIL import Image\n"
-
-
-def notebook_starter(q):
-    """The learner's untouched cell for ``q``, run (its check prints "Not attempted yet"): the answer it defines."""
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and f"ex.{q.name}.check(" in
-                  "".join(c["source"]))
-    namespace = {"ex": ex}
-    exec(source, namespace)
-    return namespace[q.answer_name]
-
-
-@pytest.mark.parametrize("q", [ex.q1, ex.q2], ids=["q1", "q2"])
-def test_untouched_starter_is_not_attempted_and_the_solution_passes(q):
-    assert q.evaluate(notebook_starter(q)).status == NOT_ATTEMPTED
-    assert q.evaluate(q.solution_namespace()[q.answer_name]).status == CORRECT
 
 
 Q1_WRONG = {

@@ -1,6 +1,5 @@
 """Lesson 02's exercises reject the typical wrong answers, each with its own diagnosis."""
 
-import json
 import os
 import shutil
 import uuid
@@ -8,27 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT, INCORRECT
 from seedlings_utils.exercises import lesson02 as ex
 from seedlings_utils.flatten import copy_into_one_folder, unique_name
-
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_flatten_into_one_folder.ipynb"
-
-
-def notebook_starter(q):
-    """The learner's untouched cell for ``q``, run (its check prints "Not attempted yet"): the answer it defines."""
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and f"ex.{q.name}.check(" in
-                  "".join(c["source"]))
-    namespace = {"ex": ex}
-    exec(source, namespace)
-    return namespace[q.answer_name]
-
-
-@pytest.mark.parametrize("q", [ex.q1, ex.q2], ids=["q1", "q2"])
-def test_untouched_starter_is_not_attempted(q, capsys):
-    assert q.evaluate(notebook_starter(q)).status == NOT_ATTEMPTED
-    assert "Not attempted yet" in capsys.readouterr().out
 
 
 def files_of(root):

@@ -7,25 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT, INCORRECT
 from seedlings_utils.exercises import lesson03 as ex
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_index_filenames_and_labels.ipynb"
+from .helpers import WrongAnswers, rejected
 
-
-def notebook_starter(q):
-    """The learner's untouched cell for ``q``, run (its check prints "Not attempted yet"): the answer it defines."""
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and f"ex.{q.name}.check(" in
-                  "".join(c["source"]))
-    namespace = {"ex": ex}
-    exec(source, namespace)
-    return namespace[q.answer_name]
-
-
-@pytest.mark.parametrize("q", [ex.q1, ex.q2], ids=["q1", "q2"])
-def test_untouched_starter_is_not_attempted(q):
-    assert q.evaluate(notebook_starter(q)).status == NOT_ATTEMPTED
+WRONG = WrongAnswers()
 
 
 def read_rows(csv_path):
@@ -33,6 +20,7 @@ def read_rows(csv_path):
         return list(csv.DictReader(f))
 
 
+@WRONG(ex.q1, "the order in which the table first names each species")
 def counter_2019(csv_path):  # a new number at each species met, in the order the rows are read
     rows, classes, labels = read_rows(csv_path), [], []
     for row in rows:
@@ -42,17 +30,20 @@ def counter_2019(csv_path):  # a new number at each species met, in the order th
     return np.array([r["file"] for r in rows]), np.array(labels), classes
 
 
+@WRONG(ex.q1, "labels whose numbering follows the order rows were read in")
 def sorted_classes_but_counter_labels(csv_path):
     filenames, labels, classes = counter_2019(csv_path)
     return filenames, labels, sorted(classes)
 
 
+@WRONG(ex.q1, "the order in which the table first names each species")
 def np_unique_labels_but_first_seen_classes(csv_path):  # right labels, classes listed as met
     rows = read_rows(csv_path)
     _, labels = np.unique([r["species"] for r in rows], return_inverse=True)
     return np.array([r["file"] for r in rows]), labels, list(dict.fromkeys(r["species"] for r in rows))
 
 
+@WRONG(ex.q1, "that is one-hot")
 def one_hot(csv_path):
     rows = read_rows(csv_path)
     classes = sorted({r["species"] for r in rows})
@@ -60,12 +51,14 @@ def one_hot(csv_path):
         classes
 
 
+@WRONG(ex.q1, "not integers")
 def names_as_labels(csv_path):
     rows = read_rows(csv_path)
     return np.array([r["file"] for r in rows]), np.array([r["species"] for r in rows]), \
         sorted({r["species"] for r in rows})
 
 
+@WRONG(ex.q1, "dtype=object")
 def object_filenames(csv_path):  # what a pandas column gives
     rows = read_rows(csv_path)
     classes = sorted({r["species"] for r in rows})
@@ -73,17 +66,20 @@ def object_filenames(csv_path):  # what a pandas column gives
         classes
 
 
+@WRONG(ex.q1, "keep the rows' order")
 def sorted_filenames(csv_path):  # labels in row order, names sorted: the parallel arrays no longer match
     rows = read_rows(csv_path)
     classes = sorted({r["species"] for r in rows})
     return np.array(sorted(r["file"] for r in rows)), np.array([classes.index(r["species"]) for r in rows]), classes
 
 
+@WRONG(ex.q1, "return three things")
 def only_two(csv_path):
     filenames, labels, _ = ex.q1.solution_namespace()["index_from_csv"](csv_path)
     return filenames, labels
 
 
+@WRONG(ex.q1, "that is the data set in memory")
 def loads_every_image(csv_path):  # the 2019 recipe's habit: the pixels of all the images in one array
     from PIL import Image
 
@@ -93,6 +89,7 @@ def loads_every_image(csv_path):  # the 2019 recipe's habit: the pixels of all t
     return ex.q1.solution_namespace()["index_from_csv"](csv_path)
 
 
+@WRONG(ex.q1, "decoded images at once")
 def keeps_every_image_open(csv_path):
     from PIL import Image
 
@@ -100,23 +97,6 @@ def keeps_every_image_open(csv_path):
     images = [Image.open(Path(csv_path).parent / r["file"]).convert("RGB") for r in rows]
     assert all(image.size == (200, 200) for image in images)
     return ex.q1.solution_namespace()["index_from_csv"](csv_path)
-
-
-@pytest.mark.parametrize(("wrong", "message"), [
-    (counter_2019, "the order in which the table first names each species"),
-    (sorted_classes_but_counter_labels, "labels whose numbering follows the order rows were read in"),
-    (np_unique_labels_but_first_seen_classes, "the order in which the table first names each species"),
-    (one_hot, "that is one-hot"),
-    (names_as_labels, "not integers"),
-    (object_filenames, "dtype=object"),
-    (sorted_filenames, "keep the rows' order"),
-    (only_two, "return three things"),
-    (loads_every_image, "that is the data set in memory"),
-    (keeps_every_image_open, "decoded images at once"),
-])
-def test_q1_rejects_typical_mistakes(wrong, message):
-    outcome = ex.q1.evaluate(wrong)
-    assert outcome.status == INCORRECT and message in outcome.message, outcome
 
 
 def test_q1_rejects_labels_that_change_with_the_order():
@@ -145,40 +125,33 @@ def test_q1_accepts_np_unique_and_opening_one_image_at_a_time():
     assert ex.q1.evaluate(with_np_unique).status == CORRECT
 
 
+@WRONG(ex.q2, "np.load cannot read filenames.npy without allow_pickle=True")
 def save_as_is(data_dir, filenames, labels, classes):  # the object array gets pickled
     np.save(Path(data_dir) / "filenames.npy", filenames)
     np.save(Path(data_dir) / "labels.npy", np.array(labels))
     (Path(data_dir) / "classes.json").write_text(json.dumps(classes))
 
 
+@WRONG(ex.q2, "classes.json is missing")
 def without_classes(data_dir, filenames, labels, classes):
     np.save(Path(data_dir) / "filenames.npy", np.asarray(filenames, dtype=str))
     np.save(Path(data_dir) / "labels.npy", np.asarray(labels))
 
 
+@WRONG(ex.q2, "labels.npy holds float32, not integers")
 def float_labels(data_dir, filenames, labels, classes):
     np.save(Path(data_dir) / "filenames.npy", np.asarray(filenames, dtype=str))
     np.save(Path(data_dir) / "labels.npy", np.asarray(labels, dtype=np.float32))
     (Path(data_dir) / "classes.json").write_text(json.dumps(classes))
 
 
+@WRONG(ex.q2, "classes.json is missing")
 def classes_as_npy(data_dir, filenames, labels, classes):
     np.save(Path(data_dir) / "filenames.npy", np.asarray(filenames, dtype=str))
     np.save(Path(data_dir) / "labels.npy", np.asarray(labels))
     np.save(Path(data_dir) / "classes.npy", np.asarray(classes))
 
 
-@pytest.mark.parametrize(("wrong", "message"), [
-    (save_as_is, "np.load cannot read filenames.npy without allow_pickle=True"),
-    (without_classes, "classes.json is missing"),
-    (classes_as_npy, "classes.json is missing"),
-    (float_labels, "labels.npy holds float32, not integers"),
-])
-def test_q2_rejects_typical_mistakes(wrong, message):
-    outcome = ex.q2.evaluate(wrong)
-    assert outcome.status == INCORRECT and message in outcome.message, outcome
-
-
-def test_solutions_pass():
-    for q in (ex.q1, ex.q2):
-        assert q.evaluate(q.solution_namespace()[q.answer_name]).status == CORRECT
+@pytest.mark.parametrize("q, answer, phrases", WRONG.cases)
+def test_typical_mistakes_are_rejected(q, answer, phrases):
+    rejected(q, answer, *phrases)

@@ -1,6 +1,5 @@
 """Lesson 05's exercises reject the typical wrong answers, each with its own diagnosis."""
 
-import json
 import math
 from pathlib import Path
 
@@ -9,36 +8,12 @@ import numpy as np
 import pytest
 
 from seedlings_utils.dataset import load_image
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT
 from seedlings_utils.exercises import lesson05 as ex
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_a_pydataset_that_reads_from_disk.ipynb"
+from .helpers import WrongAnswers, rejected
 
-
-def notebook_starter(q):
-    """The learner's untouched cell for ``q``, run (its check prints "Not attempted yet"): the answer it defines."""
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    source = next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and f"ex.{q.name}.check(" in
-                  "".join(c["source"]))
-    namespace = {"ex": ex, "keras": keras, "np": np, "math": math, "Path": Path, "load_image": load_image}
-    exec(source, namespace)
-    return namespace[q.answer_name]
-
-
-@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3], ids=["q1", "q2", "q3"])
-def test_untouched_starter_is_not_attempted(q):
-    assert q.evaluate(notebook_starter(q)).status == NOT_ATTEMPTED
-
-
-@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3], ids=["q1", "q2", "q3"])
-def test_reference_solution_passes(q):
-    assert q.evaluate(q.solution_namespace()[q.answer_name]).status == CORRECT
-
-
-def incorrect(q, answer) -> str:
-    outcome = q.evaluate(answer)
-    assert outcome.status == INCORRECT, outcome
-    return outcome.message
+WRONG = WrongAnswers()
 
 
 # ---- exercise 1: NpyBatches -------------------------------------------------------------------------------------
@@ -63,12 +38,14 @@ class NpyBatches(keras.utils.PyDataset):
         return self.read(self.filenames[rows]).astype(np.float32) / 255, self.labels[rows]
 
 
+@WRONG(ex.q1, "super().__init__(**kwargs)")
 class NoSuperCall(NpyBatches):  # the 2019 mistake: Keras warns, and the workers are lost
     def __init__(self, folder, filenames, labels, batch_size=32, **kwargs):
         self.folder, self.filenames, self.labels = Path(folder), np.asarray(filenames), np.asarray(labels)
         self.batch_size = batch_size
 
 
+@WRONG(ex.q1, "Keras sees workers=1")
 class SuperWithoutKwargs(NpyBatches):
     def __init__(self, folder, filenames, labels, batch_size=32, **kwargs):
         keras.utils.PyDataset.__init__(self)
@@ -76,11 +53,13 @@ class SuperWithoutKwargs(NpyBatches):
         self.batch_size = batch_size
 
 
+@WRONG(ex.q1, "accept **kwargs")
 class NoKwargs(NpyBatches):
     def __init__(self, folder, filenames, labels, batch_size=32):
         super().__init__(folder, filenames, labels, batch_size)
 
 
+@WRONG(ex.q1, "the whole data set in memory")
 class PreloadsEverything(NpyBatches):  # the whole data set in memory, read once in __init__
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -91,6 +70,7 @@ class PreloadsEverything(NpyBatches):  # the whole data set in memory, read once
         return self.images[rows].astype(np.float32) / 255, self.labels[rows]
 
 
+@WRONG(ex.q1, "the whole data set in memory")
 class PreloadsAsList(PreloadsEverything):  # the same, as a list of arrays
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -101,6 +81,7 @@ class PreloadsAsList(PreloadsEverything):  # the same, as a list of arrays
         return np.stack(self.images[rows]).astype(np.float32) / 255, self.labels[rows]
 
 
+@WRONG(ex.q1, "keeps the images it has read")
 class CachesWhatItReads(NpyBatches):  # a memo that grows to the whole data set after one epoch
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,34 +93,40 @@ class CachesWhatItReads(NpyBatches):  # a memo that grows to the whole data set 
         return self.cache[index]
 
 
+@WRONG(ex.q1, "last partial batch is missing")
 class DropsLastBatch(NpyBatches):
     def __len__(self):
         return len(self.filenames) // self.batch_size
 
 
+@WRONG(ex.q1, "__len__ counts batches, not images")
 class CountsImages(NpyBatches):
     def __len__(self):
         return len(self.filenames)
 
 
+@WRONG(ex.q1, "not scaled")
 class NotScaled(NpyBatches):
     def __getitem__(self, index):
         images, labels = super().__getitem__(index)
         return images * 255, labels
 
 
+@WRONG(ex.q1, "scaled twice")
 class ScalesTwice(NpyBatches):
     def __getitem__(self, index):
         images, labels = super().__getitem__(index)
         return images / 255, labels
 
 
+@WRONG(ex.q1, "return float32")
 class Float64(NpyBatches):
     def __getitem__(self, index):
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
         return self.read(self.filenames[rows]) / 255, self.labels[rows]
 
 
+@WRONG(ex.q1, "came with labels")
 class LabelsOffByOne(NpyBatches):
     def __getitem__(self, index):
         images, labels = super().__getitem__(index)
@@ -150,61 +137,22 @@ def test_q1_accepts_the_right_answer():
     assert ex.q1.evaluate(NpyBatches).status == CORRECT
 
 
-@pytest.mark.parametrize("answer, words", [
-    (PreloadsEverything, "the whole data set in memory"),
-    (PreloadsAsList, "the whole data set in memory"),
-    (CachesWhatItReads, "keeps the images it has read"),
-    (NoSuperCall, "super().__init__(**kwargs)"),
-    (SuperWithoutKwargs, "Keras sees workers=1"),
-    (NoKwargs, "accept **kwargs"),
-    (DropsLastBatch, "last partial batch is missing"),
-    (CountsImages, "__len__ counts batches, not images"),
-    (NotScaled, "not scaled"),
-    (ScalesTwice, "scaled twice"),
-    (Float64, "return float32"),
-    (LabelsOffByOne, "came with labels"),
-], ids=lambda v: getattr(v, "__name__", None))
-def test_q1_typical_mistakes(answer, words):
-    assert words in incorrect(ex.q1, answer)
-
-
 def test_q1_the_memory_messages_say_so():
-    assert "in memory" in incorrect(ex.q1, PreloadsEverything)
-    assert "in memory" in incorrect(ex.q1, CachesWhatItReads)
+    assert "in memory" in rejected(ex.q1, PreloadsEverything)
+    assert "in memory" in rejected(ex.q1, CachesWhatItReads)
 
 
 def test_q1_something_else_than_a_class():
-    assert "pass the class itself" in incorrect(ex.q1, "NpyBatches")
+    assert "pass the class itself" in rejected(ex.q1, "NpyBatches")
 
 
 # ---- exercise 2: Shuffled, an order from (seed, epoch) ----------------------------------------------------------
 
 
-class Shuffled(keras.utils.PyDataset):
-    """A right answer, which the wrong ones below change in one place each."""
-
-    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, seed=0, epoch=0, **kwargs):
-        super().__init__(**kwargs)
-        self.image_dir, self.filenames, self.labels = Path(image_dir), np.asarray(filenames), np.asarray(labels)
-        self.batch_size, self.image_size, self.seed, self.epoch = batch_size, image_size, seed, epoch
-        self.draw()
-
-    def draw(self):
-        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.filenames))
-
-    def __len__(self):
-        return math.ceil(len(self.filenames) / self.batch_size)
-
-    def __getitem__(self, index):
-        picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        names = self.filenames[picked]
-        return np.stack([load_image(self.image_dir / n, self.image_size) for n in names]), self.labels[picked]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.draw()
+Shuffled = ex.q2.solution_namespace()["Shuffled"]  # a right answer, which the wrong ones below change in one place each
 
 
+@WRONG(ex.q2, "a data set made with epoch=2 (a run resumed at its third epoch)")
 class OneGenerator(Shuffled):  # the lesson's SeedlingsDataset: right in one process, not across a resume
     def draw(self):
         if not hasattr(self, "rng"):
@@ -212,22 +160,26 @@ class OneGenerator(Shuffled):  # the lesson's SeedlingsDataset: right in one pro
         self.order = self.rng.permutation(len(self.filenames))
 
 
+@WRONG(ex.q2, "epoch 2 repeated an earlier epoch's order")
 class NeverReshuffles(Shuffled):  # the 2019 class: the same batches every epoch
     def on_epoch_end(self):
         pass
 
 
+@WRONG(ex.q2, "a generator made anew from the seed alone gives the same order again")
 class SeedWithoutEpoch(Shuffled):  # a new generator from the seed alone draws the same order again
     def draw(self):
         self.order = np.random.default_rng(self.seed).permutation(len(self.filenames))
 
 
+@WRONG(ex.q2, "the first epoch read the images in file order")
 class FirstEpochInFileOrder(Shuffled):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.order = np.arange(len(self.filenames))
 
 
+@WRONG(ex.q2, "came with labels")
 class ShufflesNamesOnly(Shuffled):  # labels stay where they were: pairs broken
     def __getitem__(self, index):
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
@@ -235,17 +187,20 @@ class ShufflesNamesOnly(Shuffled):  # labels stay where they were: pairs broken
         return np.stack([load_image(self.image_dir / n, self.image_size) for n in names]), self.labels[rows]
 
 
+@WRONG(ex.q2, "more than once")
 class DrawsWithReplacement(Shuffled):  # rng.integers: some images twice, some never
     def draw(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.order = rng.integers(0, len(self.filenames), len(self.filenames))
 
 
+@WRONG(ex.q2, "two data sets made with seed=0 started in different orders")
 class IgnoresSeed(Shuffled):
     def draw(self):
         self.order = np.random.default_rng().permutation(len(self.filenames))
 
 
+@WRONG(ex.q2, "the seed is ignored")
 class FixedSeed(Shuffled):
     def draw(self):
         self.order = np.random.default_rng([1234, self.epoch]).permutation(len(self.filenames))
@@ -253,20 +208,6 @@ class FixedSeed(Shuffled):
 
 def test_q2_accepts_the_right_answer():
     assert ex.q2.evaluate(Shuffled).status == CORRECT
-
-
-@pytest.mark.parametrize("answer, words", [
-    (OneGenerator, "a data set made with epoch=2 (a run resumed at its third epoch)"),
-    (NeverReshuffles, "epoch 2 repeated an earlier epoch's order"),
-    (SeedWithoutEpoch, "a generator made anew from the seed alone gives the same order again"),
-    (FirstEpochInFileOrder, "the first epoch read the images in file order"),
-    (ShufflesNamesOnly, "came with labels"),
-    (DrawsWithReplacement, "more than once"),
-    (IgnoresSeed, "two data sets made with seed=0 started in different orders"),
-    (FixedSeed, "the seed is ignored"),
-], ids=lambda v: getattr(v, "__name__", None))
-def test_q2_typical_mistakes(answer, words):
-    assert words in incorrect(ex.q2, answer)
 
 
 # ---- exercise 3: loader_settings ---------------------------------------------------------------------------------
@@ -305,9 +246,14 @@ def test_q3_accepts_the_right_answer_and_one_core_left_for_the_main_process():
 ], ids=["threads-for-python", "too-many-processes", "too-few-processes", "processes-for-pillow",
         "processes-for-waiting", "one-per-core-for-waiting", "too-few-threads", "too-many-threads"])
 def test_q3_typical_mistakes(answer, words):
-    assert words in incorrect(ex.q3, answer)
+    assert words in rejected(ex.q3, answer)
 
 
 def test_q3_answer_of_the_wrong_shape():
-    assert "exactly the keys" in incorrect(ex.q3, lambda kind, cores: (cores, False))
-    assert "whole number" in incorrect(ex.q3, lambda kind, cores: dict(workers=0, use_multiprocessing=False))
+    assert "exactly the keys" in rejected(ex.q3, lambda kind, cores: (cores, False))
+    assert "whole number" in rejected(ex.q3, lambda kind, cores: dict(workers=0, use_multiprocessing=False))
+
+
+@pytest.mark.parametrize("q, answer, phrases", WRONG.cases)
+def test_typical_mistakes_are_rejected(q, answer, phrases):
+    rejected(q, answer, *phrases)

@@ -5,19 +5,14 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import pytest
 
-from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT
 from seedlings_utils.exercises import lesson06 as ex
-from tools.lessons import NOTEBOOKS_DIR
 
-from .conftest import define, rejected
-
-NOTEBOOK = NOTEBOOKS_DIR / "06_train_and_evaluate_a_cnn.ipynb"
-
+from .helpers import define, rejected
 
 # ---- Exercise 1: output layer and loss for integer labels ------------------------------------------------
 
@@ -38,43 +33,29 @@ def build_tiny_classifier(num_classes, image_size, one_hot=False):
 ''', "build_tiny_classifier")
 
 
-def test_q1_rejects_categorical_crossentropy_with_integer_labels():
-    wrong = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
-        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, wrong, "categorical_crossentropy expects one-hot labels", "sparse_categorical_crossentropy")
+def head(output='Dense(num_classes, activation="softmax")', loss="sparse_categorical_crossentropy",
+         metrics=True, compiled=True) -> str:
+    """The last lines of a build_tiny_classifier: its output layer, and its compile call (if ``compiled``)."""
+    lines = f"model = keras.Model(inputs, layers.{output}(x))\n"
+    if compiled:
+        lines += f'model.compile(optimizer="adam", loss="{loss}"' + (', metrics=["accuracy"]' if metrics else "") + ")"
+    return lines
 
 
-def test_q1_rejects_one_output_instead_of_one_per_class():
-    wrong = classifier('''
-        model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, wrong, "output shape is (None, 1)", "(None, 3)")
-
-
-def test_q1_rejects_sigmoid_outputs_that_are_not_a_distribution():
-    wrong = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="sigmoid")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, wrong, "not 1", "activation='softmax'")
-
-
-def test_q1_rejects_binary_crossentropy_and_a_model_without_accuracy_or_compile():
-    binary = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="sigmoid")(x))
-        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, binary, "binary_crossentropy is for yes/no")
-    no_metric = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    ''')
-    rejected(ex.q1, no_metric, "metrics=['accuracy']")
-    uncompiled = classifier('model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))')
-    rejected(ex.q1, uncompiled, "not compiled")
+@pytest.mark.parametrize("changes, phrases", [
+    (dict(loss="categorical_crossentropy"),
+     ("categorical_crossentropy expects one-hot labels", "sparse_categorical_crossentropy")),
+    (dict(output='Dense(1, activation="sigmoid")'), ("output shape is (None, 1)", "(None, 3)")),
+    (dict(output='Dense(num_classes, activation="sigmoid")'), ("not 1", "activation='softmax'")),
+    (dict(output='Dense(num_classes, activation="sigmoid")', loss="binary_crossentropy"),
+     ("binary_crossentropy is for yes/no",)),
+    (dict(metrics=False), ("metrics=['accuracy']",)),
+    (dict(compiled=False), ("not compiled",)),
+    (dict(), ("one_hot=True", "still sparse_categorical_crossentropy", "categorical_crossentropy")),  # always sparse
+], ids=["categorical-for-integers", "one-output", "sigmoid", "binary", "no-accuracy", "not-compiled",
+        "sparse-for-one-hot"])
+def test_q1_rejects_wrong_outputs_and_losses(changes, phrases):
+    rejected(ex.q1, classifier(head(**changes)), *phrases)
 
 
 def test_q1_accepts_logits_with_from_logits():
@@ -84,14 +65,6 @@ def test_q1_accepts_logits_with_from_logits():
         model.compile(optimizer="adam", loss=losses[0 if one_hot else 1](from_logits=True), metrics=["accuracy"])
     ''')
     assert ex.q1.evaluate(logits).status == CORRECT
-
-
-def test_q1_rejects_the_sparse_loss_for_one_hot_rows():
-    always_sparse = classifier('''
-        model = keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ''')
-    rejected(ex.q1, always_sparse, "one_hot=True", "still sparse_categorical_crossentropy", "categorical_crossentropy")
 
 
 def test_q1_rejects_an_answer_without_the_one_hot_argument():
@@ -205,32 +178,38 @@ def callbacks(**changes: str):
     return define(CALLBACKS.format(**{**RIGHT, **changes}), "resumable_callbacks")
 
 
+@pytest.mark.slow
 def test_q3_accepts_the_template_written_right():
     assert ex.q3.evaluate(callbacks()).status == CORRECT
 
 
+@pytest.mark.slow
 def test_q3_rejects_a_checkpoint_that_forgets_the_best_score_on_resume():
     rejected(ex.q3, callbacks(threshold="None"), "after the resume, epoch 4", "overwrote model.keras",
              "initial_value_threshold")
 
 
+@pytest.mark.slow
 def test_q3_rejects_the_last_rows_score_as_threshold():
     rejected(ex.q3, callbacks(threshold='float(rows[-1]["val_loss"])'), "epoch 5", "last epoch's val_loss",
              "lowest")
 
 
+@pytest.mark.slow
 def test_q3_rejects_the_lessons_val_accuracy_and_save_everything():
     rejected(ex.q3, callbacks(monitor="val_accuracy", threshold="None"), "when val_accuracy improved",
              'monitor="val_loss"')
     rejected(ex.q3, callbacks(best="False"), "after every epoch", "save_best_only=True")
 
 
+@pytest.mark.slow
 def test_q3_rejects_a_threshold_read_from_an_earlier_runs_history():
     # a fresh run (no training_backup/) obeys the best score of a finished run's history.csv: no epoch beats it
     rejected(ex.q3, callbacks(condition='(results_dir / "history.csv").is_file()'), "a fresh run",
              "model.keras was never written", "old history.csv", "only when resuming")
 
 
+@pytest.mark.slow
 def test_q3_rejects_always_appending_to_history():
     # a fresh run appends its rows under a finished run's
     rejected(ex.q3, callbacks(append="True"), "the 3 rows of an earlier, finished run",
@@ -241,21 +220,7 @@ def test_q3_rejects_always_appending_to_history():
     (dict(backup=""), "ran 5 epochs, not the 2 missing ones"),
     (dict(append="False"), "history.csv holds epochs 4, 5"),
 ], ids=["no-backup", "history-restarted"])
+@pytest.mark.slow
 def test_q3_rejects_no_resume_and_a_restarted_history(changes, phrase):
     rejected(ex.q3, callbacks(**changes), phrase)
 
-
-# ---- The notebook's untouched starters -------------------------------------------------------------------
-
-
-def test_untouched_starters_are_not_attempted(capsys):
-    import keras
-    from keras import layers
-
-    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
-    for q in ex.q1, ex.q2, ex.q3:
-        (starter,) = [c for c in cells if f"ex.{q.name}.check(" in c]
-        namespace = {"ex": ex, "keras": keras, "layers": layers}
-        exec(starter, namespace)  # the cell as a learner first runs it: it must not raise
-        assert q.evaluate(namespace[q.answer_name]).status == NOT_ATTEMPTED
-        assert "Not attempted yet" in capsys.readouterr().out

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import textwrap
 
-import pytest
-
-from seedlings_utils.exercises import CORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT
 from seedlings_utils.exercises import lesson08 as ex
 
-from .conftest import REPO, rejected
+from .helpers import REPO, rejected
 
 HEADER = """
 import tensorflow as tf
@@ -263,27 +261,7 @@ def test_q3_no_reshuffle_after_the_cache():
     rejected(ex.q3, wrong, "reshuffle_each_iteration=False", "replays the same order")
 
 
-# ---- The notebook's starters ------------------------------------------------------------------------------
-
-def starters() -> dict[str, str]:
-    """The exercise cells of the notebook, without their ``ex.qN.check(...)`` line, by answer name."""
-    notebook = json.loads((REPO / "notebooks" / "08_the_same_job_with_tf_data.ipynb").read_text())
-    found = {}
-    for cell in notebook["cells"]:
-        text = "".join(cell["source"])
-        for q in (ex.q1, ex.q2, ex.q3, ex.q4):
-            if cell["cell_type"] == "code" and f"ex.{q.name}.check({q.answer_name})" in text:
-                found[q.answer_name] = text.replace(f"ex.{q.name}.check({q.answer_name})", "")
-    return found
-
-
-@pytest.mark.parametrize("q", [ex.q1, ex.q2, ex.q3, ex.q4], ids=lambda q: q.name)
-def test_the_untouched_starter_is_not_attempted(q):
-    source = starters()[q.answer_name]
-    assert "raise NotImplementedError  # your code here" in source
-    outcome = q.evaluate(answer(source, q.answer_name))
-    assert outcome.status == NOT_ATTEMPTED, outcome
-
+# ---- The notebook's broken examples -----------------------------------------------------------------------
 
 def test_the_exercises_leaky_and_zipped_code_is_what_the_tests_reject():
     """The broken code shown in the notebook is the broken code these tests reject."""

@@ -1,16 +1,15 @@
 """Lesson 10's exercises reject the typical wrong answers, each with a message naming the problem."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
+from seedlings_utils.exercises import CORRECT, INCORRECT
 from seedlings_utils.exercises import lesson10 as ex
 
-from .conftest import REPO
-from .conftest import define as define_answer
+from .helpers import define as define_answer
+from .helpers import rejected
 
 
 def define(source: str, name: str):
@@ -67,53 +66,28 @@ def test_q1_rejects_wrong_shards(case):
     assert outcome.status == INCORRECT and expected in outcome.message, (case, outcome)
 
 
+PLAN = """
+def plan(devices, num_processes, global_batch):
+    if global_batch % {split_over}:
+        raise ValueError("uneven")
+    return {distribution}, {local_batch}
+"""
+RIGHT_PLAN = dict(split_over="len(devices)", distribution="keras.distribution.DataParallel(devices=devices, "
+                  "auto_shard_dataset=False)", local_batch="global_batch // num_processes")
+MODEL_PARALLEL = ("keras.distribution.ModelParallel(layout_map=keras.distribution.LayoutMap("
+                  'keras.distribution.DeviceMesh((len(devices),), ["model"], devices)))')
+
+#: Each wrong plan: the part of the right one it changes, and what its check must say.
 WRONG_PLANS = {
-    "this host's devices only": ('''
-        def plan(devices, num_processes, global_batch):
-            if global_batch % len(devices):
-                raise ValueError("uneven")
-            mine = devices[:len(devices) // num_processes]
-            distribution = keras.distribution.DataParallel(devices=mine, auto_shard_dataset=False)
-            return distribution, global_batch // num_processes
-        ''', "devices of all processes"),
-    "auto-sharding left on": ('''
-        def plan(devices, num_processes, global_batch):
-            if global_batch % len(devices):
-                raise ValueError("uneven")
-            return keras.distribution.DataParallel(devices=devices), global_batch // num_processes
-        ''', "auto_shard_dataset=False"),
-    "one device's batch": ('''
-        def plan(devices, num_processes, global_batch):
-            if global_batch % len(devices):
-                raise ValueError("uneven")
-            distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
-            return distribution, global_batch // len(devices)
-        ''', "one device's share"),
-    "the whole global batch in every process": ('''
-        def plan(devices, num_processes, global_batch):
-            if global_batch % len(devices):
-                raise ValueError("uneven")
-            return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False), global_batch
-        ''', "whole global batch"),
-    "split checked over the processes only": ('''
-        def plan(devices, num_processes, global_batch):
-            if global_batch % num_processes:
-                raise ValueError("uneven")
-            distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
-            return distribution, global_batch // num_processes
-        ''', "not only over the processes"),
-    "a model-parallel distribution": ('''
-        def plan(devices, num_processes, global_batch):
-            if global_batch % len(devices):
-                raise ValueError("uneven")
-            mesh = keras.distribution.DeviceMesh((len(devices),), ["model"], devices)
-            layout = keras.distribution.LayoutMap(mesh)
-            return keras.distribution.ModelParallel(layout_map=layout), global_batch // num_processes
-        ''', "not a keras.distribution.DataParallel"),
-    "only the distribution": ('''
-        def plan(devices, num_processes, global_batch):
-            return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
-        ''', "return a pair"),
+    "this host's devices only": (dict(distribution="keras.distribution.DataParallel("
+                                      "devices=devices[:len(devices) // num_processes], auto_shard_dataset=False)"),
+                                 "devices of all processes"),
+    "auto-sharding left on": (dict(distribution="keras.distribution.DataParallel(devices=devices)"),
+                              "auto_shard_dataset=False"),
+    "one device's batch": (dict(local_batch="global_batch // len(devices)"), "one device's share"),
+    "the whole global batch in every process": (dict(local_batch="global_batch"), "whole global batch"),
+    "split checked over the processes only": (dict(split_over="num_processes"), "not only over the processes"),
+    "a model-parallel distribution": (dict(distribution=MODEL_PARALLEL), "not a keras.distribution.DataParallel"),
 }
 
 
@@ -121,19 +95,20 @@ WRONG_PLANS = {
 def test_q2_rejects_wrong_plans(case):
     import keras
 
-    source, expected = WRONG_PLANS[case]
-    outcome = ex.q2.evaluate(define_answer(source, "plan", keras=keras))
-    assert outcome.status == INCORRECT and expected in outcome.message, (case, outcome)
+    changes, expected = WRONG_PLANS[case]
+    rejected(ex.q2, define_answer(PLAN.format(**{**RIGHT_PLAN, **changes}), "plan", keras=keras), expected)
 
 
-def test_solutions_pass_and_the_notebooks_starters_are_not_attempted():
-    for q in (ex.q1, ex.q2):
-        assert ex.q1.evaluate(ex.q1.solution_namespace()["block_shard"]).status == CORRECT
-        assert q.evaluate(q.solution_namespace()[q.answer_name]).status == CORRECT
-    cells = json.loads((REPO / "notebooks" / "10_beyond_one_machine.ipynb").read_text())["cells"]
-    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    for q in (ex.q1, ex.q2):
-        starter = next(c for c in code if f"ex.{q.name}.check(" in c)
-        namespace: dict = {"ex": ex}
-        exec(starter.replace(f"ex.{q.name}.check({q.answer_name})", ""), namespace)
-        assert q.evaluate(namespace[q.answer_name]).status == NOT_ATTEMPTED
+def test_q2_rejects_a_plan_that_returns_only_the_distribution():
+    import keras
+
+    only = define_answer(PLAN.format(**RIGHT_PLAN).replace(", global_batch // num_processes\n", "\n"), "plan",
+                         keras=keras)
+    rejected(ex.q2, only, "return a pair")
+
+
+def test_q2_the_template_is_right():
+    import keras
+
+    assert ex.q2.evaluate(define_answer(PLAN.format(**RIGHT_PLAN), "plan", keras=keras)).status == CORRECT
+

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 import shutil
 from pathlib import Path
 
 import pytest
 
 from seedlings_utils import exercises
-from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED, Exercise, Incorrect, lesson_exercises
+from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED, Exercise, Incorrect
 from tools import export
 from tools.lessons import lesson_notebooks
 
-LESSON_MODULES = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__) if m.name.startswith("lesson"))
-ALL_EXERCISES = [
-    (name, q)
-    for name in LESSON_MODULES
-    for q in lesson_exercises(importlib.import_module(f"seedlings_utils.exercises.{name}"))
-]
+from .helpers import every_exercise
+
+ALL_EXERCISES = every_exercise()
+LESSON_MODULES = sorted({name for name, _ in ALL_EXERCISES})
 
 
 def test_the_package_is_what_the_notebooks_export():
@@ -86,7 +82,13 @@ def test_every_lesson_ends_with_two_to_four_exercises():
             assert f"ex.{q.name}.check(" in text, f"{notebook.name} never checks {q.name}"
 
 
-@pytest.mark.parametrize("lesson, q", ALL_EXERCISES, ids=[f"{n}.{q.name}" for n, q in ALL_EXERCISES])
+#: The exercises whose check trains a model (slow: make test-fast leaves them out).
+TRAINS_A_MODEL = {("lesson06", "q3")}
+
+
+@pytest.mark.parametrize("lesson, q", [
+    pytest.param(n, q, id=f"{n}.{q.name}", marks=[pytest.mark.slow] if (n, q.name) in TRAINS_A_MODEL else [])
+    for n, q in ALL_EXERCISES])
 def test_reference_solution_passes_its_check(lesson, q, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     answer = q.solution_namespace()[q.answer_name]

@@ -19,7 +19,7 @@ from seedlings_utils.index import build_index, labels_from_species, load_classes
 from seedlings_utils.pipeline import ensure_split
 from seedlings_utils.split import SPLIT_FILES, load_split, save_split, split_train_val, stratifiable, zip_folder
 
-from .conftest import TINY_SPECIES, make_kaggle_tree
+from .helpers import TINY_SPECIES, make_kaggle_tree
 
 
 def test_list_training_images_is_sorted_and_skips_hidden_and_non_images(kaggle_tree):

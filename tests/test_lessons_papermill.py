@@ -15,9 +15,9 @@ from seedlings_utils.synthetic import synthetic_class_counts
 from tools import site
 from tools.lessons import headline, lesson_notebooks, run_lessons
 
-from .conftest import QUICK_PARAMETERS
+from .helpers import QUICK_PARAMETERS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long_file(1)]
 
 #: What lessons 01-04 leave: a re-run must give exactly the same bytes.
 REPEATABLE = ["raw", "all_images", "all_images.csv", "skipped.csv", "filenames.npy", "labels.npy", "classes.json",

@@ -53,6 +53,7 @@ def test_the_course_lessons_need_what_they_rebuild():
     assert len(later) >= 6 and all(needs[lesson] == {"01", "02", "03", "04"} for lesson in later)
 
 
+@pytest.mark.slow
 def test_a_failing_lesson_is_reported_and_the_course_goes_on(course, tmp_path):
     out = tmp_path / "executed"
     result = subprocess.run(
@@ -85,6 +86,7 @@ def test_a_failing_lesson_is_reported_and_the_course_goes_on(course, tmp_path):
     assert "skipped  03_index.ipynb, 04_split.ipynb (needs lesson 02, which failed)" in summary
 
 
+@pytest.mark.slow
 def test_the_first_lesson_failing_skips_every_lesson_that_rebuilds_its_step(course, tmp_path, capsys):
     write_notebook(course / "01_source.ipynb", PLANTED)
     code = main(["run", "--notebooks-dir", str(course), "--output-dir", str(tmp_path / "out"),
@@ -96,6 +98,7 @@ def test_the_first_lesson_failing_skips_every_lesson_that_rebuilds_its_step(cour
     assert "0 passed, 1 failed, 2 skipped" in printed and "05_model" not in printed  # --lessons still picks
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_a_notebook_is_a_failed_lesson_named_with_its_error(course, tmp_path, capsys):
     (course / "03_index.ipynb").write_text("{not json")
     code = main(["run", "--notebooks-dir", str(course), "--output-dir", str(tmp_path / "out"),
@@ -105,6 +108,7 @@ def test_a_file_that_is_not_a_notebook_is_a_failed_lesson_named_with_its_error(c
     assert "FAILED   03_index.ipynb: NotJSONError: Notebook does not appear to be JSON" in printed
 
 
+@pytest.mark.slow
 def test_run_lessons_still_stops_at_the_first_failure_by_default(course, tmp_path):
     """What the tests and fixtures that call ``run_lessons`` rely on: papermill's error, nothing run after it."""
     out = tmp_path / "out"
@@ -113,6 +117,7 @@ def test_run_lessons_still_stops_at_the_first_failure_by_default(course, tmp_pat
     assert sorted(p.name for p in out.glob("*.ipynb")) == ["01_source.ipynb", "02_flat.ipynb"]
 
 
+@pytest.mark.slow
 def test_relative_folders_reach_every_lesson_as_absolute_paths(tmp_path, monkeypatch):
     """The kernels run in notebooks/: a relative COURSE_DIR or RESULTS_DIR would point somewhere else there."""
     nbs = tmp_path / "nbs"

@@ -39,6 +39,7 @@ def wait_for_line(process: subprocess.Popen, text: str) -> None:
     assert text in line, f"expected {text!r}, got {line!r}"
 
 
+@pytest.mark.slow
 def test_two_runs_of_lesson_01_at_once_both_finish_with_one_intact_data_set(tmp_path):
     data = tmp_path / "data"
     runs = [python(FETCH, data, 30) for _ in range(2)]  # long enough to overlap: each takes about a second
@@ -49,6 +50,7 @@ def test_two_runs_of_lesson_01_at_once_both_finish_with_one_intact_data_set(tmp_
     assert read_source_record(data / "raw")["per_class"] == 30 and not (data / "raw.partial").exists()
 
 
+@pytest.mark.slow
 def test_a_second_run_waits_for_the_first_and_names_it(tmp_path):
     data = tmp_path / "data"
     holder = python(HOLD, data / "raw", 3)

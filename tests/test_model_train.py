@@ -101,6 +101,7 @@ class StartState(keras.callbacks.Callback):
             self.iterations = int(self.model.optimizer.iterations)
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoint_history_and_resumes(tiny_run, tmp_path):
     source, image_dir, filenames, labels, classes = tiny_run
     tr, va = _split_one_per_class(labels)
@@ -145,6 +146,7 @@ class ScriptedScores(keras.callbacks.Callback):
         self.weights[epoch] = _weights(self.model)
 
 
+@pytest.mark.slow
 def test_best_checkpoint_survives_a_resume(tiny_run, tmp_path):
     """A new ModelCheckpoint forgets the best score; without the threshold, epoch 3 (0.6) would replace epoch 2's
     model (0.9), and epoch 4 (0.7) would follow."""

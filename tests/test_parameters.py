@@ -9,7 +9,7 @@ import pytest
 from seedlings_utils.parameters import RULES, ParameterError, check_parameters
 from tools.lessons import lesson_notebooks
 
-from .conftest import NBVAL_PARAMETERS, QUICK_PARAMETERS
+from .helpers import NBVAL_PARAMETERS, QUICK_PARAMETERS
 
 
 def parameters_cell(notebook) -> tuple[dict, str]:
@@ -75,6 +75,7 @@ def test_every_problem_is_listed_in_one_message():
     assert lines[0].startswith("Parameters to fix") and len(lines) == 4
 
 
+@pytest.mark.slow
 def test_a_lesson_run_with_a_bad_knob_stops_at_once_naming_it(tmp_path):
     from tools.lessons import LessonsFailed, run_lessons
 

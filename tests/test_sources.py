@@ -16,7 +16,7 @@ from seedlings_utils.sources import (
     read_source_record,
 )
 
-from .conftest import zip_tree
+from .helpers import zip_tree
 
 
 def test_local_folder_is_copied_in_kaggle_layout(kaggle_tree, tmp_path):
@@ -62,6 +62,7 @@ def test_other_data_is_never_overwritten(kaggle_tree, tmp_path):
     assert count_raw_images(tmp_path / "data" / "raw")[0]["Maize"] == 4
 
 
+@pytest.mark.slow
 def test_synthetic_set_is_replaced_when_its_parameters_change(tmp_path):
     first = fetch_raw_data(tmp_path, "synthetic", synthetic_per_class=2, seed=1, progress=False)
     assert first.train_total == 24 and len(first.train_counts) == 12
@@ -298,6 +299,7 @@ def test_a_record_written_later_replaces_the_synthetic_fallback(kaggle_tree, tmp
     assert classes == ["Charlock", "Common wheat", "Maize"] and len(filenames) == 12
 
 
+@pytest.mark.slow
 def test_a_synthetic_record_is_drawn_again_with_lesson_01s_size_and_seed(tmp_path):
     from seedlings_utils.pipeline import ensure_raw
 

@@ -18,6 +18,8 @@ from seedlings_utils.synthetic import (
     synthetic_class_counts,
 )
 
+pytestmark = pytest.mark.long_file(6)  # tests/conftest.py: long files start first
+
 KAGGLE_NAME = re.compile(r"[0-9a-f]{9}\.png")
 
 
@@ -216,6 +218,7 @@ def learn_set(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]
     return {"x": np.stack(images), "mean": np.stack(means), "y": y, "train": train, "val": val}
 
 
+@pytest.mark.slow
 def test_mean_colour_says_little(learn_set: dict[str, np.ndarray]) -> None:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -230,6 +233,7 @@ def test_mean_colour_says_little(learn_set: dict[str, np.ndarray]) -> None:
     assert max(scores) <= 0.35, scores
 
 
+@pytest.mark.slow
 def test_small_cnn_learns_the_shapes(learn_set: dict[str, np.ndarray]) -> None:
     import keras
 

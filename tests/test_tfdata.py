@@ -21,7 +21,7 @@ from seedlings_utils.tfdata import (
     pipeline_steps,
 )
 
-from .conftest import label_from_pixels, species_colour
+from .helpers import label_from_pixels, species_colour
 
 #: Largest difference allowed from Pillow (lesson 05's load_image) for lossless files: one level of 255.
 TOLERANCE = 1 / 255 + 1e-6
@@ -51,14 +51,6 @@ def test_images_only_for_prediction(indexed):
     assert isinstance(ds.element_spec, tf.TensorSpec)
     (x,) = list(ds)
     assert x.shape == (12, 8, 8, 3) and x.dtype == tf.float32
-
-
-def test_bad_arguments(indexed):
-    image_dir, filenames, labels = indexed
-    with pytest.raises(ValueError, match="labels"):
-        make_tf_dataset(image_dir, filenames, labels[:3])
-    with pytest.raises(ValueError, match="nothing"):
-        make_tf_dataset(image_dir, filenames[:0])
 
 
 @pytest.mark.parametrize("cached", [False, True])
@@ -361,6 +353,7 @@ def test_seedlings_match_pillow_within_one_level(tmp_path):
     assert diff.max() <= TOLERANCE and diff.mean() <= 0.5 / 255
 
 
+@pytest.mark.slow
 def test_model_fit_learns_from_the_tf_dataset_and_keras_leaves_its_order_alone(indexed, tmp_path):
     image_dir, filenames, labels = indexed
     ds = make_tf_dataset(image_dir, filenames, labels, batch_size=4, image_size=8, shuffle=True, seed=1,
@@ -395,6 +388,7 @@ def test_measure_tf_images_per_second(indexed):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc/self/status")
+@pytest.mark.slow
 def test_a_name_in_the_shuffle_costs_a_few_hundred_bytes_not_an_image():
     from seedlings_utils.tfdata import name_shuffle_bytes_per_image
 

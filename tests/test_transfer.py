@@ -74,6 +74,7 @@ def test_the_backbone_gets_what_its_preprocess_input_makes_of_0_255_pixels():
 # ---- phase 1 and trap 2: BatchNormalization in inference mode -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_phase1_trains_the_head_and_leaves_the_backbone_alone():
     model = build()
     backbone = model.get_layer(transfer.BACKBONE_NAME)
@@ -88,6 +89,7 @@ def bn_layers(backbone):
     return [layer for layer in backbone.layers if isinstance(layer, layers.BatchNormalization)]
 
 
+@pytest.mark.slow
 def test_phase2_fine_tunes_the_top_and_keeps_batchnorm_in_inference_mode():
     model = transfer.unfreeze_top(build(), top_layers=33, learning_rate=1e-3)
     backbone = model.get_layer(transfer.BACKBONE_NAME)
@@ -106,6 +108,7 @@ def test_phase2_fine_tunes_the_top_and_keeps_batchnorm_in_inference_mode():
     assert np.array_equal(backbone(x * 255, training=True), backbone(x * 255, training=False))
 
 
+@pytest.mark.slow
 def test_control_the_keras2_recipe_lets_fit_move_batchnorm_averages():
     """Keras 3.15: the model called with training=True (as fit calls it at every step) overrides the training=False
     written in the model (keras-team/keras#20285), so trainable BatchNormalization layers update their averages.
@@ -122,6 +125,7 @@ def test_control_the_keras2_recipe_lets_fit_move_batchnorm_averages():
     assert same(transfer.bn_statistics(model), inference)
 
 
+@pytest.mark.slow
 def test_fine_tuned_model_is_phase_2_for_the_benchmark():
     keras.utils.set_random_seed(0)
     model = transfer.fine_tuned_model(CLASSES, SIZE, seed=0)
@@ -134,6 +138,7 @@ def test_fine_tuned_model_is_phase_2_for_the_benchmark():
 # ---- weights: None, a file on disk, offline ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_weights_none_and_a_local_weights_file(tmp_path):
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
@@ -176,6 +181,7 @@ def test_offline_the_imagenet_download_fails_with_one_clear_message(monkeypatch,
     assert "\n" not in message
 
 
+@pytest.mark.slow
 def test_a_missing_or_foreign_weights_file_says_what_to_do(tmp_path):
     with pytest.raises(WeightsUnavailableError, match="is not a file.*WEIGHTS = None"):
         transfer.load_backbone(SIZE, tmp_path / "nowhere.weights.h5")

@@ -1,0 +1,146 @@
+"""Plain helpers the tests share: tiny Kaggle-layout trees, the quick lesson parameters, learners' answers."""
+
+from __future__ import annotations
+
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Small settings for running every lesson in the tests ("small for testing efficiency"). Large enough
+#: that the CNN must really learn: the checks ask for accuracy well above chance.
+QUICK_PARAMETERS = {
+    "SYNTHETIC_PER_CLASS": 40,
+    "IMAGE_SIZE": 48,
+    "BATCH_SIZE": 16,
+    "EPOCHS": 15,
+    "BASE_FILTERS": 16,
+    "SPEED_BATCHES": 4,
+    "DEMO_EPOCHS": 1,
+    "TIMED_EPOCHS": 1,
+    "WEIGHTS": None,  # lesson 09: random weights, no download
+    "HEAD_EPOCHS": 2,
+    "FINE_TUNE_EPOCHS": 1,
+    "WAIT_REPEATS": 1,
+    "DISTRIBUTED_EPOCHS": 2,  # lesson 10: two epochs, so that its crash in epoch 2 has a checkpoint to resume from
+    "SEED": 7,
+}
+
+#: nbval runs each lesson alone; lesson 06's check there asks only for 3 x chance, the papermill run's test for
+#: 0.5 (so 15 epochs there). Lesson 10's crash and restart run in the papermill run (and in test_distributed.py);
+#: alone, the lesson runs its two jobs without it.
+NBVAL_PARAMETERS = {**QUICK_PARAMETERS, "EPOCHS": 8, "CRASH_DEMO": False}
+
+TINY_SPECIES = ("Charlock", "Common wheat", "Maize")
+
+
+def species_colour(label: int) -> tuple[int, int, int]:
+    """A colour per class id, so a test can read an image's label back from its pixels."""
+    return (40 + 80 * label, 200 - 60 * label, 90)
+
+
+def make_kaggle_tree(root: Path, per_species: int = 4, test_images: int = 3, shared_name: bool = True) -> Path:
+    """``root/train/<species>/*.png`` (one colour per species, mixed sizes and modes) and ``root/test/``.
+
+    With ``shared_name`` every species folder also holds ``same.png``: the name clash of lesson 02.
+    """
+    for label, species in enumerate(TINY_SPECIES):
+        folder = root / "train" / species
+        folder.mkdir(parents=True)
+        names = [f"{label}{k:08x}.png" for k in range(per_species - int(shared_name))]
+        names += ["same.png"] if shared_name else []
+        for k, name in enumerate(names):
+            size = (20 + 7 * k, 24 + 3 * k)
+            image = Image.new("RGB", size, species_colour(label))
+            if k % 3 == 1:
+                image = image.convert("RGBA")
+            image.save(folder / name)
+    (root / "test").mkdir(parents=True)
+    for k in range(test_images):
+        Image.new("RGB", (30, 30), species_colour(k % len(TINY_SPECIES))).save(root / "test" / f"t{k:08x}.png")
+    return root
+
+
+def zip_tree(tree: Path, archive: Path, prefix: str = "") -> Path:
+    """``tree`` zipped into ``archive``, every entry under ``prefix`` (a wrapper folder, as zips often have)."""
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file():
+                z.write(path, prefix + path.relative_to(tree).as_posix())
+    return archive
+
+
+def define(source: str, name: str, header: str = "", **names):
+    """The object ``name`` that ``source`` (dedented, after ``header``) defines: a learner's answer written in a test.
+
+    ``names`` are there before the code runs (``np=np``, say)."""
+    namespace: dict = dict(names)
+    exec(compile(textwrap.dedent(header) + textwrap.dedent(source), f"<{name}>", "exec"), namespace)
+    return namespace[name]
+
+
+def rejected(q, answer, *phrases: str) -> str:
+    """Exercise ``q``'s check marks ``answer`` wrong, with every phrase in its message; returns the message."""
+    from seedlings_utils.exercises import INCORRECT
+
+    outcome = q.evaluate(answer)
+    assert outcome.status == INCORRECT, f"{q.name} accepted a wrong answer: {outcome}"
+    for phrase in phrases:
+        assert phrase in outcome.message, f"{phrase!r} not in: {outcome.message}"
+    return outcome.message
+
+
+def label_from_pixels(image: np.ndarray) -> int:
+    """Inverse of :func:`species_colour` for an image in [0, 1]."""
+    red = float(image[..., 0].mean()) * 255
+    return int(round((red - 40) / 80))
+
+
+def every_exercise() -> list[tuple[str, object]]:
+    """``(module name, exercise)`` for every question of every ``seedlings_utils.exercises.lessonNN`` module."""
+    import importlib
+    import pkgutil
+
+    from seedlings_utils import exercises
+
+    modules = sorted(m.name for m in pkgutil.iter_modules(exercises.__path__) if m.name.startswith("lesson"))
+    return [(name, q) for name in modules
+            for q in exercises.lesson_exercises(importlib.import_module(f"seedlings_utils.exercises.{name}"))]
+
+
+class WrongAnswers:
+    """Typical wrong answers, each registered with the phrases its check's message must contain::
+
+        WRONG = WrongAnswers()
+
+        @WRONG(ex.q1, "the order in which the table first names each species")
+        def counter_2019(csv_path): ...
+
+        @pytest.mark.parametrize("q, answer, phrases", WRONG.cases)
+        def test_typical_mistakes_are_rejected(q, answer, phrases):
+            rejected(q, answer, *phrases)
+    """
+
+    def __init__(self):
+        self.cases: list = []
+
+    def __call__(self, q, *phrases: str):
+        def register(answer):
+            self.cases.append(pytest.param(q, answer, phrases, id=f"{q.name}-{answer.__name__}"))
+            return answer
+
+        return register
+
+
+def altered(source: str, old: str, new: str) -> str:
+    """``source`` with its one ``old`` replaced by ``new``: a reference solution made wrong in one place.
+
+    Fails when ``old`` is not there exactly once, so that a changed solution never leaves a test testing it unaltered.
+    """
+    assert source.count(old) == 1, f"{old!r} is in the source {source.count(old)} times, not once:\n{source}"
+    return source.replace(old, new)
