@@ -17,6 +17,8 @@ from tools.lessons import (
 
 from .helpers import NBVAL_PARAMETERS
 
+pytestmark = pytest.mark.long_file(2)  # tests/conftest.py: long files start first
+
 NOTEBOOKS = lesson_notebooks()
 #: Prose words on the core path of all lessons together, exercises included (issue 23: it held 17,000).
 CORE_WORDS_LIMIT = 10_000
