@@ -186,6 +186,16 @@ def trace_loader(name: str, make_batches: Callable[[], Iterable]) -> LoaderTrace
     return trace
 
 
+def measure_images_per_second(dataset, batches: int | None = None) -> float:
+    """Images per second when iterating ``dataset`` the way ``model.fit`` does (honouring ``workers``).
+
+    Reads ``batches`` batches (default: one whole epoch) through Keras' own data adapter, so threads or
+    processes are used exactly as in training. The clock runs from a cold start to the last batch, so
+    the cost of starting workers is included, as it is in every epoch of ``fit``.
+    """
+    return trace_loader("dataset", lambda: pydataset_batches(dataset, batches)).images_per_second
+
+
 def plot_traces(traces: Iterable[LoaderTrace], title: str = "Loaders side by side") -> plt.Figure:
     """Images read over time (steeper is faster) and resident memory over time, one line per loader."""
     traces = list(traces)

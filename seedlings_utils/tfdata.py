@@ -178,7 +178,7 @@ def make_tf_dataset_by_position(image_dir, filenames, labels=None, batch_size=32
 def measure_tf_images_per_second(dataset: tf.data.Dataset, batches: int | None = None) -> float:
     """Images per second when iterating ``dataset`` (default: one whole epoch; else its first ``batches``).
 
-    Like :func:`~seedlings_utils.dataset.measure_images_per_second`, the clock runs from a cold start
+    Like :func:`~seedlings_utils.profiling.measure_images_per_second`, the clock runs from a cold start
     (creating the iterator, which starts ``tf.data``'s threads and fills its buffers) to the last batch.
     To time a ``cache_file`` pipeline warm, iterate one whole epoch first: a partial epoch leaves no cache.
     """

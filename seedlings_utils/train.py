@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from .dataset import SeedlingsDataset
-from .flatten import scan_test_images
+from .all_images import scan_test_images
 
 # ---- BEGIN notebooks/06_train_and_evaluate_a_cnn.ipynb: edit the notebook, then `make export` ----
 MODEL_FILE = "model.keras"  # the best epoch's model

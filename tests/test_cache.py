@@ -18,7 +18,8 @@ from seedlings_utils.cache import (
     cache_is_current,
     shard_name,
 )
-from seedlings_utils.dataset import load_image, measure_images_per_second
+from seedlings_utils.dataset import load_image
+from seedlings_utils.profiling import measure_images_per_second
 from seedlings_utils.profiling import pydataset_batches, trace_loader
 from seedlings_utils.synthetic import make_synthetic_seedlings
 

@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 
 from seedlings_utils.dataset import load_image_uint8
-from seedlings_utils.flatten import (
-    MANIFEST_FILE,
-    check_one_file_per_image,
-    copy_into_one_folder,
-    flatten_images,
-    list_training_images,
-    read_manifest,
-    unique_name,
-)
+from seedlings_utils.flatten import check_one_file_per_image, copy_into_one_folder, unique_name
+from seedlings_utils.all_images import MANIFEST_FILE, flatten_images, list_training_images, read_manifest
 from seedlings_utils.index import build_index, labels_from_species, load_classes, load_index, save_index
 from seedlings_utils.pipeline import ensure_split
 from seedlings_utils.split import SPLIT_FILES, load_split, save_split, split_train_val, stratifiable, zip_folder

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seedlings_utils.dataset import SeedlingsDataset
-from seedlings_utils.flatten import flatten_images
+from seedlings_utils.all_images import flatten_images
 from seedlings_utils.index import build_index
 from seedlings_utils.model import build_cnn
 from seedlings_utils.train import (
