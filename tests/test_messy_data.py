@@ -15,7 +15,7 @@ from seedlings_utils.all_images import EMPTY_CLASS_REASON, MANIFEST_FILE, SKIPPE
 from seedlings_utils.images import to_rgb, why_unusable
 from seedlings_utils.index import build_index
 from seedlings_utils.split import split_train_val
-from seedlings_utils.train import list_test_images
+from seedlings_utils.results import list_test_images
 from tools.lessons import run_lessons
 
 from .messy import EMPTY_FOLDER, make_messy_tree
@@ -143,7 +143,7 @@ def test_lessons_01_to_04_on_the_messy_tree(messy, tmp_path):
     every readable image used once with its label, every other file in the report, and lesson 06's
     submission writer gives a row for every readable test image."""
     from seedlings_utils.model import build_cnn
-    from seedlings_utils.train import write_submission
+    from seedlings_utils.results import write_submission
 
     root, truth = messy
     data_dir = tmp_path / "data"
