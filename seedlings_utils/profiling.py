@@ -61,6 +61,18 @@ def reset_peak_rss() -> bool:
     return True
 
 
+def resident_memory_mb() -> tuple[float, float]:
+    """This process's resident memory in MB, split in two: ``(anonymous, file_backed)``.
+
+    *Anonymous* pages (``RssAnon``) hold the process's own data, such as NumPy arrays: they stay in RAM
+    (or go to swap) until the process frees them. *File-backed* pages (``RssFile``) are pages of files
+    mapped into memory (libraries, and memory-mapped shards): clean ones can be dropped by the kernel at
+    any time and read again from the file. Linux only; elsewhere both are ``nan``.
+    """
+    values = proc_status_mb("RssAnon", "RssFile")
+    return values.get("RssAnon", float("nan")), values.get("RssFile", float("nan"))
+
+
 class MemorySampler:
     """The peak anonymous memory (``RssAnon``) and resident memory (``VmRSS``) of this process during a ``with``.
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from .cache import cache_fingerprint
+from .cache_folder import cache_fingerprint
 
 
 def _cache_files(cache_file: Path) -> list[Path]:

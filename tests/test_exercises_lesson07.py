@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import textwrap
 
-from seedlings_utils.cache import CachedDataset, cache_fingerprint
+from seedlings_utils.cache import CachedDataset
+from seedlings_utils.cache_folder import cache_fingerprint
 from seedlings_utils.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED
 from seedlings_utils.exercises import lesson07 as ex
 from tools.lessons import lesson_notebooks
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlings_utils.cache import cache_filenames, read_cache_info
+from seedlings_utils.cache_folder import cache_filenames, read_cache_info
 from seedlings_utils.dataset import SeedlingsDataset
 """
 
