@@ -208,6 +208,21 @@ def measure_images_per_second(dataset, batches: int | None = None) -> float:
     return trace_loader("dataset", lambda: pydataset_batches(dataset, batches)).images_per_second
 
 
+def measure_tf_images_per_second(dataset, batches: int | None = None) -> float:
+    """Images per second when iterating ``dataset`` (default: one whole epoch; else its first ``batches``).
+
+    Like :func:`~seedlings_utils.profiling.measure_images_per_second`, the clock runs from a cold start
+    (creating the iterator, which starts ``tf.data``'s threads and fills its buffers) to the last batch.
+    To time a ``cache_file`` pipeline warm, iterate one whole epoch first: a partial epoch leaves no cache.
+    """
+    if batches is not None and batches < 1:
+        raise ValueError(f"batches must be at least 1, got {batches}")
+    trace = trace_loader("tf.data", lambda: (dataset if batches is None else dataset.take(batches)).as_numpy_iterator())
+    if trace.images[-1] == 0:
+        raise ValueError("the dataset yielded no images")
+    return trace.images_per_second
+
+
 def plot_traces(traces: Iterable[LoaderTrace], title: str = "Loaders side by side") -> plt.Figure:
     """Images read over time (steeper is faster) and resident memory over time, one line per loader."""
     traces = list(traces)

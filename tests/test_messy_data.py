@@ -10,12 +10,22 @@ import pytest
 from PIL import Image
 
 from seedlings_utils import all_images as flatten_module
+from seedlings_utils.all_images import (
+    EMPTY_CLASS_REASON,
+    MANIFEST_FILE,
+    SKIPPED_FILE,
+    canonical_species,
+    flatten_images,
+    read_manifest,
+    read_skipped,
+    scan_test_images,
+    scan_training_images,
+)
 from seedlings_utils.dataset import SeedlingsDataset, load_image
-from seedlings_utils.all_images import EMPTY_CLASS_REASON, MANIFEST_FILE, SKIPPED_FILE, canonical_species, flatten_images, read_manifest, read_skipped, scan_test_images, scan_training_images
 from seedlings_utils.images import to_rgb, why_unusable
 from seedlings_utils.index import build_index
-from seedlings_utils.split import split_train_val
 from seedlings_utils.results import list_test_images
+from seedlings_utils.split import split_train_val
 from tools.lessons import run_lessons
 
 from .messy import EMPTY_FOLDER, make_messy_tree

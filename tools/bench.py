@@ -176,11 +176,9 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
 
 def _tf_cache_stamp(cache_file: str | Path) -> list[tuple[str, int]]:
     """The files a ``tf.data`` cache file is made of, with their modification times (to see it was only read)."""
-    cache_file = Path(cache_file)
-    if not cache_file.parent.is_dir():
-        return []
-    return sorted((p.name, p.stat().st_mtime_ns) for p in cache_file.parent.iterdir()
-                  if p.name == f"{cache_file.name}.index" or p.name.startswith(f"{cache_file.name}.data-"))
+    from seedlings_utils.tfdata_cache import cache_files
+
+    return sorted((p.name, p.stat().st_mtime_ns) for p in cache_files(cache_file) if not p.name.endswith(".lockfile"))
 
 
 def prepare_scale(image_dir, filenames, labels, factor, image_size, batch_size, work_dir) -> tuple[dict, dict]:
