@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 
@@ -139,5 +141,35 @@ def plot_image_sizes(paths: Sequence[str | Path]) -> plt.Figure:
     title = f"{len(sizes)} images: {w.min()}-{w.max()} px wide, {np.mean(w == h):.0%} square"
     ax.set_title(title + (f"\n({unreadable} files could not be read)" if unreadable else ""))
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_jobs(single, multi, global_batch: int, crashed_in_epoch: int | None = None) -> plt.Figure:
+    """Lesson 10: the loss per epoch of a one-process job and of every process of another; images/s, peak memory."""
+    fig, (ax_loss, ax_speed) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    for losses in single.losses():
+        ax_loss.plot(range(1, len(losses) + 1), losses, "o-", color="tab:gray", label="1 process")
+    for i, losses in enumerate(multi.losses()):
+        ax_loss.plot(range(1, len(losses) + 1), losses, ["x--", "+:", "1-.", "2--"][i % 4], markersize=10,
+                     label=f"process {i} of {multi.num_processes}")
+    if crashed_in_epoch is not None:
+        ax_loss.axvline(crashed_in_epoch + 1, color="tab:red", alpha=0.4)
+        ax_loss.annotate(f"process {multi.num_processes - 1} died in epoch {crashed_in_epoch + 1}:\nall restarted "
+                         "from process 0's checkpoint", (crashed_in_epoch + 1, ax_loss.get_ylim()[1]),
+                         xytext=(-4, -4), textcoords="offset points", va="top", ha="right", fontsize=8,
+                         color="tab:red")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="Every process reports the same loss")
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.legend(fontsize=8, loc="lower left")
+    ax_loss.grid(alpha=0.3)
+    jobs = [("1 process", single), (f"{multi.num_processes} processes", multi)]
+    speeds = [job.images_per_second(global_batch) for _, job in jobs]
+    names = [name + "\n(peak " + ", ".join(f"{s.get('peak_rss_mb', float('nan')):.0f}" for s in job.summaries)
+             + " MB)" for name, job in jobs]
+    bars = ax_speed.bar(names, speeds, color=["tab:gray", "tab:blue"])
+    ax_speed.bar_label(bars, [f"{s:.0f} images/s" for s in speeds], fontsize=9)
+    ax_speed.set_ylim(0, max(speeds) * 1.2)
+    ax_speed.set(ylabel="training images per second", title=f"Speed on this machine ({os.cpu_count()} CPU cores)")
     fig.tight_layout()
     return fig
