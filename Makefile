@@ -44,7 +44,7 @@ $(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (seedlings course)" >/dev/null
-	$(BIN)/python -m seedlings_utils.env
+	$(BIN)/python -m tools.check_env
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -96,7 +96,7 @@ test-oldest:
 	$(OLDEST)/venv/bin/python -m pip install -q -r $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --no-deps -e .
 	$(OLDEST)/venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	$(OLDEST)/venv/bin/python -m seedlings_utils.env
+	$(OLDEST)/venv/bin/python -m tools.check_env
 	$(OLDEST)/venv/bin/python -m pip freeze --exclude-editable > $(OLDEST)/installed.txt
 	$(OLDEST)/venv/bin/python -m pytest tests -p no:cacheprovider --durations=10
 

@@ -188,7 +188,7 @@ def check_the_one_liner_runs_on_lesson_05s_species_folders(data_dir, classes, la
     import keras
     import tensorflow as tf
 
-    from seedlings_utils.pipeline import ensure_species_folders
+    from seedlings_utils.earlier_lessons import ensure_species_folders
 
     def one_epoch(folder):
         ds = keras.utils.image_dataset_from_directory(str(folder), image_size=(32, 32), batch_size=8, shuffle=False,

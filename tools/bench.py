@@ -65,7 +65,7 @@ TARGETS = {
 
 def base_data(work_dir: Path, images: int, seed: int, progress: bool) -> tuple[Path, np.ndarray, np.ndarray]:
     """A synthetic set of about ``images`` images, flattened and indexed: ``(all_images, filenames, labels)``."""
-    from seedlings_utils.pipeline import ensure_index
+    from seedlings_utils.earlier_lessons import ensure_index
 
     per_class = max(2, math.ceil(images / 12))
     data_dir = work_dir / f"base-{per_class}"

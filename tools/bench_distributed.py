@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlings_utils.env import installed_version
+from seedlings_utils.earlier_lessons import ALL_IMAGES_DIR, ensure_split
 from seedlings_utils.index import CLASSES_FILE
-from seedlings_utils.pipeline import ALL_IMAGES_DIR, ensure_split
+from seedlings_utils.platform_info import installed_version
 from seedlings_utils.processes import run_job
 from seedlings_utils.split import load_split, save_split
 

@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from seedlings_utils.env import resolve_data_dir
+from seedlings_utils.data_dirs import resolve_data_dir
 from seedlings_utils.terminal import TERMINAL_NOISE
 
 from .paths import NOTEBOOKS_DIR, lesson_notebooks
@@ -40,7 +40,7 @@ def parse_value(text: str):
         return text
 
 
-#: What a notebook's code calls to rebuild an earlier lesson's output (``seedlings_utils.pipeline``).
+#: What a notebook's code calls to rebuild an earlier lesson's output (``seedlings_utils.earlier_lessons``).
 ENSURE_CALL = re.compile(r"\bensure_\w+")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

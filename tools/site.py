@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from seedlings_utils.config import GITHUB_BRANCH, GITHUB_REPO, REPO_URL
-from seedlings_utils.env import default_data_dir
+from seedlings_utils.data_dirs import default_data_dir
 from seedlings_utils.terminal import TERMINAL_NOISE
 
 from .paths import BUILD_DIR, NOTEBOOKS_DIR, REPO_ROOT, lesson_notebooks

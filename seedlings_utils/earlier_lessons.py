@@ -67,7 +67,7 @@ def course_data(course_dir: str | Path | None, data_dir: str | Path, synthetic_p
     ``COURSE_DIR``, with its time printed) and returns the keywords every ``ensure_*`` takes (``RAW``).
     With no record from lesson 01 the lesson uses the synthetic set, and says so.
     """
-    from .env import resolve_course_dir
+    from .data_dirs import resolve_course_dir
 
     course_dir = resolve_course_dir(course_dir, data_dir)
     record = read_course_record(course_dir)
