@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from .config import SPECIES
+from .files import replaced_when_done
 from .flatten import check_one_file_per_image, copy_into_one_folder, unique_name
 from .images import why_unusable
 from .locking import output_lock
@@ -200,15 +201,13 @@ def _same_file_already_there(src: Path, dst: Path, method: str, compare_bytes: b
 
 
 def _place(src: Path, dst: Path, method: str) -> None:
-    tmp = dst.with_name(f".{dst.name}.partial")
-    tmp.unlink(missing_ok=True)
-    if method == "copy":
-        shutil.copy2(src, tmp)
-    elif method == "hardlink":
-        os.link(src, tmp)
-    else:
-        os.symlink(src.resolve(), tmp)
-    os.replace(tmp, dst)  # atomic: an interrupted run never leaves a half-written image under its real name
+    with replaced_when_done(dst) as tmp:  # an interrupted run never leaves a half-written image under its real name
+        if method == "copy":
+            shutil.copy2(src, tmp)
+        elif method == "hardlink":
+            os.link(src, tmp)
+        else:
+            os.symlink(src.resolve(), tmp)
 
 
 def _placer(method: str, counts: dict, bar, compare_bytes: bool = False) -> Callable[[Path, Path], None]:
@@ -243,12 +242,10 @@ def read_skipped(path: str | Path) -> list[Skipped]:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with replaced_when_done(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _known_good(manifest: Path, root: Path) -> set[tuple[str, int, int]]:

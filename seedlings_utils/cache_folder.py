@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .files import folder_replaced_when_done
 from .locking import output_lock
 
 CACHE_FILE = "cache.json"
@@ -73,13 +72,6 @@ def cache_is_current(
     return info is not None and info.get("fingerprint") == cache_fingerprint(image_dir, filenames, image_size)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 @contextlib.contextmanager
 def new_cache_folder(cache_dir: str | Path) -> Iterator[Path]:
     """An empty folder ``<cache_dir>.partial`` to build a cache in, put in place of ``cache_dir`` at the end.
@@ -93,18 +85,6 @@ def new_cache_folder(cache_dir: str | Path) -> Iterator[Path]:
     if cache_dir.is_dir() and not (cache_dir / CACHE_FILE).exists() and any(cache_dir.iterdir()):
         raise FileExistsError(f"{cache_dir} holds files but no {CACHE_FILE}: it is not an image cache, and "
                               "rebuilding would delete them. Choose an empty or new folder for the cache.")
-    partial = cache_dir.with_name(cache_dir.name + ".partial")
-    old = cache_dir.with_name(cache_dir.name + ".old")
     with output_lock(cache_dir, "lesson 07: building an image cache"):  # a second build waits: it would delete ours
-        _remove(partial)  # what an interrupted earlier build left
-        partial.mkdir(parents=True)
-        try:
+        with folder_replaced_when_done(cache_dir) as partial:
             yield partial
-        except BaseException:
-            _remove(partial)
-            raise
-        _remove(old)
-        if cache_dir.exists() or cache_dir.is_symlink():
-            os.replace(cache_dir, old)  # a folder cannot replace a non-empty folder: move the old one aside first
-        os.replace(partial, cache_dir)
-        _remove(old)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache_folder import cache_fingerprint
+from .files import write_text_atomically
 
 
 def cache_files(cache_file: str | Path) -> list[Path]:
@@ -60,7 +61,7 @@ def prepare_cache_file(
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         for path in cache_files(cache_file):  # a lock file left by a killed run would stop the next one
             path.unlink()
-        stamp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+        write_text_atomically(stamp, json.dumps({"fingerprint": fingerprint}))
     return str(cache_file)
 
 

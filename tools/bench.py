@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seedlings_utils.files import write_text_atomically
 from seedlings_utils.profiling import peak_rss_mb, pydataset_batches, trace_loader
 
 from .paths import BENCH_DIR, REPO_ROOT
@@ -530,7 +531,7 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
         "targets": evaluate_targets(speeds, memory, shares, image_size),
         "traces": {name: trace.as_dict() for name, trace in traces.items()},
     }
-    (out_dir / "bench.json").write_text(json.dumps(results, indent=2))
+    write_text_atomically(out_dir / "bench.json", json.dumps(results, indent=2))
     plot_bench(results).savefig(out_dir / "bench.png", dpi=110)
     return results
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seedlings_utils.earlier_lessons import ALL_IMAGES_DIR, ensure_split
+from seedlings_utils.files import write_text_atomically
 from seedlings_utils.index import CLASSES_FILE
 from seedlings_utils.platform_info import installed_version
 from seedlings_utils.processes import run_job
@@ -107,7 +108,7 @@ def run(out: Path, base_images: int, image_size: int, global_batch: int, base_fi
                         for m in j["peak_rss_mb"])
         / max(m for j in results["jobs"] if j["scale"] == first and j["processes"] == count for m in j["peak_rss_mb"])
         - 1 for count in processes}
-    (out / "distributed.json").write_text(json.dumps(results, indent=1))
+    write_text_atomically(out / "distributed.json", json.dumps(results, indent=1))
     plot(results, out / "distributed.png")
     return results
 

@@ -38,6 +38,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from seedlings_utils.files import write_text_atomically
+
 from .paths import NOTEBOOKS_DIR, PACKAGE_DIR, lesson_notebooks
 
 EXPORT_MARK = re.compile(r"^#\| export (?P<module>[a-z_][a-z0-9_]*)\s*$")
@@ -246,9 +248,7 @@ def export(notebooks_dir: Path = NOTEBOOKS_DIR, package_dir: Path = PACKAGE_DIR,
     changed = []
     for path, text in wanted.items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            tmp = path.with_name(path.name + ".partial")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            write_text_atomically(path, text)
             changed.append(path)
     return changed
 
