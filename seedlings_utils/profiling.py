@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 
 def proc_status_mb(*fields: str) -> dict[str, float]:
     """Memory lines of Linux's ``/proc/self/status`` in MB, e.g. ``proc_status_mb("VmRSS", "RssAnon")``; {} elsewhere.
@@ -221,22 +219,3 @@ def measure_tf_images_per_second(dataset, batches: int | None = None) -> float:
     if trace.images[-1] == 0:
         raise ValueError("the dataset yielded no images")
     return trace.images_per_second
-
-
-def plot_traces(traces: Iterable[LoaderTrace], title: str = "Loaders side by side") -> plt.Figure:
-    """Images read over time (steeper is faster) and resident memory over time, one line per loader."""
-    traces = list(traces)
-    fig, (ax_images, ax_memory) = plt.subplots(1, 2, figsize=(12, 4))
-    for trace in traces:
-        label = f"{trace.name} ({trace.images_per_second:.0f} images/s)"
-        ax_images.plot(trace.seconds, trace.images, label=label)
-        ax_memory.plot(trace.seconds, trace.rss_mb, label=trace.name)
-    ax_images.set(xlabel="seconds", ylabel="images read", title="Images read over time")
-    ax_memory.set(xlabel="seconds", ylabel="resident memory (MB)", title="Memory over time (from zero: flat is good)")
-    ax_memory.set_ylim(0, max((max(t.rss_mb) for t in traces), default=1) * 1.15)
-    for ax in (ax_images, ax_memory):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

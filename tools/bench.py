@@ -435,7 +435,7 @@ def plot_bench(results: dict):
     axes[1].set_xticks([n for n, _ in scales], [f"{n:,}\n({f}x)" for n, f in scales])
     axes[1].minorticks_off()
     axes[1].legend(fontsize=7, loc="upper left")
-    from seedlings_utils.waiting import plot_wait_shares
+    from seedlings_utils.plots import plot_wait_shares
 
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
