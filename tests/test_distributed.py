@@ -15,6 +15,7 @@ from seedlings_utils import processes, train_job, worker
 from seedlings_utils.distributed import ShardDataset, process_shard
 from seedlings_utils.exercises import image_number, tiny_image_folder
 from seedlings_utils.processes import Job, WorkerFailed, launch, read_problems
+from tools.paths import NOTEBOOKS_DIR
 
 
 @pytest.mark.parametrize("count, processes", [(10, 2), (11, 2), (10, 3), (9, 4), (3, 4), (1, 1)])
@@ -216,7 +217,7 @@ def test_real_failures_are_not_the_planted_crash(tmp_path, case):
 
 
 def crash_demo_cell() -> str:
-    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "10_beyond_one_machine.ipynb")
+    cells = json.loads((NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb")
                        .read_text(encoding="utf-8"))["cells"]
     return "".join(next(c for c in cells if c.get("id") == "10-21")["source"])
 
@@ -332,7 +333,7 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
 
 # ---- lesson 10's script: what the processes run is the notebook's cell ----
 
-LESSON = Path(__file__).parents[1] / "notebooks" / "10_beyond_one_machine.ipynb"
+LESSON = NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb"
 
 
 def lesson_script() -> str:

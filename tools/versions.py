@@ -13,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 
+from .paths import REPO_ROOT
+
 #: When the Colab versions below were read, and from where (Google's published ``pip freeze`` of its runtimes).
 COLAB_CHECKED = "2026-11-25, from github.com/googlecolab/backend-info (pip-freeze.txt; newest commit 2026-08-19)"
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] != "floors":
         print(__doc__, file=sys.stderr)
         return 2
-    path = Path(args[1]) if len(args) > 1 else Path(__file__).resolve().parents[1] / "requirements.txt"
+    path = Path(args[1]) if len(args) > 1 else REPO_ROOT / "requirements.txt"
     sys.stdout.write(floors(path.read_text()))
     return 0
 
