@@ -239,11 +239,11 @@ def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[
         (run_dir / "checkpoint.json").write_text('{"epochs_done": 2}')
         return Restarted()
 
-    stub = type("distributed", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed,
+    stub = type("processes", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed,
                                     "read_problems": staticmethod(lambda reads, names: [])})
     (tmp_path / "runs" / "crash_demo").mkdir(parents=True)
     (tmp_path / "runs" / "crash_demo" / "checkpoint.json").write_text('{"epochs_done": 1}')
-    namespace = dict(distributed=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
+    namespace = dict(processes=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
                      CRASH_DEMO=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
     exec(crash_demo_cell(), namespace)
     return namespace, calls
