@@ -4,7 +4,7 @@
 #   make test-fast the unit tests only, without notebooks and benchmark (a minute or two)
 #   make bench     loader speed and memory benchmark, written to runs/bench/
 #   make lab       open the notebooks in JupyterLab
-#   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
+#   make export    generate seedlings_utils/<module>.py from the notebooks' `#| export` cells (the notebooks are the source)
 #   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
 #   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
 #   make test-oldest  the lowest versions requirements.txt allows, on Python 3.11: every test and lesson
@@ -72,9 +72,9 @@ bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 	$(BIN)/python -m tools.bench_distributed $(filter --quick,$(BENCH_ARGS))
 
-# Copy the notebooks' `#| export` cells into seedlings_utils/ (the notebook is the source; `make test` checks both agree).
+# Generate each exported module whole from the notebooks' `#| export` cells; refuses a package-side edit (FORCE=1 overrides).
 export: $(STAMP)
-	$(BIN)/python -m tools.export
+	$(BIN)/python -m tools.export $(if $(FORCE),--force)
 
 # The course site, from the notebooks `make lessons` executed into DATA_DIR/executed_notebooks (never re-run).
 SITE := build/site
