@@ -4,7 +4,7 @@
 #   make test-fast the quick tests only: nothing that trains a model, runs a notebook or launches processes
 #   make bench     loader speed and memory benchmark: runs/bench/*.json, then the page docs/benchmark.md
 #   make lab       open the notebooks in JupyterLab
-#   make export    copy the notebooks' `#| export` cells into seedlings_utils/ (the notebooks are the source)
+#   make export    generate seedlings_utils/<module>.py from the notebooks' `#| export` cells (the notebooks are the source)
 #   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
 #   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
 #   make browser   install the Chromium the browser check drives, if missing (.ci/install-browser; apt-get, root)
@@ -47,7 +47,7 @@ $(STAMP): $(REQUIREMENTS) pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) $(addprefix -r ,$(REQUIREMENTS))
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (seedlings course)" >/dev/null
-	$(BIN)/python -m seedlings_utils.env
+	$(BIN)/python -m tools.check_env
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -83,9 +83,9 @@ bench: $(STAMP)
 	$(BIN)/python -m tools.bench_distributed $(filter --quick,$(BENCH_ARGS))
 	$(BIN)/python -m tools.bench_page $(if $(filter --quick,$(BENCH_ARGS)),--out runs/bench/benchmark.md)
 
-# Copy the notebooks' `#| export` cells into seedlings_utils/ (the notebook is the source; `make test` checks both agree).
+# Generate each exported module whole from the notebooks' `#| export` cells; refuses a package-side edit (FORCE=1 overrides).
 export: $(STAMP)
-	$(BIN)/python -m tools.export
+	$(BIN)/python -m tools.export $(if $(FORCE),--force)
 
 # The course site, from the notebooks `make lessons` executed into DATA_DIR/executed_notebooks (never re-run).
 SITE := build/site
@@ -102,12 +102,12 @@ OLDEST_PYTHON ?= python3.11
 OLDEST := build/oldest
 test-oldest: browser
 	rm -rf $(OLDEST) && mkdir -p $(OLDEST) && $(OLDEST_PYTHON) -m venv $(OLDEST)/venv
-	$(OLDEST_PYTHON) tools/versions.py floors $(REQUIREMENTS) > $(OLDEST)/floors.txt
+	$(OLDEST_PYTHON) -m tools.versions floors $(REQUIREMENTS) > $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --upgrade pip
 	$(OLDEST)/venv/bin/python -m pip install -q -r $(OLDEST)/floors.txt
 	$(OLDEST)/venv/bin/python -m pip install -q --no-deps -e .
 	$(OLDEST)/venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	$(OLDEST)/venv/bin/python -m seedlings_utils.env
+	$(OLDEST)/venv/bin/python -m tools.check_env
 	$(OLDEST)/venv/bin/python -m pip freeze --exclude-editable > $(OLDEST)/installed.txt
 	$(OLDEST)/venv/bin/python -m pytest tests -p no:cacheprovider --durations=10
 

@@ -1,8 +1,10 @@
-"""Opening one image file, whatever its kind, and saying why a file cannot be used."""
+"""Opening one image file, whatever its kind (with errors that name it), and saying why a file cannot be used."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +74,25 @@ def read_image_sizes(paths) -> tuple[list[tuple[int, int]], int]:
         except Exception:  # corrupt, truncated, not an image: any Pillow error
             unreadable += 1
     return sizes, unreadable
+
+
+@contextlib.contextmanager
+def open_image(path: str | Path) -> Iterator[Image.Image]:
+    """``Image.open(path)`` as a context manager whose errors name the file and say what to do.
+
+    Pillow reads only the header on ``open``; the pixels are decoded later, inside the ``with`` block, so
+    errors raised there (a truncated PNG) are caught too. A file that cannot be read (say it went bad
+    after lesson 02 checked it) raises ``OSError`` naming it, instead of a bare decoder error deep inside
+    ``model.fit``.
+    """
+    try:
+        with Image.open(path) as img:
+            yield img
+    except FileNotFoundError as err:
+        raise OSError(f"Image {path} is missing: it was there when lesson 03 indexed it. Re-run lessons 02-04 "
+                      "to rebuild all_images/ and the index.") from err
+    except Exception as err:  # Pillow raises OSError, ValueError, SyntaxError ... for bad files
+        raise OSError(f"Could not read image {path}: {type(err).__name__}: {err}. It was readable when lesson 02 "
+                      "checked it: run lesson 02 again, which decodes every image anew and replaces a damaged copy (or "
+                      "skips an unreadable original); the later lessons then bring the index and split up to date."
+                      ) from err

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .env import is_colab
 from .errors import DataSourceError
+from .platform_info import is_colab
 
 COMPETITION = "plant-seedlings-classification"
 RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"

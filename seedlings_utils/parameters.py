@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from numbers import Integral, Real
 
-from .flatten import LINK_METHODS
+from .all_images import LINK_METHODS
 from .sources import SOURCES
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
+
+from .waiting import TARGET
 
 
 def plot_class_counts(labels: np.ndarray, classes: Sequence[str], title: str = "Images per species") -> plt.Figure:
@@ -139,5 +143,84 @@ def plot_image_sizes(paths: Sequence[str | Path]) -> plt.Figure:
     title = f"{len(sizes)} images: {w.min()}-{w.max()} px wide, {np.mean(w == h):.0%} square"
     ax.set_title(title + (f"\n({unreadable} files could not be read)" if unreadable else ""))
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_jobs(single, multi, global_batch: int, crashed_in_epoch: int | None = None) -> plt.Figure:
+    """Lesson 10: the loss per epoch of a one-process job and of every process of another; images/s, peak memory."""
+    fig, (ax_loss, ax_speed) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    for losses in single.losses():
+        ax_loss.plot(range(1, len(losses) + 1), losses, "o-", color="tab:gray", label="1 process")
+    for i, losses in enumerate(multi.losses()):
+        ax_loss.plot(range(1, len(losses) + 1), losses, ["x--", "+:", "1-.", "2--"][i % 4], markersize=10,
+                     label=f"process {i} of {multi.num_processes}")
+    if crashed_in_epoch is not None:
+        ax_loss.axvline(crashed_in_epoch + 1, color="tab:red", alpha=0.4)
+        ax_loss.annotate(f"process {multi.num_processes - 1} died in epoch {crashed_in_epoch + 1}:\nall restarted "
+                         "from process 0's checkpoint", (crashed_in_epoch + 1, ax_loss.get_ylim()[1]),
+                         xytext=(-4, -4), textcoords="offset points", va="top", ha="right", fontsize=8,
+                         color="tab:red")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="Every process reports the same loss")
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.legend(fontsize=8, loc="lower left")
+    ax_loss.grid(alpha=0.3)
+    jobs = [("1 process", single), (f"{multi.num_processes} processes", multi)]
+    speeds = [job.images_per_second(global_batch) for _, job in jobs]
+    names = [name + "\n(peak " + ", ".join(f"{s.get('peak_rss_mb', float('nan')):.0f}" for s in job.summaries)
+             + " MB)" for name, job in jobs]
+    bars = ax_speed.bar(names, speeds, color=["tab:gray", "tab:blue"])
+    ax_speed.bar_label(bars, [f"{s:.0f} images/s" for s in speeds], fontsize=9)
+    ax_speed.set_ylim(0, max(speeds) * 1.2)
+    ax_speed.set(ylabel="training images per second", title=f"Speed on this machine ({os.cpu_count()} CPU cores)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_traces(traces: Iterable, title: str = "Loaders side by side") -> plt.Figure:
+    """Images read over time (steeper is faster) and resident memory over time, one line per loader."""
+    traces = list(traces)
+    fig, (ax_images, ax_memory) = plt.subplots(1, 2, figsize=(12, 4))
+    for trace in traces:
+        label = f"{trace.name} ({trace.images_per_second:.0f} images/s)"
+        ax_images.plot(trace.seconds, trace.images, label=label)
+        ax_memory.plot(trace.seconds, trace.rss_mb, label=trace.name)
+    ax_images.set(xlabel="seconds", ylabel="images read", title="Images read over time")
+    ax_memory.set(xlabel="seconds", ylabel="resident memory (MB)", title="Memory over time (from zero: flat is good)")
+    ax_memory.set_ylim(0, max((max(t.rss_mb) for t in traces), default=1) * 1.15)
+    for ax in (ax_images, ax_memory):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_wait_shares(results: Mapping[str, dict], title: str = "Share of each training step spent waiting for data",
+                     target: float | None = TARGET, ax=None) -> plt.Figure:
+    """Horizontal bars at the median share per loader, whiskers from the min to the max run, the target dashed."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 1.4 + 0.6 * len(results)))
+    else:
+        fig = ax.figure
+    names = list(results)
+    medians = np.array([100 * results[n]["median"] for n in names])
+    low = medians - np.array([100 * results[n]["min"] for n in names])
+    high = np.array([100 * results[n]["max"] for n in names]) - medians
+    ax.barh(names, medians, xerr=[low, high], color="tab:orange", capsize=4, ecolor="k")
+    ax.axvline(0, color="k", lw=0.8)
+    if target is not None:
+        ax.axvline(100 * target, color="k", ls="--", lw=1)
+        ax.text(100 * target, -0.55, f" target: under {100 * target:.0f} %", fontsize=8, va="bottom")
+    for y, name in enumerate(names):
+        r = results[name]
+        ax.text(max(medians[y] + high[y], 0) + 1, y, f"{medians[y]:.0f} % ({100 * r['min']:.0f}..{100 * r['max']:.0f})",
+                va="center", fontsize=8)
+    repeats = {len(r["runs"]) for r in results.values()}
+    ax.set(xlabel=f"% of each step waiting for data (median of {'/'.join(map(str, sorted(repeats)))} runs,\n"
+                  "whiskers: min to max)", title=title)
+    ax.set_ylim(len(names) - 0.5, -0.75)
+    ax.set_xlim(min(-5, float((medians - low).min()) - 5), max(105, float((medians + high).max()) + 25))
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

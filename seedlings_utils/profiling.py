@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 
 def proc_status_mb(*fields: str) -> dict[str, float]:
     """Memory lines of Linux's ``/proc/self/status`` in MB, e.g. ``proc_status_mb("VmRSS", "RssAnon")``; {} elsewhere.
@@ -59,6 +57,18 @@ def reset_peak_rss() -> bool:
     except OSError:
         return False
     return True
+
+
+def resident_memory_mb() -> tuple[float, float]:
+    """This process's resident memory in MB, split in two: ``(anonymous, file_backed)``.
+
+    *Anonymous* pages (``RssAnon``) hold the process's own data, such as NumPy arrays: they stay in RAM
+    (or go to swap) until the process frees them. *File-backed* pages (``RssFile``) are pages of files
+    mapped into memory (libraries, and memory-mapped shards): clean ones can be dropped by the kernel at
+    any time and read again from the file. Linux only; elsewhere both are ``nan``.
+    """
+    values = proc_status_mb("RssAnon", "RssFile")
+    return values.get("RssAnon", float("nan")), values.get("RssFile", float("nan"))
 
 
 class MemorySampler:
@@ -186,20 +196,26 @@ def trace_loader(name: str, make_batches: Callable[[], Iterable]) -> LoaderTrace
     return trace
 
 
-def plot_traces(traces: Iterable[LoaderTrace], title: str = "Loaders side by side") -> plt.Figure:
-    """Images read over time (steeper is faster) and resident memory over time, one line per loader."""
-    traces = list(traces)
-    fig, (ax_images, ax_memory) = plt.subplots(1, 2, figsize=(12, 4))
-    for trace in traces:
-        label = f"{trace.name} ({trace.images_per_second:.0f} images/s)"
-        ax_images.plot(trace.seconds, trace.images, label=label)
-        ax_memory.plot(trace.seconds, trace.rss_mb, label=trace.name)
-    ax_images.set(xlabel="seconds", ylabel="images read", title="Images read over time")
-    ax_memory.set(xlabel="seconds", ylabel="resident memory (MB)", title="Memory over time (from zero: flat is good)")
-    ax_memory.set_ylim(0, max((max(t.rss_mb) for t in traces), default=1) * 1.15)
-    for ax in (ax_images, ax_memory):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+def measure_images_per_second(dataset, batches: int | None = None) -> float:
+    """Images per second when iterating ``dataset`` the way ``model.fit`` does (honouring ``workers``).
+
+    Reads ``batches`` batches (default: one whole epoch) through Keras' own data adapter, so threads or
+    processes are used exactly as in training. The clock runs from a cold start to the last batch, so
+    the cost of starting workers is included, as it is in every epoch of ``fit``.
+    """
+    return trace_loader("dataset", lambda: pydataset_batches(dataset, batches)).images_per_second
+
+
+def measure_tf_images_per_second(dataset, batches: int | None = None) -> float:
+    """Images per second when iterating ``dataset`` (default: one whole epoch; else its first ``batches``).
+
+    Like :func:`~seedlings_utils.profiling.measure_images_per_second`, the clock runs from a cold start
+    (creating the iterator, which starts ``tf.data``'s threads and fills its buffers) to the last batch.
+    To time a ``cache_file`` pipeline warm, iterate one whole epoch first: a partial epoch leaves no cache.
+    """
+    if batches is not None and batches < 1:
+        raise ValueError(f"batches must be at least 1, got {batches}")
+    trace = trace_loader("tf.data", lambda: (dataset if batches is None else dataset.take(batches)).as_numpy_iterator())
+    if trace.images[-1] == 0:
+        raise ValueError("the dataset yielded no images")
+    return trace.images_per_second

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from .errors import DataSourceError
+from .files import folder_replaced_when_done, write_text_atomically
 from .images import has_image_extension
 from .locking import output_lock
 
@@ -144,22 +145,13 @@ def _build_raw(data_dir: Path, wanted: dict, fill) -> RawData:
             else:
                 print(f"Replacing the synthetic set in {raw_dir} ({existing}) with {wanted}.")
 
-        partial = data_dir / "raw.partial"
-        if partial.exists():
-            print(f"Removing {partial}, left by an interrupted run.")
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
-        try:
+        if (data_dir / "raw.partial").exists():
+            print(f"Removing {data_dir / 'raw.partial'}, left by an interrupted run.")
+        with folder_replaced_when_done(raw_dir) as partial:  # nothing half-made is left to be mistaken for data
             fill(partial)
             train_counts, test_count = count_raw_images(partial)
             _check_usable(train_counts, wanted)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)  # nothing half-made is left to be mistaken for data
-            raise
-        (partial / SOURCE_RECORD).write_text(json.dumps(wanted, indent=2))  # last: only a checked source is recorded
-        if raw_dir.exists():
-            shutil.rmtree(raw_dir)
-        partial.rename(raw_dir)
+            (partial / SOURCE_RECORD).write_text(json.dumps(wanted, indent=2))  # last: only a checked source counts
     return RawData(raw_dir, wanted, train_counts, test_count)
 
 
@@ -212,9 +204,7 @@ def fetch_course_data(
     path = course_dir / COURSE_RECORD
     if read_course_record(course_dir) != record:
         course_dir.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(record, indent=2))
-        temporary.replace(path)  # a lesson reading it meanwhile sees the old record or the new, never half of one
+        write_text_atomically(path, json.dumps(record, indent=2))  # a reader sees the old record or the new
     return raw
 
 

@@ -209,14 +209,14 @@ def loader_wait_shares(image_dir, filenames, labels, image_size: int, batch_size
                        repeats: int = 3, seed: int = 0, progress: bool = True) -> dict:
     """What ``make bench`` reports: :func:`wait_shares` of lesson 09's model for lesson 05's, 07's and 08's loaders.
 
-    The model is lesson 09's as phase 2 trains it (:func:`~seedlings_utils.transfer.fine_tuned_model`: the
+    The model is lesson 09's as phase 2 trains it (:func:`~seedlings_utils.transfer_models.fine_tuned_model`: the
     backbone's top unfrozen, augmentation inside), with random weights (timing does not depend on them, and
     the benchmark needs no network). The loaders read the first ``images`` files, rounded down to whole
     batches; one timed run is one pass over them. Returns loader name -> :func:`wait_share`'s figures.
     """
     import keras
 
-    from .transfer import fine_tuned_model
+    from .transfer_models import fine_tuned_model
 
     n = min(len(filenames), images) // batch_size * batch_size
     if n == 0:
@@ -237,35 +237,3 @@ def format_wait_shares(results: Mapping[str, dict]) -> str:
         lines.append(f"{name:<24}{100 * r['median']:>15.1f} %{spread:>18}{r['wait_ms_per_step']:>14.1f}"
                      f"{r['compute_ms_per_step']:>17.1f}")
     return "\n".join(lines)
-
-
-def plot_wait_shares(results: Mapping[str, dict], title: str = "Share of each training step spent waiting for data",
-                     target: float | None = TARGET, ax=None):
-    """Horizontal bars at the median share per loader, whiskers from the min to the max run, the target dashed."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 1.4 + 0.6 * len(results)))
-    else:
-        fig = ax.figure
-    names = list(results)
-    medians = np.array([100 * results[n]["median"] for n in names])
-    low = medians - np.array([100 * results[n]["min"] for n in names])
-    high = np.array([100 * results[n]["max"] for n in names]) - medians
-    ax.barh(names, medians, xerr=[low, high], color="tab:orange", capsize=4, ecolor="k")
-    ax.axvline(0, color="k", lw=0.8)
-    if target is not None:
-        ax.axvline(100 * target, color="k", ls="--", lw=1)
-        ax.text(100 * target, -0.55, f" target: under {100 * target:.0f} %", fontsize=8, va="bottom")
-    for y, name in enumerate(names):
-        r = results[name]
-        ax.text(max(medians[y] + high[y], 0) + 1, y, f"{medians[y]:.0f} % ({100 * r['min']:.0f}..{100 * r['max']:.0f})",
-                va="center", fontsize=8)
-    repeats = {len(r["runs"]) for r in results.values()}
-    ax.set(xlabel=f"% of each step waiting for data (median of {'/'.join(map(str, sorted(repeats)))} runs,\n"
-                  "whiskers: min to max)", title=title)
-    ax.set_ylim(len(names) - 0.5, -0.75)
-    ax.set_xlim(min(-5, float((medians - low).min()) - 5), max(105, float((medians + high).max()) + 25))
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig

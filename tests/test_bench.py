@@ -6,12 +6,12 @@ import time
 import numpy as np
 import pytest
 
+from seedlings_utils.plots import plot_traces
 from seedlings_utils.profiling import (
     LoaderTrace,
     MemorySampler,
     anon_mb,
     peak_rss_mb,
-    plot_traces,
     proc_status_mb,
     reset_peak_rss,
     trace_loader,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seedlings_utils.dataset import SeedlingsDataset, load_image, load_image_uint8, measure_images_per_second
-from seedlings_utils.profiling import pydataset_batches
+from seedlings_utils.dataset import SeedlingsDataset, load_image, load_image_uint8
+from seedlings_utils.profiling import measure_images_per_second, pydataset_batches
 from seedlings_utils.recipe2019 import recipe2019_load_batch
 from seedlings_utils.tfdata import make_tf_dataset
 

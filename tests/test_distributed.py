@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seedlings_utils import distributed
-from seedlings_utils.distributed import Job, ShardDataset, WorkerFailed, launch, process_shard, read_problems
+from seedlings_utils import processes, train_job, worker
+from seedlings_utils.distributed import ShardDataset, process_shard
 from seedlings_utils.exercises import image_number, tiny_image_folder
+from seedlings_utils.processes import Job, WorkerFailed, launch, read_problems
+from tools.paths import NOTEBOOKS_DIR
 
 pytestmark = pytest.mark.long_file(7)  # tests/conftest.py: long files start first
 
@@ -76,13 +78,13 @@ def test_read_problems_names_each_mistake():
 
 
 def test_worker_command_and_keras_check(monkeypatch):
-    command = distributed.worker_command(data_dir="d", epochs=2, augment=True, workers=None, fail_process=False)
-    assert command[1:] == ["-m", "seedlings_utils.distributed", "--data-dir", "d", "--epochs", "2", "--augment"]
-    distributed.check_keras_for_processes(2)  # the pinned Keras can
-    monkeypatch.setattr(distributed.keras, "__version__", "3.10.0")
-    distributed.check_keras_for_processes(1)
+    command = processes.worker_command(data_dir="d", epochs=2, augment=True, workers=None, fail_process=False)
+    assert command[1:] == ["-m", "seedlings_utils.worker", "--data-dir", "d", "--epochs", "2", "--augment"]
+    processes.check_keras_for_processes(2)  # the pinned Keras can
+    monkeypatch.setattr(processes.keras, "__version__", "3.10.0")
+    processes.check_keras_for_processes(1)
     with pytest.raises(RuntimeError, match="needs Keras 3.11 or newer; this is Keras 3.10.0"):
-        distributed.check_keras_for_processes(2)
+        processes.check_keras_for_processes(2)
 
 
 # ---- the launcher, with stand-in processes (no JAX: seconds) ----
@@ -159,8 +161,8 @@ def test_a_timeout_names_the_setting_its_value_and_what_to_do(tmp_path):
 
 def test_run_job_passes_the_timeouts_name_on(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(distributed, "launch", lambda command, count, run_dir, **kwargs: seen.update(kwargs))
-    distributed.run_job(tmp_path, tmp_path / "job", 1, timeout=7, timeout_name="JOB_TIMEOUT", show="none", epochs=1)
+    monkeypatch.setattr(processes, "launch", lambda command, count, run_dir, **kwargs: seen.update(kwargs))
+    processes.run_job(tmp_path, tmp_path / "job", 1, timeout=7, timeout_name="JOB_TIMEOUT", show="none", epochs=1)
     assert seen["timeout"] == 7 and seen["timeout_name"] == "JOB_TIMEOUT"
 
 
@@ -171,9 +173,9 @@ def test_a_fresh_job_that_fails_leaves_the_last_runs_results_aside(tmp_path, mon
     def fails(command, count, run_dir, **kwargs):
         raise WorkerFailed("planted for the test")
 
-    monkeypatch.setattr(distributed, "launch", fails)
+    monkeypatch.setattr(processes, "launch", fails)
     with pytest.raises(WorkerFailed):
-        distributed.run_job(tmp_path, tmp_path / "job", 1, show="none", epochs=1)
+        processes.run_job(tmp_path, tmp_path / "job", 1, show="none", epochs=1)
     assert (tmp_path / "job.previous" / "model.keras").read_text() == "the last run's model"
 
 
@@ -224,7 +226,7 @@ def test_real_failures_are_not_the_planted_crash(tmp_path, case):
 
 
 def crash_demo_cell() -> str:
-    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "10_beyond_one_machine.ipynb")
+    cells = json.loads((NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb")
                        .read_text(encoding="utf-8"))["cells"]
     return "".join(next(c for c in cells if c.get("id") == "10-21")["source"])
 
@@ -246,11 +248,11 @@ def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[
         (run_dir / "checkpoint.json").write_text('{"epochs_done": 2}')
         return Restarted()
 
-    stub = type("distributed", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed,
+    stub = type("processes", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed,
                                     "read_problems": staticmethod(lambda reads, names: [])})
     (tmp_path / "runs" / "crash_demo").mkdir(parents=True)
     (tmp_path / "runs" / "crash_demo" / "checkpoint.json").write_text('{"epochs_done": 1}')
-    namespace = dict(distributed=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
+    namespace = dict(processes=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
                      CRASH_DEMO=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
     exec(crash_demo_cell(), namespace)
     return namespace, calls
@@ -301,12 +303,12 @@ def test_a_killed_worker_fails_the_job_clearly_and_it_resumes_in_step(tiny_data_
 
     run_dir = tmp_path / "job"
     with pytest.raises(WorkerFailed) as failure:
-        distributed.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", fail_process=1, fail_in_epoch=1,
+        processes.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", fail_process=1, fail_in_epoch=1,
                             **TINY)
     assert "process 1 of 2 was killed by signal 9" in str(failure.value)
     assert "dying on purpose in epoch 2" in str(failure.value) and failure.value.planted
     assert json.loads((run_dir / "checkpoint.json").read_text()) == {"epochs_done": 1}
-    job = distributed.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", fresh=False, **TINY)
+    job = processes.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", fresh=False, **TINY)
     assert "Epoch 2/2" in (run_dir / "process_0.log").read_text() and "Epoch 1/2" not in (
         run_dir / "process_0.log").read_text(), "the restarted job goes on from epoch 2"
     x_train = load_split(tiny_data_dir)[0]
@@ -326,9 +328,9 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
     """Process 0 is a real worker; process 1 never starts training: process 0 waits in the job's start-up."""
     script = ("import os, runpy, sys, time\n"
               "if os.environ['KERAS_DISTRIBUTION_PROCESS_ID'] == '1':\n    time.sleep(300)\n"
-              "sys.argv = ['distributed'] + sys.argv[1:]\n"
-              "runpy.run_module('seedlings_utils.distributed', run_name='__main__')")
-    command = [PY, "-c", script] + distributed.worker_command(
+              "sys.argv = ['worker'] + sys.argv[1:]\n"
+              "runpy.run_module('seedlings_utils.worker', run_name='__main__')")
+    command = [PY, "-c", script] + processes.worker_command(
         data_dir=tiny_data_dir, out_dir=tmp_path / "job", **TINY)[3:]
     with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 20 s\)"):
         launch(command, 2, tmp_path / "job", timeout=20, show="none")
@@ -336,7 +338,7 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
 
 # ---- lesson 10's script: what the processes run is the notebook's cell ----
 
-LESSON = Path(__file__).parents[1] / "notebooks" / "10_beyond_one_machine.ipynb"
+LESSON = NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb"
 
 
 def lesson_script() -> str:
@@ -356,17 +358,17 @@ def test_the_lessons_script_and_the_packages_copy_say_the_same():
 
     script = next(n for n in ast.parse(lesson_script()).body
                   if isinstance(n, ast.FunctionDef) and n.name == "train_process")
-    package = ast.parse(textwrap.dedent(inspect.getsource(distributed.train_process))).body[0]
-    assert ast.dump(script) == ast.dump(package), "lesson 10's script and distributed.train_process differ"
+    package = ast.parse(textwrap.dedent(inspect.getsource(train_job.train_process))).body[0]
+    assert ast.dump(script) == ast.dump(package), "lesson 10's script and seedlings_utils.train_job differ"
 
 
 def test_script_train_process_loads_the_files_function(tmp_path):
     script = tmp_path / "train_job.py"
     script.write_text("SEEN = []\n\ndef train_process(*args, **kwargs):\n    return 'from the file', args\n")
-    assert distributed.script_train_process(script)(1, 2) == ("from the file", (1, 2))
+    assert worker.script_train_process(script)(1, 2) == ("from the file", (1, 2))
     script.write_text("def train(*args):\n    pass\n")
     with pytest.raises(SystemExit, match="defines no function train_process"):
-        distributed.script_train_process(script)
+        worker.script_train_process(script)
 
 
 @pytest.mark.slow
@@ -382,7 +384,7 @@ def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_d
                             "        {'epochs': len(history.history['loss']), 'learning_rate': lr}))\n" + fit_end)
     (tmp_path / "train_job.py").write_text(edited)
     run_dir = tmp_path / "job"
-    job = distributed.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", script=tmp_path / "train_job.py",
+    job = processes.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", script=tmp_path / "train_job.py",
                               **{**TINY, "epochs": 1, "learning_rate": 0.01})
     for p in range(2):
         marker = json.loads((run_dir / f"edited_{p}.json").read_text())

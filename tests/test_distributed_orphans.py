@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from seedlings_utils import distributed
+from seedlings_utils import processes, worker
 
 from .test_distributed import TINY
 from .test_distributed import tiny_data_dir as tiny_data_dir_fixture
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Run by the test as the launcher: the real launch() of ``argv[1]`` (a JSON command) as ``argv[2]`` processes.
 LAUNCHER = """
 import json, sys
-from seedlings_utils.distributed import launch
+from seedlings_utils.processes import launch
 launch(json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], timeout=300, show="none", compile_cache=None)
 """
 
@@ -41,16 +41,16 @@ import os, sys, time
 from pathlib import Path
 here, i = Path(sys.argv[1]), int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"])
 (here / f"pid{i}").write_text(str(os.getpid()))
-from seedlings_utils import distributed
+from seedlings_utils import processes
 if i == 1:
-    distributed._watch_launcher = lambda launcher, poll: None
+    processes._watch_launcher = lambda launcher, poll: None
 if i == 2:
-    distributed._kill_me_when_parent_ends = lambda: False
+    processes._kill_me_when_parent_ends = lambda: False
 if i == 3:
     deadline = time.monotonic() + 120
     while not (here / "launcher_killed").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-distributed.stop_with_launcher(poll=0.2)
+processes.stop_with_launcher(poll=0.2)
 (here / f"ready{i}").write_text("")
 time.sleep(300)
 """
@@ -140,25 +140,25 @@ def test_no_process_outlives_a_launcher_killed_with_sigkill(tmp_path):
 
 def test_a_process_started_by_hand_is_not_guarded(monkeypatch):
     """Outside launch() (started by hand, or by a cluster's own launcher) the guard does nothing."""
-    monkeypatch.delenv(distributed.LAUNCHER_VAR, raising=False)
+    monkeypatch.delenv(processes.LAUNCHER_VAR, raising=False)
     started = []
-    monkeypatch.setattr(distributed, "_watch_launcher", lambda launcher, poll: started.append(launcher))
-    distributed.stop_with_launcher()
+    monkeypatch.setattr(processes, "_watch_launcher", lambda launcher, poll: started.append(launcher))
+    processes.stop_with_launcher()
     assert started == []
-    monkeypatch.setenv(distributed.LAUNCHER_VAR, str(os.getppid()))
-    distributed.stop_with_launcher()
+    monkeypatch.setenv(processes.LAUNCHER_VAR, str(os.getppid()))
+    processes.stop_with_launcher()
     assert started == [os.getppid()], "launched by its parent: watched"
 
 
 def test_the_worker_entry_guards_itself_before_anything_else(monkeypatch):
-    """``python -m seedlings_utils.distributed`` (training and the TensorFlow attempt) calls the guard first."""
+    """``python -m seedlings_utils.worker`` (training and the TensorFlow attempt) calls the guard first."""
     calls = []
-    monkeypatch.setattr(distributed, "stop_with_launcher", lambda: calls.append("guard"))
-    monkeypatch.setattr(distributed, "_tensorflow_worker", lambda: calls.append("tensorflow"))
-    assert distributed.main(["--tensorflow-attempt"]) == 0
+    monkeypatch.setattr(worker, "stop_with_launcher", lambda: calls.append("guard"))
+    monkeypatch.setattr(worker, "_tensorflow_worker", lambda: calls.append("tensorflow"))
+    assert worker.main(["--tensorflow-attempt"]) == 0
     assert calls == ["guard", "tensorflow"]
     with pytest.raises(SystemExit):  # no --data-dir: stops in parsing its arguments, guarded already
-        distributed.main([])
+        worker.main([])
     assert calls == ["guard", "tensorflow", "guard"]
 
 
@@ -168,7 +168,7 @@ def test_real_training_processes_stop_when_their_launcher_is_killed(tiny_data_di
     """The issue's reproduction: a job of two real training processes, its launcher killed while they train."""
     run_dir = tmp_path / "job"
     options = {**TINY, "epochs": 100_000}  # would train for hours
-    script = ("import sys\nfrom seedlings_utils.distributed import run_job\n"
+    script = ("import sys\nfrom seedlings_utils.processes import run_job\n"
               f"run_job(sys.argv[1], sys.argv[2], 2, timeout=3600, show='none', **{options!r})")
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
     launcher = subprocess.Popen([PY, "-c", script, str(tiny_data_dir), str(run_dir)], env=env, text=True,

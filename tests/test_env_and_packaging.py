@@ -11,24 +11,24 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from seedlings_utils import env
+from seedlings_utils import data_dirs, platform_info, seeding
 from tools.lessons import parse_value
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_check_environment_compares_versions_not_strings(monkeypatch):
-    monkeypatch.setattr(env.metadata, "version", lambda name: "1.9.1")
-    rows = env.check_environment(["pkg>=1.10", "pkg>=1.8"])
+    monkeypatch.setattr(platform_info.metadata, "version", lambda name: "1.9.1")
+    rows = platform_info.check_environment(["pkg>=1.10", "pkg>=1.8"])
     assert [ok for *_, ok in rows] == [False, True]  # as text, "1.9.1" >= "1.10" would pass
 
 
 def test_check_environment_here():
-    rows = env.check_environment(["numpy>=1.0", "surely-not-installed-pkg>=1"])
+    rows = platform_info.check_environment(["numpy>=1.0", "surely-not-installed-pkg>=1"])
     assert rows[0][3] is True and rows[1][2] == "missing" and rows[1][3] is False
-    names = {name for name, *_ in env.check_environment()}
+    names = {name for name, *_ in platform_info.check_environment()}
     assert {"tensorflow", "keras", "numpy", "pillow"} <= names
-    assert all(ok for *_, ok in env.check_environment())
+    assert all(ok for *_, ok in platform_info.check_environment())
 
 
 #: What a learner's runtime must never get from the course's package: the site builder, the browser check, the
@@ -123,16 +123,16 @@ print(repr((len(modules), loaded)))
 
 
 def test_resolve_data_dir(tmp_path, monkeypatch):
-    assert env.resolve_data_dir(tmp_path / "x") == tmp_path / "x" and (tmp_path / "x").is_dir()
+    assert data_dirs.resolve_data_dir(tmp_path / "x") == tmp_path / "x" and (tmp_path / "x").is_dir()
     monkeypatch.chdir(tmp_path)
-    assert env.resolve_data_dir("rel") == tmp_path / "rel"
-    assert env.default_data_dir() == REPO / "data"  # an editable checkout keeps data in the repo
+    assert data_dirs.resolve_data_dir("rel") == tmp_path / "rel"
+    assert data_dirs.default_data_dir() == REPO / "data"  # an editable checkout keeps data in the repo
     monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
-    assert env.is_colab() and env.default_data_dir() == Path("/content/seedlings-data")
+    assert platform_info.is_colab() and data_dirs.default_data_dir() == Path("/content/seedlings-data")
 
 
 def test_describe_platform_mentions_versions():
-    text = env.describe_platform()
+    text = platform_info.describe_platform()
     assert re.search(r"TensorFlow \d+\.\d+", text) and "Keras 3." in text
     assert "GPU" in text.splitlines()[1]
 
@@ -154,13 +154,13 @@ def test_lessons_01_to_04_start_and_run_their_imports_without_loading_tensorflow
             if cell["cell_type"] == "code":
                 imports |= {line.strip() for line in "".join(cell["source"]).splitlines()
                             if re.match(r"\s*(from \S+ )?import ", line) and "google.colab" not in line}
-    assert any("seedlings_utils.pipeline" in line for line in imports), imports
+    assert any("seedlings_utils.earlier_lessons" in line for line in imports), imports
     script = "\n".join(sorted(imports)) + f"""
 import random, sys
 import numpy as np
-from seedlings_utils import env
-text = env.describe_platform(tensorflow=False)
-env.start_lesson({str(tmp_path)!r}, 3, tensorflow=False)
+from seedlings_utils import platform_info, seeding
+text = platform_info.describe_platform(tensorflow=False)
+seeding.start_lesson({str(tmp_path)!r}, 3, tensorflow=False)
 loaded = [m for m in ("tensorflow", "keras", "jax") if m in sys.modules]
 print(repr((loaded, text, random.random(), float(np.random.rand()))))
 """
@@ -195,7 +195,7 @@ def test_seeding_without_tensorflow_refuses_deterministic_ops():
     import pytest
 
     with pytest.raises(ValueError, match="needs tensorflow=True"):
-        env.set_seed(1, deterministic=True, tensorflow=False)
+        seeding.set_seed(1, deterministic=True, tensorflow=False)
 
 
 def test_parse_value():

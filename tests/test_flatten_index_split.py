@@ -5,19 +5,14 @@ import zipfile
 import numpy as np
 import pytest
 
+from seedlings_utils.all_images import MANIFEST_FILE, flatten_images, list_training_images, read_manifest
 from seedlings_utils.dataset import load_image_uint8
-from seedlings_utils.flatten import (
-    MANIFEST_FILE,
-    check_one_file_per_image,
-    copy_into_one_folder,
-    flatten_images,
-    list_training_images,
-    read_manifest,
-    unique_name,
-)
+from seedlings_utils.earlier_lessons import ensure_split
+from seedlings_utils.files import zip_folder
+from seedlings_utils.flatten import check_one_file_per_image, copy_into_one_folder, unique_name
 from seedlings_utils.index import build_index, labels_from_species, load_classes, load_index, save_index
-from seedlings_utils.pipeline import ensure_split
-from seedlings_utils.split import SPLIT_FILES, load_split, save_split, split_train_val, stratifiable, zip_folder
+from seedlings_utils.split import SPLIT_FILES, load_split, save_split, split_train_val
+from seedlings_utils.stratify import stratifiable
 
 from .helpers import TINY_SPECIES, make_kaggle_tree
 
@@ -276,7 +271,7 @@ def test_ensure_split_rebuilds_everything_from_nothing_and_then_reuses(kaggle_tr
 def test_species_folders_are_links_to_the_indexed_images_and_follow_the_index(kaggle_tree, tmp_path):
     """Lesson 05's tree for image_dataset_from_directory: one folder per class of the index, each image a hard
     link into all_images/; a file the index no longer names (and a stray folder) disappears on the next call."""
-    from seedlings_utils.pipeline import ensure_species_folders
+    from seedlings_utils.earlier_lessons import ensure_species_folders
 
     kwargs = dict(source="local", source_path=kaggle_tree, progress=False)
     (kaggle_tree / "train" / "Maize" / "notes.txt").write_text("not an image")

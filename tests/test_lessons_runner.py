@@ -32,7 +32,8 @@ def course(tmp_path) -> Path:
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
     write_notebook(nbs / "01_source.ipynb", "print('OK: 01')")
-    write_notebook(nbs / "02_flat.ipynb", "# from seedlings_utils.pipeline import ensure_raw", "x = 1\n" + PLANTED)
+    write_notebook(nbs / "02_flat.ipynb", "# from seedlings_utils.earlier_lessons import ensure_raw",
+                   "x = 1\n" + PLANTED)
     write_notebook(nbs / "03_index.ipynb", "# ensure_all_images(DATA_DIR)", "print('OK: 03')")
     write_notebook(nbs / "04_split.ipynb", "# ensure_index(DATA_DIR)", "print('OK: 04')")
     write_notebook(nbs / "05_model.ipynb", "print('OK: 05')")

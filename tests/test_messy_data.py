@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seedlings_utils import flatten as flatten_module
-from seedlings_utils.dataset import SeedlingsDataset, load_image
-from seedlings_utils.flatten import (
+from seedlings_utils import all_images as flatten_module
+from seedlings_utils.all_images import (
     EMPTY_CLASS_REASON,
     MANIFEST_FILE,
     SKIPPED_FILE,
@@ -22,10 +21,11 @@ from seedlings_utils.flatten import (
     scan_test_images,
     scan_training_images,
 )
+from seedlings_utils.dataset import SeedlingsDataset, load_image
 from seedlings_utils.images import to_rgb, why_unusable
 from seedlings_utils.index import build_index
+from seedlings_utils.results import list_test_images
 from seedlings_utils.split import split_train_val
-from seedlings_utils.train import list_test_images
 from tools.lessons import run_lessons
 
 from .messy import EMPTY_FOLDER, make_messy_tree
@@ -153,7 +153,7 @@ def test_lessons_01_to_04_on_the_messy_tree(messy, tmp_path):
     every readable image used once with its label, every other file in the report, and lesson 06's
     submission writer gives a row for every readable test image."""
     from seedlings_utils.model import build_cnn
-    from seedlings_utils.train import write_submission
+    from seedlings_utils.results import write_submission
 
     root, truth = messy
     data_dir = tmp_path / "data"
@@ -188,7 +188,7 @@ def check_the_one_liner_runs_on_lesson_05s_species_folders(data_dir, classes, la
     import keras
     import tensorflow as tf
 
-    from seedlings_utils.pipeline import ensure_species_folders
+    from seedlings_utils.earlier_lessons import ensure_species_folders
 
     def one_epoch(folder):
         ds = keras.utils.image_dataset_from_directory(str(folder), image_size=(32, 32), batch_size=8, shuffle=False,

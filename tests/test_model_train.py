@@ -5,21 +5,19 @@ import keras
 import numpy as np
 import pytest
 
+from seedlings_utils.all_images import flatten_images
 from seedlings_utils.dataset import SeedlingsDataset
-from seedlings_utils.flatten import flatten_images
 from seedlings_utils.index import build_index
 from seedlings_utils.model import build_cnn
-from seedlings_utils.train import (
-    BACKUP_DIR,
-    best_logged,
+from seedlings_utils.results import (
     evaluate_predictions,
     list_test_images,
     load_history,
     predict_classes,
     save_metrics,
-    training_callbacks,
     write_submission,
 )
+from seedlings_utils.train import BACKUP_DIR, best_logged, training_callbacks
 
 
 def test_build_cnn_shapes_and_compile():

@@ -8,7 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from seedlings_utils import env, plots  # noqa: E402
+from seedlings_utils import plots, seeding  # noqa: E402
+from tools import check_env  # noqa: E402
 from tools.lessons import lesson_notebooks, main  # noqa: E402
 
 CLASSES = ["a", "b", "c"]
@@ -69,27 +70,27 @@ def test_set_seed_makes_keras_repeatable():
     def draw():  # set_seed must also seed NumPy's legacy global generator, which old code uses
         return keras.random.uniform((3,)).numpy().tolist() + np.random.rand(2).tolist()  # noqa: NPY002
 
-    env.set_seed(3)
+    seeding.set_seed(3)
     first = draw()
-    env.set_seed(3)
+    seeding.set_seed(3)
     assert draw() == first
 
 
 def test_set_seed_turns_op_determinism_on_only_when_asked(op_determinism_off):
     """It stays on for the rest of the process once on, so a default call must leave it off (lessons' speeds)."""
-    env.set_seed(3)
+    seeding.set_seed(3)
     assert not op_determinism_off.is_op_determinism_enabled()
-    env.set_seed(3, deterministic=True)
+    seeding.set_seed(3, deterministic=True)
     assert op_determinism_off.is_op_determinism_enabled()
 
 
 def test_start_lesson_returns_an_absolute_existing_folder(tmp_path, capsys):
-    path = env.start_lesson(str(tmp_path / "d"), seed=1)
+    path = seeding.start_lesson(str(tmp_path / "d"), seed=1)
     assert path.is_absolute() and path.is_dir() and str(path) in capsys.readouterr().out
 
 
 def test_environment_check_cli(capsys):
-    assert env.main() == 0
+    assert check_env.main() == 0
     assert "OK   tensorflow" in capsys.readouterr().out
 
 

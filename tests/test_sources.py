@@ -234,7 +234,7 @@ def test_a_record_of_an_earlier_version_is_refreshed(kaggle_tree, tmp_path):
 
 def test_url_zip_is_kept_in_course_dir_and_a_fresh_runtime_unpacks_it_offline(kaggle_tree, tmp_path, http_folder,
                                                                               capsys):
-    from seedlings_utils.pipeline import ensure_raw
+    from seedlings_utils.earlier_lessons import ensure_raw
 
     folder, base, seen = http_folder
     zip_tree(kaggle_tree, folder / "seedlings.zip", prefix="plant-seedlings/")
@@ -257,7 +257,7 @@ def test_url_zip_is_kept_in_course_dir_and_a_fresh_runtime_unpacks_it_offline(ka
 
 def test_kaggle_zip_is_downloaded_once_for_every_runtime(kaggle_tree, tmp_path, monkeypatch):
     from seedlings_utils import kaggle_download
-    from seedlings_utils.pipeline import ensure_raw
+    from seedlings_utils.earlier_lessons import ensure_raw
 
     api = FakeKaggleApi(kaggle_tree)
     monkeypatch.setattr(kaggle_download, "_real_api", lambda: api)
@@ -280,7 +280,7 @@ def test_a_course_dir_chosen_after_the_download_gets_the_zip_too(kaggle_tree, tm
 
 
 def test_without_a_record_a_lesson_says_it_uses_the_synthetic_set(tmp_path, capsys):
-    from seedlings_utils.pipeline import course_data, ensure_raw
+    from seedlings_utils.earlier_lessons import course_data, ensure_raw
 
     raw_kwargs = course_data(tmp_path / "drive", tmp_path / "data", synthetic_per_class=2, seed=1, progress=False)
     assert "SYNTHETIC" in capsys.readouterr().out
@@ -290,7 +290,7 @@ def test_without_a_record_a_lesson_says_it_uses_the_synthetic_set(tmp_path, caps
 
 
 def test_a_record_written_later_replaces_the_synthetic_fallback(kaggle_tree, tmp_path):
-    from seedlings_utils.pipeline import ensure_index, ensure_raw
+    from seedlings_utils.earlier_lessons import ensure_index, ensure_raw
 
     course = tmp_path / "drive"
     ensure_raw(tmp_path / "data", course_dir=course, synthetic_per_class=2, progress=False)  # lesson 05 run first
@@ -301,7 +301,7 @@ def test_a_record_written_later_replaces_the_synthetic_fallback(kaggle_tree, tmp
 
 @pytest.mark.slow
 def test_a_synthetic_record_is_drawn_again_with_lesson_01s_size_and_seed(tmp_path):
-    from seedlings_utils.pipeline import ensure_raw
+    from seedlings_utils.earlier_lessons import ensure_raw
 
     first = fetch_course_data(tmp_path / "runtime1", tmp_path / "drive", "synthetic", synthetic_per_class=2, seed=5,
                               progress=False)
@@ -313,7 +313,7 @@ def test_a_synthetic_record_is_drawn_again_with_lesson_01s_size_and_seed(tmp_pat
 
 
 def test_a_record_this_runtime_cannot_follow_says_what_to_do(kaggle_tree, tmp_path, http_folder):
-    from seedlings_utils.pipeline import ensure_raw
+    from seedlings_utils.earlier_lessons import ensure_raw
 
     fetch_course_data(tmp_path / "runtime1", tmp_path / "drive", "local", kaggle_tree, progress=False)
     kaggle_tree.rename(tmp_path / "elsewhere")  # another runtime's disk
@@ -329,10 +329,10 @@ def test_a_record_this_runtime_cannot_follow_says_what_to_do(kaggle_tree, tmp_pa
 
 
 def test_course_dir_defaults_to_drive_on_colab_and_to_data_dir_elsewhere(tmp_path, monkeypatch):
-    from seedlings_utils import env
+    from seedlings_utils import data_dirs
 
-    assert env.resolve_course_dir("", tmp_path / "data") == (tmp_path / "data").resolve()
-    assert env.resolve_course_dir(tmp_path / "c", tmp_path / "data") == (tmp_path / "c").resolve()
-    monkeypatch.setattr(env, "is_colab", lambda: True)
-    monkeypatch.setattr(env, "resolve_data_dir", lambda path: Path(path))  # no Drive to mount here
-    assert env.resolve_course_dir("", tmp_path / "data") == Path(env.COLAB_COURSE_DIR)
+    assert data_dirs.resolve_course_dir("", tmp_path / "data") == (tmp_path / "data").resolve()
+    assert data_dirs.resolve_course_dir(tmp_path / "c", tmp_path / "data") == (tmp_path / "c").resolve()
+    monkeypatch.setattr(data_dirs, "is_colab", lambda: True)
+    monkeypatch.setattr(data_dirs, "resolve_data_dir", lambda path: Path(path))  # no Drive to mount here
+    assert data_dirs.resolve_course_dir("", tmp_path / "data") == Path(data_dirs.COLAB_COURSE_DIR)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seedlings_utils import waiting
+from seedlings_utils import plots, waiting
 
 SIZE, BATCH, BATCHES = 8, 8, 6
 EPOCH_COST = 0.03  # virtual seconds an epoch costs on its own: the clock moves by that much at each reading
@@ -144,5 +144,5 @@ def test_course_loaders_and_the_summary_and_plot(tmp_path, model):
                                   progress=False)
     table = waiting.format_wait_shares(results)
     assert "cache (.npy memmap)" in table and "%" in table
-    fig = waiting.plot_wait_shares(results)
+    fig = plots.plot_wait_shares(results)
     assert fig.axes[0].get_title()

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seedlings_utils.files import write_text_atomically
 from seedlings_utils.profiling import peak_rss_mb, pydataset_batches, trace_loader
 
 from .bench_page import run_stamp
@@ -66,7 +67,7 @@ TARGETS = {
 
 def base_data(work_dir: Path, images: int, seed: int, progress: bool) -> tuple[Path, np.ndarray, np.ndarray]:
     """A synthetic set of about ``images`` images, flattened and indexed: ``(all_images, filenames, labels)``."""
-    from seedlings_utils.pipeline import ensure_index
+    from seedlings_utils.earlier_lessons import ensure_index
 
     per_class = max(2, math.ceil(images / 12))
     data_dir = work_dir / f"base-{per_class}"
@@ -177,11 +178,9 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
 
 def _tf_cache_stamp(cache_file: str | Path) -> list[tuple[str, int]]:
     """The files a ``tf.data`` cache file is made of, with their modification times (to see it was only read)."""
-    cache_file = Path(cache_file)
-    if not cache_file.parent.is_dir():
-        return []
-    return sorted((p.name, p.stat().st_mtime_ns) for p in cache_file.parent.iterdir()
-                  if p.name == f"{cache_file.name}.index" or p.name.startswith(f"{cache_file.name}.data-"))
+    from seedlings_utils.tfdata_cache import cache_files
+
+    return sorted((p.name, p.stat().st_mtime_ns) for p in cache_files(cache_file) if not p.name.endswith(".lockfile"))
 
 
 def prepare_scale(image_dir, filenames, labels, factor, image_size, batch_size, work_dir) -> tuple[dict, dict]:
@@ -437,7 +436,7 @@ def plot_bench(results: dict):
     axes[1].set_xticks([n for n, _ in scales], [f"{n:,}\n({f}x)" for n, f in scales])
     axes[1].minorticks_off()
     axes[1].legend(fontsize=7, loc="upper left")
-    from seedlings_utils.waiting import plot_wait_shares
+    from seedlings_utils.plots import plot_wait_shares
 
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
@@ -534,7 +533,7 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
         "targets": evaluate_targets(speeds, memory, shares, image_size),
         "traces": {name: trace.as_dict() for name, trace in traces.items()},
     }
-    (out_dir / "bench.json").write_text(json.dumps(results, indent=2))
+    write_text_atomically(out_dir / "bench.json", json.dumps(results, indent=2))
     plot_bench(results).savefig(out_dir / "bench.png", dpi=110)
     return results
 

@@ -26,7 +26,8 @@ import time
 import traceback
 from pathlib import Path
 
-from seedlings_utils.env import resolve_data_dir
+from seedlings_utils.data_dirs import resolve_data_dir
+from seedlings_utils.terminal import TERMINAL_NOISE
 
 from .paths import NOTEBOOKS_DIR, lesson_notebooks
 
@@ -39,7 +40,7 @@ def parse_value(text: str):
         return text
 
 
-#: What a notebook's code calls to rebuild an earlier lesson's output (``seedlings_utils.pipeline``).
+#: What a notebook's code calls to rebuild an earlier lesson's output (``seedlings_utils.earlier_lessons``).
 ENSURE_CALL = re.compile(r"\bensure_\w+")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -281,16 +282,6 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
             for name, accuracy in jobs["validation_accuracy"].items())
             + f"; identical weights: {jobs['weights_identical']}")
     return "\n".join(lines)
-
-
-#: Lines the kernels and libraries print to the terminal that say nothing to a learner: TensorFlow's C++
-#: start-up lines (printed before TF_CPP_MIN_LOG_LEVEL is read), the kernel's transport notice, nbformat's
-#: cell-id notice, and the kernel's shutdown message.
-TERMINAL_NOISE = re.compile(
-    r"absl::InitializeLog|cudart_stub\.cc|cuda_(dnn|fft|blas|executor)|Unable to register cu|computation_placer"
-    r"|oneDNN custom operations|Kernel is running over TCP|MissingIDFieldWarning|_validate\(nbdict"
-    r"|KeyboardInterrupt caught in kernel|This TensorFlow binary is optimized|rebuild TensorFlow with"
-)
 
 
 @contextlib.contextmanager

@@ -36,9 +36,9 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from seedlings_utils.config import GITHUB_BRANCH, GITHUB_REPO, REPO_URL
-from seedlings_utils.env import default_data_dir
+from seedlings_utils.data_dirs import default_data_dir
+from seedlings_utils.terminal import TERMINAL_NOISE
 
-from .lessons import TERMINAL_NOISE
 from .paths import BUILD_DIR, NOTEBOOKS_DIR, REPO_ROOT, lesson_notebooks
 
 DEFAULT_OUT = BUILD_DIR / "site"
@@ -252,7 +252,7 @@ def widget_text(output: dict, widgets: dict) -> str | None:
 def clean_stream(text: str) -> str:
     """stderr less the start-up lines of TensorFlow and the kernel (``make lessons`` hides them too)."""
     return "".join(line for line in text.splitlines(keepends=True)
-                   if not TERMINAL_NOISE.search(line) and "All log messages before absl" not in line)
+                   if not TERMINAL_NOISE.search(line))
 
 
 def site_notebook(nb: dict, name: str, doc_pages: dict[str, str]) -> dict:

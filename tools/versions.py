@@ -1,6 +1,6 @@
 """The versions the course promises, and the Colab runtimes they were checked against.
 
-    python tools/versions.py floors [requirements.txt requirements-dev.txt ...]
+    python -m tools.versions floors [requirements.txt requirements-dev.txt ...]
 
 prints the requirement files (default: both) with every ``>=`` floor turned into an exact pin
 (``keras>=3.8,<4`` -> ``keras==3.8``): what ``make test-oldest`` installs, so that the lowest versions the ranges
@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+
+from .paths import REPO_ROOT
 
 #: When the Colab versions below were read, and from where (Google's published ``pip freeze`` of its runtimes).
 COLAB_CHECKED = "2026-11-25, from github.com/googlecolab/backend-info (pip-freeze.txt; newest commit 2026-08-19)"
@@ -53,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] != "floors":
         print(__doc__, file=sys.stderr)
         return 2
-    repo = Path(__file__).resolve().parents[1]
-    paths = [Path(a) for a in args[1:]] or [repo / "requirements.txt", repo / "requirements-dev.txt"]
+    paths = [Path(a) for a in args[1:]] or [REPO_ROOT / "requirements.txt", REPO_ROOT / "requirements-dev.txt"]
     sys.stdout.write("".join(floors(path.read_text()) for path in paths))
     return 0
 

@@ -379,7 +379,7 @@ def _check_resume(resumable_callbacks) -> str:
                 raise Incorrect(f"after the resume, epoch {written + 1} (val_loss {SCRIPTED_VAL_LOSS[written]}) "
                                 f"overwrote model.keras although epoch {lowest + 1} had val_loss "
                                 f"{SCRIPTED_VAL_LOSS[lowest]}: {hint}")
-        from ..train import load_history
+        from ..results import load_history
 
         if not (results / "history.csv").is_file():
             raise Incorrect("no history.csv in results_dir: add CSVLogger(Path(results_dir) / \"history.csv\", "

@@ -2,7 +2,7 @@
 a cache file without losing the shuffle; the chain for a new file format (raw bytes).
 
 Each check first builds the learner's pipeline for :data:`N` file names (without reading them) and reads
-back what every buffer would hold with :func:`~seedlings_utils.tfdata.pipeline_steps`; then it runs the
+back what every buffer would hold with :func:`~seedlings_utils.tfdata_inspect.pipeline_steps`; then it runs the
 pipeline on a few numbered images of its own (:func:`~seedlings_utils.exercises.tiny_image_folder`), whose
 labels are their numbers, so that a label next to the wrong picture shows.
 """
@@ -44,7 +44,7 @@ def _as_dataset(answer, what: str, *args):
 
 
 def _steps(ds):
-    from ..tfdata import pipeline_steps
+    from ..tfdata_inspect import pipeline_steps
 
     return pipeline_steps(ds)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .flatten import MANIFEST_FILE, flatten_images
+from .all_images import MANIFEST_FILE, flatten_images
 from .index import CLASSES_FILE, FILENAMES_FILE, LABELS_FILE, build_index, load_index, save_index
 from .sources import (
     COURSE_RECORD,
@@ -67,7 +67,7 @@ def course_data(course_dir: str | Path | None, data_dir: str | Path, synthetic_p
     ``COURSE_DIR``, with its time printed) and returns the keywords every ``ensure_*`` takes (``RAW``).
     With no record from lesson 01 the lesson uses the synthetic set, and says so.
     """
-    from .env import resolve_course_dir
+    from .data_dirs import resolve_course_dir
 
     course_dir = resolve_course_dir(course_dir, data_dir)
     record = read_course_record(course_dir)

@@ -1,0 +1,83 @@
+"""Where the course runs: Colab or not, the platform, the installed versions and whether they are new enough."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+#: Used when the package's own metadata is unavailable (running from a copy, not an install).
+FALLBACK_REQUIREMENTS = ("tensorflow>=2.20", "keras>=3.13", "numpy>=2.0", "pillow>=11.0")
+
+
+
+def is_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+
+def package_requirements() -> list[str]:
+    """The runtime requirements declared in pyproject.toml, read from the installed package's metadata."""
+    try:
+        declared = metadata.requires("seedlings-utils") or []
+    except metadata.PackageNotFoundError:
+        return list(FALLBACK_REQUIREMENTS)
+    return [r for r in declared if "extra ==" not in r]
+
+
+
+def check_environment(requirements: list[str] | None = None) -> list[tuple[str, str, str, bool]]:
+    """``(package, wanted, installed, ok)`` for each requirement, comparing versions (not strings)."""
+    rows = []
+    for text in requirements if requirements is not None else package_requirements():
+        req = Requirement(text)
+        installed = installed_version(req.name)
+        ok = installed != MISSING and req.specifier.contains(Version(installed), prereleases=True)
+        rows.append((req.name, str(req.specifier), installed, ok))
+    return rows
+
+
+MISSING = "missing"
+
+
+
+def installed_version(name: str) -> str:
+    """The installed version of distribution ``name`` (from its metadata, without importing it), or ``"missing"``."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return MISSING
+
+
+
+def describe_platform(tensorflow: bool = True) -> str:
+    """One paragraph for the top of every notebook: where we run, with which versions and hardware.
+
+    ``tensorflow=False`` is for lessons 01-04, which never use TensorFlow: the versions come from the
+    installed packages' records instead of an import of TensorFlow (5 to 8 s of a lesson's start on a
+    2-core CPU), and the GPU question waits for lesson 05.
+    """
+    where = "Google Colab" if is_colab() else f"{platform.system()} ({platform.machine()})"
+    if tensorflow:
+        import keras
+        import tensorflow as tf
+
+        versions = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+        gpus = tf.config.list_physical_devices("GPU")
+        gpu_line = (f"GPU: {', '.join(g.name for g in gpus)}" if gpus else "No GPU found: everything works on the "
+                    "CPU, only slower. On Colab: Runtime > Change runtime type > GPU.")
+    else:
+        versions = f"TensorFlow {installed_version('tensorflow')}, Keras {installed_version('keras')} (installed, " \
+                   "not loaded: this lesson does not use them)"
+        gpu_line = "This lesson needs no GPU; from lesson 05 on, this line says whether TensorFlow sees one."
+    lines = [f"Running on {where}, Python {platform.python_version()}, {versions}, {os.cpu_count()} CPU cores.",
+             gpu_line]
+    problems = [f"{name} {installed} (needs {wanted})" for name, wanted, installed, ok in check_environment() if not ok]
+    if problems:
+        lines.append("WARNING, these packages are too old or missing: " + "; ".join(problems))
+    return "\n".join(lines)
