@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from tqdm.auto import tqdm
 
 from .errors import DataSourceError
+from .files import write_text_atomically
 
 SCHEMES = ("http", "https", "file")
 PART_SUFFIX = ".part"
@@ -86,9 +87,8 @@ def _sidecar(dest: Path) -> Path:
 def _write_sidecar(dest: Path, digest: str, size: int, safe_url: str) -> None:
     """Record a finished download next to it (written under a temporary name, then renamed)."""
     sidecar = _sidecar(dest)
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(json.dumps({"sha256": digest, "size": size, "file": dest.name, "url": safe_url}, indent=1) + "\n")
-    os.replace(tmp, sidecar)
+    write_text_atomically(sidecar, json.dumps({"sha256": digest, "size": size, "file": dest.name, "url": safe_url},
+                                              indent=1) + "\n")
 
 
 def _existing_copy_is_good(dest: Path, expected: str | None, safe_url: str) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DataSourceError
+from .files import write_text_atomically
 from .platform_info import is_colab
 
 COMPETITION = "plant-seedlings-classification"
@@ -400,9 +401,7 @@ def download_competition(target_dir: str | Path, competition: str = COMPETITION,
             "again.")
     record = {"competition": competition, "zip": zip_path.name, "size": zip_path.stat().st_size}
     marker = target / f".{competition}{COMPLETE_SUFFIX}"
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    tmp.replace(marker)
+    write_text_atomically(marker, json.dumps(record))
     if progress:
         print(f"Downloaded {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB).")
     return zip_path

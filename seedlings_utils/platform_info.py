@@ -6,13 +6,13 @@ import os
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-#: Used when the package's own metadata is unavailable (running from a copy, not an install).
-FALLBACK_REQUIREMENTS = ("tensorflow>=2.20", "keras>=3.13", "numpy>=2.0", "pillow>=11.0")
-
+#: The course's requirements beside the package in a checkout, read when it runs from a copy, not an install.
+REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
 
 
 def is_colab() -> bool:
@@ -20,15 +20,15 @@ def is_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
-
 def package_requirements() -> list[str]:
-    """The runtime requirements declared in pyproject.toml, read from the installed package's metadata."""
+    """The package's runtime requirements (requirements.txt), from its installed metadata or, in a checkout that
+    is not installed, from the file itself."""
     try:
         declared = metadata.requires("seedlings-utils") or []
     except metadata.PackageNotFoundError:
-        return list(FALLBACK_REQUIREMENTS)
-    return [r for r in declared if "extra ==" not in r]
-
+        lines = REQUIREMENTS_FILE.read_text().splitlines() if REQUIREMENTS_FILE.is_file() else []
+        declared = [line.split("#")[0].strip() for line in lines]
+    return [r for r in declared if r and "extra ==" not in r]
 
 
 def check_environment(requirements: list[str] | None = None) -> list[tuple[str, str, str, bool]]:
@@ -45,14 +45,12 @@ def check_environment(requirements: list[str] | None = None) -> list[tuple[str, 
 MISSING = "missing"
 
 
-
 def installed_version(name: str) -> str:
     """The installed version of distribution ``name`` (from its metadata, without importing it), or ``"missing"``."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return MISSING
-
 
 
 def describe_platform(tensorflow: bool = True) -> str:
