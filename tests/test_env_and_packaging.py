@@ -141,6 +141,7 @@ def test_describe_platform_mentions_versions():
 NO_TENSORFLOW_LESSONS = ("01", "02", "03", "04")
 
 
+@pytest.mark.slow  # starts a kernel-like process per lesson
 def test_lessons_01_to_04_start_and_run_their_imports_without_loading_tensorflow(tmp_path):
     """In a fresh process, as in a fresh kernel: the four lessons' setup, start and every import of their code cells
     leave TensorFlow, Keras and JAX unloaded, and the seeds drawn match what keras.utils.set_random_seed gives."""
