@@ -192,9 +192,9 @@ def read_position(run_dir, fingerprint):
     if changed:
         details = "; ".join(f"{WHAT_CHANGED[key]} changed: {position['fingerprint'].get(key)!r} when saved, "
                             f"{fingerprint[key]!r} now" for key in changed)
-        raise ResumeRefused(f"Not resuming from {path}: {details}. That position is batch {position['next_batch']} "
-                            "of an order this run does not have. Put the old setting back, or start afresh in an "
-                            "empty folder.")
+        raise ResumeRefused(f"Not resuming from {path}: {details}. Its position (epoch {position['epoch']}, batch "
+                            f"{position['next_batch']}) belongs to an order this run does not have. Put the old "
+                            "setting back, or start afresh in an empty folder.")
     return position
 
 
