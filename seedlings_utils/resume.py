@@ -431,6 +431,22 @@ def final_weights(run_dir: str | Path) -> list[np.ndarray]:
         return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
+def _images_and_labels(batch: tuple) -> tuple:
+    return batch[0], batch[1]
+
+
+def grain_training_batches(cache_dir: str | Path, labels, batch_size: int, seed: int = 0, epochs: int = 1,
+                           workers: int = 0) -> grain.IterDataset:
+    """:func:`grain_epochs` as ``fit`` takes it, ``(images, labels)`` batches, read by ``workers`` processes (the
+    benchmark's Grain loader)."""
+    dataset = grain_epochs(cache_dir, labels, batch_size, seed, epochs).map(_images_and_labels).to_iter_dataset()
+    if not workers:
+        return dataset
+    if not flags.FLAGS.is_parsed():  # google/grain#1355, as in GrainLoader
+        flags.FLAGS.mark_as_parsed()
+    return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
 
