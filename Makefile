@@ -28,11 +28,13 @@ SYNTHETIC_PER_CLASS ?= 60
 IMAGE_SIZE ?= 64
 EPOCHS ?= 20
 BASE_FILTERS ?= 16
-# Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job.
+# Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job;
+# lesson 11: one Grain worker process.
 WEIGHTS ?= None
 HEAD_EPOCHS ?= 4
 FINE_TUNE_EPOCHS ?= 2
 DISTRIBUTED_EPOCHS ?= 3
+GRAIN_WORKERS ?= 1
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
 .PHONY: venv lessons test test-fast bench export lab lint lock clean help site site-check test-oldest

@@ -31,6 +31,7 @@ QUICK_PARAMETERS = {
     "FINE_TUNE_EPOCHS": 1,
     "WAIT_REPEATS": 1,
     "DISTRIBUTED_EPOCHS": 2,  # lesson 10: two epochs, so that its crash in epoch 2 has a checkpoint to resume from
+    "GRAIN_WORKERS": 1,  # lesson 11: one Grain worker process (each one starts Python, Keras and JAX)
     "SEED": 7,
 }
 
@@ -219,6 +220,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # one worker starts the run of every lesson at once while the other takes the rest, and no long file is
     # left for the end, when the other worker would wait idle.
     first = ["test_lessons_papermill.py", "06_train_and_evaluate_a_cnn.ipynb", "10_beyond_one_machine.ipynb",
+             "11_resume_a_long_epoch_exactly.ipynb", "test_resume.py",
              "test_colab_path.py", "test_bench.py", "test_synthetic.py", "test_distributed.py",
              "09_transfer_learning_and_a_busy_gpu.ipynb"]
     items.sort(key=lambda item: first.index(item.path.name) if item.path.name in first else len(first))
