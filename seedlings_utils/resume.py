@@ -409,11 +409,6 @@ def trained_steps(run_dir: str | Path) -> list[tuple[int, int, list[int]]]:
     return steps
 
 
-def logged_steps(run_dir: str | Path) -> set[tuple[int, int]]:
-    """Every ``(epoch, batch)`` the id log shows done, by any process."""
-    return {(epoch, batch) for run in read_id_log(run_dir) for epoch, batch, _ in run["steps"]}
-
-
 def once_per_epoch(steps: list[tuple[int, int, list[int]]], count: int) -> dict[int, str]:
     """For each epoch of ``steps``: what is wrong with its samples ("" when each of ``count`` came exactly once)."""
     problems = {}
