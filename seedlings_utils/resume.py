@@ -26,6 +26,7 @@ import grain
 import keras
 import numpy as np
 from absl import flags
+from tqdm.auto import tqdm
 
 from .cache import CachedDataset, build_image_cache
 from .dataset import SeedlingsDataset
@@ -447,13 +448,14 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def run_training(route: str, data_dir: str | Path, run_dir: str | Path, kill_after: tuple[int, int] | None = None,
-                 timeout: float = 600.0, **options) -> str:
+                 timeout: float = 600.0, progress: bool = True, **options) -> str:
     """Run :func:`train_run` in a new process (``python -m seedlings_utils.resume``), on the JAX backend.
 
     With ``kill_after=(epoch, batch)`` the process waits after that step and its saves (:class:`HoldAt`), and is
     killed with SIGKILL as soon as it says so: no clean-up, no last save, as when a machine is lost. Its whole
     process group goes (Grain's worker processes too). Returns "finished" or "killed"; raises ``RuntimeError``
-    with the end of the process's output when it fails, or runs past ``timeout`` seconds.
+    with the end of the process's output when it fails, or runs past ``timeout`` seconds. With ``progress``, a bar
+    counts the steps the process has logged.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -475,8 +477,14 @@ def run_training(route: str, data_dir: str | Path, run_dir: str | Path, kill_aft
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=variables,
                                    start_new_session=True)  # its own process group: one kill takes its workers
     deadline = time.monotonic() + timeout
+    log = run_dir / ID_LOG
+    offset = log.stat().st_size if log.is_file() else 0  # this process's lines come after
+    bar = tqdm(desc=f"{route}{' (to be killed)' if kill_after else ''}", unit=" steps", disable=not progress)
     try:
         while process.poll() is None:
+            if log.is_file():
+                steps = log.read_bytes()[offset:].count(b'"ids"')
+                bar.update(steps - bar.n)
             if kill_after is not None and holding.is_file():
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
@@ -487,6 +495,7 @@ def run_training(route: str, data_dir: str | Path, run_dir: str | Path, kill_aft
                                    + _tail(console))
             time.sleep(0.1)
     finally:
+        bar.close()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -123,7 +123,7 @@ def tiny_data_dir(indexed) -> Path:
 
 
 #: 9 training images in batches of 2: 5 batches an epoch, the last one short; saved after batches 2 and 4.
-TINY = dict(epochs=2, batch_size=2, image_size=16, base_filters=4, seed=3, save_every=2, timeout=300)
+TINY = dict(epochs=2, batch_size=2, image_size=16, base_filters=4, seed=3, save_every=2, timeout=300, progress=False)
 KILL = (1, 2)  # after batch 2 of epoch 1: the save after batch 1 holds 2 batches of it, batch 2 is lost
 
 
