@@ -449,7 +449,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def run_training(route: str, data_dir: str | Path, run_dir: str | Path, kill_after: tuple[int, int] | None = None,
                  timeout: float = 600.0, progress: bool = True, **options) -> str:
-    """Run :func:`train_run` in a new process (``python -m seedlings_utils.resume``), on the JAX backend.
+    """Run :func:`train_run` in a new process (``python -m seedlings_utils.resume``), on the JAX backend, on the CPU.
 
     With ``kill_after=(epoch, batch)`` the process waits after that step and its saves (:class:`HoldAt`), and is
     killed with SIGKILL as soon as it says so: no clean-up, no last save, as when a machine is lost. Its whole
@@ -472,7 +472,8 @@ def run_training(route: str, data_dir: str | Path, run_dir: str | Path, kill_aft
     # JAX starts faster than TensorFlow and keeps what it compiles on disk, for the next process (as in lesson 10)
     variables = {"JAX_COMPILATION_CACHE_DIR": str(default_compile_cache()),
                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-                 **os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+                 **os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1",
+                 "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}  # the CPU: the same update, bit for bit
     with open(console, "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=variables,
                                    start_new_session=True)  # its own process group: one kill takes its workers
