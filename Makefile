@@ -24,17 +24,20 @@ PARAMETERS := DATA_DIR COURSE_DIR DATA_SOURCE SOURCE_PATH SOURCE_SHA256 SYNTHETI
               VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES \
               SHARD_SIZE DETERMINISTIC TIMED_EPOCHS DEMO_EPOCHS RESULTS_DIR SHUFFLE_BUFFER \
               WEIGHTS HEAD_EPOCHS FINE_TUNE_EPOCHS FINE_TUNE_LAYERS FINE_TUNE_LEARNING_RATE MIXED_PRECISION WAIT_REPEATS \
-              DISTRIBUTED_EPOCHS NUM_PROCESSES AUGMENT CRASH_DEMO JOB_TIMEOUT RUN_TF_ATTEMPT
+              DISTRIBUTED_EPOCHS NUM_PROCESSES AUGMENT CRASH_DEMO JOB_TIMEOUT RUN_TF_ATTEMPT \
+              RESUME_EPOCHS SAVE_EVERY KILL_AFTER_BATCH GRAIN_WORKERS
 # Quick settings for `make lessons` on a laptop CPU; the notebooks' own defaults are the full recipe.
 SYNTHETIC_PER_CLASS ?= 60
 IMAGE_SIZE ?= 64
 EPOCHS ?= 20
 BASE_FILTERS ?= 16
-# Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job.
+# Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job;
+# lesson 11: one Grain worker process.
 WEIGHTS ?= None
 HEAD_EPOCHS ?= 4
 FINE_TUNE_EPOCHS ?= 2
 DISTRIBUTED_EPOCHS ?= 3
+GRAIN_WORKERS ?= 1
 param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
 .PHONY: venv browser lessons test test-fast bench export lab lint lock clean help site site-check test-oldest

@@ -107,7 +107,11 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "MIXED_PRECISION": _one_of("auto", True, False),
     "WAIT_REPEATS": _whole(1),
     "NUM_PROCESSES": _whole(1, 64),
-    "JOB_TIMEOUT": _number(0, why="seconds a training job of lesson 10 may run"),
+    "JOB_TIMEOUT": _number(0, why="seconds a training job of lessons 10 and 11 may run"),
+    "RESUME_EPOCHS": _whole(2, why="lesson 11 kills its runs in the second epoch"),
+    "SAVE_EVERY": _whole(1, why="batches between two saves of lesson 11's checkpoint"),
+    "KILL_AFTER_BATCH": _whole(0, why="the batch of the second epoch, counted from 0, after which lesson 11 kills"),
+    "GRAIN_WORKERS": _whole(0, 64, "Grain's worker processes; 0 reads in the training process"),
 }
 
 
@@ -120,6 +124,9 @@ def _consistency(values: Mapping[str, object]) -> list[str]:
     if values.get("CRASH_DEMO") and values.get("DISTRIBUTED_EPOCHS", 2) < 2:
         problems.append(f"DISTRIBUTED_EPOCHS = {values['DISTRIBUTED_EPOCHS']!r} with CRASH_DEMO = True: the planned "
                         "crash happens in epoch 2, so it needs at least 2 epochs (or set CRASH_DEMO = False).")
+    if {"KILL_AFTER_BATCH", "SAVE_EVERY"} <= values.keys() and values["KILL_AFTER_BATCH"] + 1 < values["SAVE_EVERY"]:
+        problems.append(f"KILL_AFTER_BATCH = {values['KILL_AFTER_BATCH']!r} and SAVE_EVERY = {values['SAVE_EVERY']!r}: "
+                        "the kill would come before the first save of the epoch, so no resume starts in its middle.")
     if "WEIGHTS" in values and "IMAGE_SIZE" in values and values["IMAGE_SIZE"] < 32:
         problems.append(f"IMAGE_SIZE = {values['IMAGE_SIZE']!r}: lesson 09's MobileNetV3Small needs at least 32 px.")
     if values.get("DATA_SOURCE") in ("local", "url") and values.get("SOURCE_PATH") == "":

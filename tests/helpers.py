@@ -28,6 +28,7 @@ QUICK_PARAMETERS = {
     "FINE_TUNE_EPOCHS": 1,
     "WAIT_REPEATS": 1,
     "DISTRIBUTED_EPOCHS": 2,  # lesson 10: two epochs, so that its crash in epoch 2 has a checkpoint to resume from
+    "GRAIN_WORKERS": 1,  # lesson 11: one Grain worker process (each one starts Python, Keras and JAX)
     "SEED": 7,
 }
 

@@ -234,7 +234,8 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     results = json.loads((tmp_path / "bench.json").read_text())
     assert set(results["images_per_second"]) == {
         "2019 recipe (skimage)", "PyDataset, 1 worker", "PyDataset, 2 threads", "PyDataset, 2 processes",
-        "cache (.npy memmap)", "tf.data", "tf.data + cache file"}
+        "cache (.npy memmap)", "tf.data", "tf.data + cache file", "Grain, 1 worker process",
+        "Grain, 2 worker processes"}
     assert all(v > 0 for v in results["images_per_second"].values())
     base = results["settings"]["base_images"]
     rows = {(m["loader"], m["factor"]): m for m in results["memory"]}

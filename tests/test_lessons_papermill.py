@@ -129,6 +129,7 @@ def test_headline_reports_the_numbers(lessons):
     assert "Transfer (09):       validation accuracy" in text and "RANDOM weights" in text
     assert "Waiting (09, CPU, no GPU): PyDataset, 2 threads" in text and "tf.data" in text
     assert "Processes (10):      1 process:" in text and "2 processes:" in text and "identical weights: True" in text
+    assert "Resume (11):" in text and "position True, grain True" in text
 
 
 # ---- what the later lessons left, and the site made of the executed lessons -------------------------------
@@ -153,6 +154,25 @@ def test_lesson_10_left_a_job_that_trained_in_step(executed_lessons):
     accuracy = summary["validation_accuracy"]
     assert abs(accuracy[f"{processes} processes"] - accuracy["1 process"]) <= 0.15  # the lesson's stated tolerance
     assert all(speed > 0 for speed in summary["images_per_second"].values())
+
+
+@pytest.mark.slow
+def test_lesson_11_killed_runs_resumed_to_the_uninterrupted_runs_samples_and_weights(executed_lessons):
+    """What lesson 11's training processes wrote: each route killed with SIGKILL in epoch 1 and resumed."""
+    from seedlings_utils.resume_runs import final_weights, once_per_epoch, read_id_log, trained_steps
+    from seedlings_utils.split import load_split
+
+    data_dir, _ = executed_lessons
+    runs, count = data_dir / "resume", len(load_split(data_dir)[0])
+    for route in ("position", "grain"):
+        killed, resumed = read_id_log(runs / route)
+        assert killed["steps"][-1][0] == 1 and resumed["start"][0] == 1 and 0 < resumed["start"][1]
+        steps, reference = trained_steps(runs / route), trained_steps(runs / f"{route}_reference")
+        assert steps == reference and once_per_epoch(steps, count) == {0: "", 1: ""}, route
+        weights, expected = final_weights(runs / route), final_weights(runs / f"{route}_reference")
+        assert all(np.array_equal(a, b) for a, b in zip(weights, expected, strict=True)), route
+    backup = once_per_epoch(trained_steps(runs / "backup"), count)
+    assert backup[0] == "" and "trained twice" in backup[1]  # the same check fails for BackupAndRestore alone
 
 
 @pytest.mark.slow

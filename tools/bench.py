@@ -122,6 +122,11 @@ def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches,
     cache_dir = build_image_cache(image_dir, names, image_size, work_dir / f"cache-{n}-{image_size}", progress=False)
     build["cache (.npy memmap)"] = time.perf_counter() - start
     add("cache (.npy memmap)", lambda: pydataset_batches(CachedDataset(cache_dir, ys, batch_size=batch_size)))
+    from seedlings_utils.resume_runs import grain_training_batches
+
+    for workers in (1, 2):  # lesson 11: Grain over the same cache, a global shuffle, worker processes
+        add(f"Grain, {workers} worker process{'es' if workers > 1 else ''}",
+            lambda workers=workers: iter(grain_training_batches(cache_dir, ys, batch_size, workers=workers)))
     add("tf.data", lambda: make_tf_dataset(image_dir, names, ys, **common).as_numpy_iterator())
     cache_file = work_dir / f"tfcache-{n}-{image_size}" / "data"
     cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +148,7 @@ MEMORY_LOADERS = {
     "tf.data": "lesson 08, names shuffled",
     "tf.data + cache file": "lesson 08",
     "tf.data, shuffled positions": "lesson 08, going deeper",
+    "Grain, 2 worker processes": "lesson 11, the training process only",
 }
 RSS_NOTE = ("resident memory (RSS) also counts file pages: libraries, and the memory-mapped cache or tf.data's "
             "cache file read back; the kernel can drop those and reread them, so the flatness figure is anonymous "
@@ -173,6 +179,10 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
 
         return make_tf_dataset_by_position(scale["image_dir"], names, labels, batch_size=batch_size,
                                            image_size=image_size, seed=0)
+    if loader == "Grain, 2 worker processes":  # over the cache, like lesson 07's loader; its workers not counted
+        from seedlings_utils.resume_runs import grain_training_batches
+
+        return grain_training_batches(scale["cache_dir"], labels, batch_size, seed=0, workers=2)
     raise ValueError(f"unknown loader {loader!r}; known: {', '.join(MEMORY_LOADERS)}")
 
 
@@ -416,7 +426,7 @@ def plot_bench(results: dict):
         axes[0].text(value, y, f" {value:,.0f}", va="center", fontsize=8)
     axes[0].set_xlim(right=max(speeds.values()) * 8)
     memory, growth = results["memory"], results["memory_growth"]
-    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange"), "osD^v", strict=True)
+    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown"), "osD^vP", strict=True)
     for (loader, lesson), (color, marker) in zip(MEMORY_LOADERS.items(), styles, strict=True):
         rows = sorted((m for m in memory if m["loader"] == loader), key=lambda m: m["factor"])
         if not rows:

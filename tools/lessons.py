@@ -281,6 +281,14 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
             f"{name}: {jobs['images_per_second'][name]:.0f} images/s, accuracy {accuracy:.3f}"
             for name, accuracy in jobs["validation_accuracy"].items())
             + f"; identical weights: {jobs['weights_identical']}")
+    if (data_dir / "resume" / "summary.json").is_file():
+        resumed = json.loads((data_dir / "resume" / "summary.json").read_text())
+        twice = "; ".join(f"epoch {e}: {problem}" for e, problem in resumed["backup_problems"].items() if problem)
+        epoch, batch = resumed["kill_after"]
+        lines.append(f"Resume (11):         killed after batch {batch} of epoch {epoch}; resumed exactly (samples, "
+                     "order, weights): "
+                     + ", ".join(f"{route} {exact}" for route, exact in resumed["exact"].items())
+                     + f"; BackupAndRestore alone: {twice or 'no image twice'}")
     return "\n".join(lines)
 
 

@@ -28,12 +28,12 @@ COLAB_RUNTIMES: dict[str, dict[str, str]] = {
     "current (2026-08, Python 3.13)": {
         "tensorflow": "2.20.0", "keras": "3.13.2", "numpy": "2.1.3", "scikit-learn": "1.6.1",
         "scikit-image": "0.25.2", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.3",
-        "packaging": "26.3", "kaggle": "2.0.2", "jax": "0.7.2",
+        "packaging": "26.3", "kaggle": "2.0.2", "jax": "0.7.2", "grain": "0.2.18",
     },
     "2026.07, the newest past runtime (Python 3.12)": {
         "tensorflow": "2.20.0", "keras": "3.13.2", "numpy": "2.0.2", "scikit-learn": "1.6.1",
         "scikit-image": "0.25.2", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.3",
-        "packaging": "26.2", "kaggle": "2.0.2", "jax": "0.7.2",
+        "packaging": "26.2", "kaggle": "2.0.2", "jax": "0.7.2", "grain": "0.2.17",
     },
 }
 
