@@ -114,7 +114,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 #: The long notebooks under nbval, by lesson number: the place each starts in among the long files (a notebook
 #: cannot carry a marker; a number that names no notebook stops the run).
-LONG_NOTEBOOKS = {"06": 2, "10": 3, "09": 8}
+LONG_NOTEBOOKS = {"06": 2, "10": 3, "11": 3, "09": 8}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -412,49 +412,6 @@ def evaluate_targets(speeds: dict[str, float], memory: list[dict], shares: dict[
     return out
 
 
-def plot_bench(results: dict):
-    """Three panels: images/s per loader, peak memory against data set size per loader, waiting share per loader."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    speeds = results["images_per_second"]
-    axes[0].barh(list(speeds), list(speeds.values()), color="tab:blue")
-    axes[0].invert_yaxis()
-    axes[0].set(xlabel="images / second (log scale)", xscale="log",
-                title=f"Loaders, {results['settings']['image_size']} px")
-    for y, value in enumerate(speeds.values()):
-        axes[0].text(value, y, f" {value:,.0f}", va="center", fontsize=8)
-    axes[0].set_xlim(right=max(speeds.values()) * 8)
-    memory, growth = results["memory"], results["memory_growth"]
-    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown"), "osD^vP", strict=True)
-    for (loader, lesson), (color, marker) in zip(MEMORY_LOADERS.items(), styles, strict=True):
-        rows = sorted((m for m in memory if m["loader"] == loader), key=lambda m: m["factor"])
-        if not rows:
-            continue
-        change = f", {100 * growth[loader]:+.1f} %" if loader in growth else ""
-        images = [m["images"] for m in rows]
-        axes[1].plot(images, [m["peak_anon_mb"] for m in rows], marker=marker, color=color,
-                     label=f"{loader} ({lesson}{change})")
-        axes[1].plot(images, [m["peak_rss_mb"] for m in rows], ls="--", lw=1, marker=marker, mfc="none", color=color,
-                     alpha=0.6)
-    axes[1].plot([], [], "k-", label="solid: peak anonymous memory (held)")
-    axes[1].plot([], [], "k--", lw=1, alpha=0.6, label="dashed: peak resident (incl. file pages)")
-    axes[1].set(xlabel="images in the data set (log scale)", ylabel="peak memory of the process (MB)", xscale="log",
-                title="Memory vs data size, as many images read at every scale")
-    axes[1].set_ylim(0, max(m["peak_rss_mb"] for m in memory) * 1.45)
-    scales = sorted({(m["images"], m["factor"]) for m in memory})
-    axes[1].set_xticks([n for n, _ in scales], [f"{n:,}\n({f}x)" for n, f in scales])
-    axes[1].minorticks_off()
-    axes[1].legend(fontsize=7, loc="upper left")
-    from seedlings_utils.plots import plot_wait_shares
-
-    for ax in axes[:2]:
-        ax.grid(alpha=0.3)
-    plot_wait_shares(results["wait_share_runs"], title="Waiting for data (lesson 09's model)", ax=axes[2])
-    fig.tight_layout()
-    return fig
-
-
 def format_table(results: dict) -> str:
     """The printed summary."""
     lines = ["Loader speed (images/s, same files and cores):"]
@@ -542,9 +499,12 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
         "wait_share_runs": wait_runs,
         "targets": evaluate_targets(speeds, memory, shares, image_size),
         "traces": {name: trace.as_dict() for name, trace in traces.items()},
+        "memory_loaders": MEMORY_LOADERS,  # each loader's lesson, for the plots
     }
     write_text_atomically(out_dir / "bench.json", json.dumps(results, indent=2))
-    plot_bench(results).savefig(out_dir / "bench.png", dpi=110)
+    from .bench_plots import save_bench_plot  # here: the fresh processes that measure memory never load matplotlib
+
+    save_bench_plot(results, out_dir / "bench.png")
     return results
 
 

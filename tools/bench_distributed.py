@@ -34,6 +34,7 @@ from seedlings_utils.processes import run_job
 from seedlings_utils.split import load_split, save_split
 
 from .bench_page import run_stamp
+from .bench_plots import save_distributed_plot
 
 FULL = dict(base_images=2000, image_size=64, global_batch=32, base_filters=16, epochs=2, scales=(1, 10))
 QUICK = dict(base_images=96, image_size=24, global_batch=8, base_filters=4, epochs=2, scales=(1, 3))
@@ -111,7 +112,7 @@ def run(out: Path, base_images: int, image_size: int, global_batch: int, base_fi
         / max(m for j in results["jobs"] if j["scale"] == first and j["processes"] == count for m in j["peak_rss_mb"])
         - 1 for count in processes}
     write_text_atomically(out / "distributed.json", json.dumps(results, indent=1))
-    plot(results, out / "distributed.png")
+    save_distributed_plot(results, out / "distributed.png")
     return results
 
 
@@ -131,39 +132,6 @@ def table(results: dict) -> str:
         f"Keras {machine['keras']}; {settings['image_size']} px, global batch {settings['global_batch']}, "
         f"lesson 06's CNN with {settings['base_filters']} filters. Peak memory while training, from the smallest to "
         f"the largest scale: {growth}.")
-
-
-def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    jobs = results["jobs"]
-    scales = sorted({j["scale"] for j in jobs})
-    counts = sorted({j["processes"] for j in jobs})
-    fig, (ax_speed, ax_memory) = plt.subplots(1, 2, figsize=(10, 3.6))
-    speed = [next(j for j in jobs if j["scale"] == scales[0] and j["processes"] == c)["images_per_second"]
-             for c in counts]
-    bars = ax_speed.bar([f"{c} process{'es' if c > 1 else ''}" for c in counts], speed, color=["tab:gray", "tab:blue"])
-    ax_speed.bar_label(bars, [f"{s:.0f} images/s" for s in speed], fontsize=9)
-    ax_speed.set(ylabel="training images per second", title=f"Speed ({results['machine']['cpus']} CPU cores)")
-    width = 0.8 / len(scales)
-    for k, scale in enumerate(scales):
-        labels, values = [], []
-        for c in counts:
-            job = next(j for j in jobs if j["scale"] == scale and j["processes"] == c)
-            for p, mb in enumerate(job["peak_rss_mb"]):
-                labels.append(f"{c}p: process {p}")
-                values.append(mb)
-        ax_memory.bar(np.arange(len(values)) + k * width, values, width, label=f"{scale}x the data")
-    ax_memory.set_xticks(np.arange(len(labels)) + width * (len(scales) - 1) / 2, labels, fontsize=8)
-    ax_memory.set(ylabel="peak memory while training (MB)", title="Each process's memory as the data grows")
-    ax_memory.set_ylim(0, max(m for j in jobs for m in j["peak_rss_mb"]) * 1.3)
-    ax_memory.legend(fontsize=8, loc="upper center", ncol=len(scales))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:

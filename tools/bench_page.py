@@ -15,11 +15,13 @@ import argparse
 import datetime
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from seedlings_utils.files import write_text_atomically
+
+from .bench_plots import save_bench_plot, save_distributed_plot
 from .paths import BENCH_DIR, REPO_ROOT
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "benchmark.md"
@@ -193,13 +195,6 @@ def render(bench: dict, distributed: dict | None = None, plots: dict[str, str] |
     return text.rstrip("\n") + "\n"
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-
-
 def write_page(bench_dir: str | Path = BENCH_DIR, out: str | Path = DEFAULT_OUT, draw: bool = True) -> Path:
     """Read ``bench_dir/bench.json`` (and ``distributed.json`` when there), write the page to ``out`` and, with
     ``draw``, its plots to ``out``'s folder ``<stem>/``; returns the page's path."""
@@ -212,29 +207,15 @@ def write_page(bench_dir: str | Path = BENCH_DIR, out: str | Path = DEFAULT_OUT,
     distributed = json.loads(distributed_file.read_text()) if distributed_file.is_file() else None
     plots = {}
     if draw:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from .bench import plot_bench
-
         figure_dir = out.parent / out.stem
         figure_dir.mkdir(parents=True, exist_ok=True)
-        figure = plot_bench(bench)
-        temporary = figure_dir / f".bench.{os.getpid()}.png"
-        figure.savefig(temporary, dpi=90)
-        plt.close(figure)
-        temporary.replace(figure_dir / "bench.png")
+        save_bench_plot(bench, figure_dir / "bench.png")
         plots["bench"] = f"{out.stem}/bench.png"
         if distributed:
-            from .bench_distributed import plot
-
-            temporary = figure_dir / f".distributed.{os.getpid()}.png"
-            plot(distributed, temporary)
-            temporary.replace(figure_dir / "distributed.png")
+            save_distributed_plot(distributed, figure_dir / "distributed.png")
             plots["distributed"] = f"{out.stem}/distributed.png"
-    _write_atomically(out, render(bench, distributed, plots).encode())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(out, render(bench, distributed, plots))
     return out
 
 
