@@ -180,10 +180,27 @@ def memory_loader(loader: str, scale: dict, image_size: int, batch_size: int):
         return make_tf_dataset_by_position(scale["image_dir"], names, labels, batch_size=batch_size,
                                            image_size=image_size, seed=0)
     if loader == "Grain, 2 worker processes":  # over the cache, like lesson 07's loader; its workers not counted
+        return GrainEpochs(scale["cache_dir"], labels, batch_size, workers=2)
+    raise ValueError(f"unknown loader {loader!r}; known: {', '.join(MEMORY_LOADERS)}")
+
+
+class GrainEpochs:
+    """Lesson 11's Grain loader for the memory runs: one iterator, whose worker processes start once, and one epoch
+    of batches each time it is iterated (a fresh iterator per pass would start the workers again every pass, as
+    no training run does)."""
+
+    def __init__(self, cache_dir: str | Path, labels, batch_size: int, workers: int, epochs: int = 64):
         from seedlings_utils.resume_runs import grain_training_batches
 
-        return grain_training_batches(scale["cache_dir"], labels, batch_size, seed=0, workers=2)
-    raise ValueError(f"unknown loader {loader!r}; known: {', '.join(MEMORY_LOADERS)}")
+        self.dataset = grain_training_batches(cache_dir, labels, batch_size, seed=0, epochs=epochs, workers=workers)
+        self.batches = math.ceil(len(labels) / batch_size)
+        self.iterator = None
+
+    def __iter__(self):
+        if self.iterator is None:
+            self.iterator = iter(self.dataset)
+        for _ in range(self.batches):
+            yield next(self.iterator)
 
 
 def _tf_cache_stamp(cache_file: str | Path) -> list[tuple[str, int]]:
@@ -277,7 +294,10 @@ def epoch_memory(loader: str, scale: dict, image_size: int, batch_size: int, pas
         started = anon_with_loader_started(data)
         read_before_fit = sum(read_one_pass(data) for _ in range(passes_before_fit))
         fit_start = time.perf_counter()
-        model.fit(data, epochs=1, verbose=0)
+        if isinstance(data, GrainEpochs):  # one epoch of its one iterator, as a generator
+            model.fit(iter(data), steps_per_epoch=data.batches, epochs=1, verbose=0)
+        else:
+            model.fit(data, epochs=1, verbose=0)
     row = {"loader": loader, "images": int(len(labels)), "passes_before_fit": passes_before_fit,
            "images_read_before_fit": read_before_fit, "peak_anon_mb": memory.peak_anon_mb,
            "anon_before_reading_mb": memory.start_anon_mb, "anon_loader_started_mb": started,
