@@ -1,4 +1,4 @@
-"""Every lesson follows the template (../shared/STYLE.md) and its Colab links match its path."""
+"""Every lesson follows the template (CONTRIBUTING.md) and its Colab links match its path."""
 
 import json
 import re

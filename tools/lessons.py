@@ -3,7 +3,7 @@
     python -m tools.lessons run -p EPOCHS 3 -p IMAGE_SIZE 64
     python -m tools.lessons prepare --output-dir build/nbval -p DATA_DIR /tmp/x
 
-Every ``-p NAME VALUE`` is a notebook parameter (``../shared`` contract: the cell tagged ``parameters``);
+Every ``-p NAME VALUE`` is a notebook parameter (docs/parameters.md: the cell tagged ``parameters``);
 values are read as Python literals when they are one (``8``, ``0.2``, ``False``), else as text.
 
 ``run`` goes on after a failing lesson: it prints the notebook's own error and the path of a log with the full
