@@ -63,9 +63,9 @@ browser:
 lessons: $(STAMP)
 	$(BIN)/python -m tools.lessons run $(param_args)
 
-# nbval runs copies of the notebooks prepared by tests/conftest.py in a folder of this run's own. Two
-# pytest-xdist workers, each file kept in one (tests/conftest.py says why): a lesson's kernel leaves the
-# second core idle much of the time. TEST_WORKERS=0 runs everything in one process.
+# nbval runs copies of the notebooks prepared by tests/conftest.py (each alone, on its core path) in a folder
+# of this run's own. Two pytest-xdist workers, each file kept in one (tests/conftest.py says why): a lesson's
+# kernel leaves the second core idle much of the time. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	@nbval=build/nbval-$$$$; $(BIN)/python -m pytest tests $$nbval --nbval-lax -n $(TEST_WORKERS) --dist loadfile \

@@ -99,9 +99,11 @@ def chromium() -> str:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Write the notebooks nbval runs into each ``build/nbval*`` folder named on the command line (the
     Makefile names one per run, so two runs never share it): every lesson with the quick parameters
-    injected and its own empty DATA_DIR, as if a learner opened that lesson first in a fresh runtime.
-    A run that names no such folder (a unit test alone) prepares nothing. Under pytest-xdist only the
-    controller prepares them, before it starts the workers that collect them."""
+    injected and its own empty DATA_DIR, on its core path (every "Going deeper" section removed), as if a
+    learner who skips them opened that lesson first in a fresh runtime. (The papermill run executes every
+    lesson whole, in order: test_lessons_papermill.py.) A run that names no such folder (a unit test alone)
+    prepares nothing. Under pytest-xdist only the controller prepares them, before it starts the workers that
+    collect them."""
     from tools.lessons import prepare_for_nbval
 
     if hasattr(session.config, "workerinput"):  # an xdist worker: the controller has prepared them already
@@ -109,7 +111,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     for arg in session.config.args:
         path = Path(arg.split("::")[0]).resolve()
         if path.parent == REPO / "build" and path.name.startswith("nbval") and not path.suffix:
-            prepare_for_nbval(path, NBVAL_PARAMETERS)
+            prepare_for_nbval(path, NBVAL_PARAMETERS, core=True)
 
 
 #: The long notebooks under nbval, by lesson number: the place each starts in among the long files (a notebook

@@ -12,12 +12,10 @@ from tools.lessons import (
     going_deeper_cells,
     lesson_notebooks,
     lesson_words,
-    run_lessons,
+    prepare_for_nbval,
 )
 
 from .helpers import NBVAL_PARAMETERS
-
-pytestmark = pytest.mark.long_file(2)  # tests/conftest.py: long files start first
 
 NOTEBOOKS = lesson_notebooks()
 #: Prose words on the core path of all lessons together, exercises included (issue 23: it held 17,000).
@@ -59,18 +57,21 @@ def test_the_core_path_of_the_course_is_short():
     assert sum(words.values()) <= CORE_WORDS_LIMIT, f"{sum(words.values())} words on the core path: {words}"
 
 
-@pytest.mark.slow
-def test_every_lesson_runs_on_its_core_path(tmp_path):
-    """A learner who skips every "Going deeper" section gets through each lesson, its check and its exercises.
-
-    The lessons run in order in one DATA_DIR, each without its "Going deeper" sections: a core cell that needs
-    a name or a file that only a skipped section (of its own lesson or an earlier one) makes fails here. That each
-    lesson also runs alone in a fresh runtime (an empty DATA_DIR) is nbval's part: it runs every lesson that way.
-    """
-    written = run_lessons({**NBVAL_PARAMETERS, "DATA_DIR": str(tmp_path / "data")}, tmp_path / "out", core=True)
+def test_nbval_runs_every_lesson_alone_on_its_core_path(tmp_path):
+    """`make test`'s nbval copies (tests/conftest.py): each lesson, its "Going deeper" sections removed, with its
+    own empty DATA_DIR. nbval executing them is the check that a learner who skips every "Going deeper" section,
+    in a fresh runtime, gets through each lesson, its check (which prints OK:) and its exercises."""
+    written = prepare_for_nbval(tmp_path / "nbval", NBVAL_PARAMETERS, core=True)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    assert sorted(p.name for p in (tmp_path / "nbval").glob("*.ipynb")) == [p.name for p in NOTEBOOKS], \
+        "nothing but the lessons in the folder nbval collects"
+    data_dirs = set()
     for path in written:
-        executed = json.loads(path.read_text())["cells"]
-        assert not any(going_deeper_cells(executed)), f"{path.name}: the core run still held a 'Going deeper' section"
-        assert any("OK:" in "".join(o.get("text", "")) for c in executed for o in c.get("outputs", [])), \
-            f"{path.name}: the lesson's check never printed OK:"
+        cells = json.loads(path.read_text())["cells"]
+        assert not any(going_deeper_cells(cells)), f"{path.name}: a 'Going deeper' section is still there"
+        sources = ["".join(c["source"]) for c in cells]
+        assert any("print(\"OK:" in s or "print(f\"OK:" in s for s in sources), f"{path.name}: its check is gone"
+        injected = next(s for c, s in zip(cells, sources, strict=True)
+                        if "injected-parameters" in c["metadata"].get("tags", []))
+        data_dirs.add(next(line for line in injected.splitlines() if line.startswith("DATA_DIR")))
+    assert len(data_dirs) == len(written), "every lesson has a DATA_DIR of its own"

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -189,6 +190,7 @@ def run_lessons(
     output_dir.mkdir(parents=True, exist_ok=True)
     needs = lesson_needs(lesson_notebooks(notebooks_dir)) if keep_going else {}
     written, failed, skipped = [], {}, {}
+    scratch = tempfile.TemporaryDirectory(prefix="core-lessons-")  # removed when run_lessons returns
     for notebook in lesson_notebooks(notebooks_dir, lessons):
         out, log = output_dir / notebook.name, output_dir / f"{notebook.stem}.log"
         log.unlink(missing_ok=True)
@@ -203,7 +205,7 @@ def run_lessons(
         try:
             source = notebook
             if core:  # the lesson as a learner who skips every "Going deeper" section runs it
-                source = output_dir / f"{notebook.stem}.core-source.ipynb"
+                source = Path(scratch.name) / notebook.name  # beside no output: nbval collects output_dir
                 source.write_text(json.dumps(core_only(json.loads(notebook.read_text(encoding="utf-8")))),
                                   encoding="utf-8")
             declared = pm.inspect_notebook(str(source))  # pass each lesson only the knobs it has
@@ -228,11 +230,12 @@ def run_lessons(
 
 
 def prepare_for_nbval(
-    output_dir: str | Path, parameters: dict, notebooks_dir: str | Path = NOTEBOOKS_DIR
+    output_dir: str | Path, parameters: dict, notebooks_dir: str | Path = NOTEBOOKS_DIR, core: bool = False
 ) -> list[Path]:
     """Copies of every lesson with ``parameters`` injected, each with its OWN empty ``DATA_DIR``.
 
-    nbval then runs each one as a learner opening that lesson first in a fresh runtime would.
+    nbval then runs each one as a learner opening that lesson first in a fresh runtime would; with ``core``,
+    as one who also skips every "Going deeper" section (:func:`core_only`).
     """
     output_dir = Path(output_dir)
     written = []
@@ -241,7 +244,7 @@ def prepare_for_nbval(
         if data_dir.exists():
             shutil.rmtree(data_dir)
         written += run_lessons({**parameters, "DATA_DIR": str(data_dir)}, output_dir, notebooks_dir,
-                               lessons=[notebook.name[:2]], prepare_only=True)
+                               lessons=[notebook.name[:2]], prepare_only=True, core=core)
     return written
 
 
