@@ -16,7 +16,7 @@ from seedlings_utils.profiling import (
     reset_peak_rss,
     trace_loader,
 )
-from tools import bench, bench_page
+from tools import bench, bench_memory, bench_page
 
 pytestmark = pytest.mark.long_file(5)  # tests/conftest.py: long files start first
 
@@ -108,20 +108,21 @@ def test_read_one_pass_reads_every_image_of_a_pydataset_and_of_a_tf_dataset_once
             return np.zeros((len(ids), 2), "float32"), ids
 
     counted = Counted(10, 4, workers=2)
-    assert bench.read_one_pass(counted) == 10 and sorted(counted.seen) == list(range(10))
+    assert bench_memory.read_one_pass(counted) == 10 and sorted(counted.seen) == list(range(10))
     data = tf.data.Dataset.from_tensor_slices((np.zeros((10, 2), "float32"), np.arange(10))).batch(4)
-    assert bench.read_one_pass(data) == 10 and bench.read_one_pass(data) == 10  # a second pass reads it all again
+    assert bench_memory.read_one_pass(data) == 10
+    assert bench_memory.read_one_pass(data) == 10  # a second pass reads it all again
 
 
 def test_replicate_makes_k_times_the_files_as_links(tmp_path):
     (tmp_path / "src").mkdir()
     for name in ("a.png", "b.png"):
         (tmp_path / "src" / name).write_bytes(b"x")
-    folder, names, labels = bench.replicate(tmp_path / "src", np.array(["a.png", "b.png"]), np.array([0, 1]), 3,
+    folder, names, labels = bench_memory.replicate(tmp_path / "src", np.array(["a.png", "b.png"]), np.array([0, 1]), 3,
                                             tmp_path / "x3")
     assert len(names) == 6 and len(set(names)) == 6 and labels.tolist() == [0, 1] * 3
     assert (folder / names[4]).samefile(tmp_path / "src" / "a.png")
-    again = bench.replicate(tmp_path / "src", np.array(["a.png", "b.png"]), np.array([0, 1]), 3, tmp_path / "x3")
+    again = bench_memory.replicate(tmp_path / "src", np.array(["a.png", "b.png"]), np.array([0, 1]), 3, tmp_path / "x3")
     assert (again[1] == names).all() and len(os.listdir(folder)) == 6
 
 
@@ -138,10 +139,10 @@ def test_memory_by_scale_runs_every_loader_at_every_scale_and_keeps_the_median_o
         passes[factor] = passes_before_fit
         return {"factor": factor, "loader": loader, "images": 2 * factor, "peak_anon_mb": next(peaks)}
 
-    monkeypatch.setattr(bench, "prepare_scale", fake_prepare)
-    monkeypatch.setattr(bench, "_epoch_memory_in_a_fresh_process", fake_epoch)
-    rows, builds = bench.memory_by_scale(tmp_path, np.array(["a", "b"]), np.array([0, 1]), [1, 50], 32, 4, tmp_path,
-                                         jobs=1, repeats=3)
+    monkeypatch.setattr(bench_memory, "prepare_scale", fake_prepare)
+    monkeypatch.setattr(bench_memory, "_epoch_memory_in_a_fresh_process", fake_epoch)
+    rows, builds = bench_memory.memory_by_scale(tmp_path, np.array(["a", "b"]), np.array([0, 1]), [1, 50], 32, 4,
+                                                tmp_path, jobs=1, repeats=3)
     assert sorted(set(calls)) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 50))
     assert len(calls) == 3 * 2 * len(bench.MEMORY_LOADERS) and set(builds) == {"1x", "50x"}
     assert passes == {1: 49, 50: 0}  # 1x reads its loader 49 times first: 50 passes in all, as many as 50x reads
@@ -203,7 +204,7 @@ def test_each_target_is_met_on_one_side_of_its_threshold_and_missed_on_the_other
 def test_memory_target_is_the_worst_loaders_growth():
     memory = _memory({"PyDataset, 2 threads": 0.01, "cache (.npy memmap)": -0.02, "tf.data": 0.30,
                       "tf.data + cache file": 0.03})
-    growth = bench.memory_growth(memory)
+    growth = bench_memory.memory_growth(memory)
     assert growth == pytest.approx({"PyDataset, 2 threads": 0.01, "cache (.npy memmap)": -0.02, "tf.data": 0.30,
                                     "tf.data + cache file": 0.03})
     target = bench.evaluate_targets(SPEEDS, memory, {})["image_memory_flat"]
@@ -215,11 +216,11 @@ def test_memory_target_is_the_worst_loaders_growth():
                                 "wait_share": {}, "targets": {}})
     assert "+30.0 %" in table and "-2.0 %" in table and "100,000 (50x)" in table
     held = _memory({"tf.data": 0.0}, held={"tf.data": 250.0})
-    assert bench.bookkeeping_bytes_per_image(held) == pytest.approx({"tf.data": 250.0})
-    assert bench.image_memory_growth(held) == pytest.approx({"tf.data": 0.0})  # the names are bookkeeping
+    assert bench_memory.bookkeeping_bytes_per_image(held) == pytest.approx({"tf.data": 250.0})
+    assert bench_memory.image_memory_growth(held) == pytest.approx({"tf.data": 0.0})  # the names are bookkeeping
     table = bench.format_table({"images_per_second": SPEEDS, "memory": held, "memory_growth": {},
-                                "image_memory_growth": bench.image_memory_growth(held),
-                                "bookkeeping_bytes_per_image": bench.bookkeeping_bytes_per_image(held),
+                                "image_memory_growth": bench_memory.image_memory_growth(held),
+                                "bookkeeping_bytes_per_image": bench_memory.bookkeeping_bytes_per_image(held),
                                 "wait_share": {}, "targets": {}})
     assert "What grows" in table and "250 bytes/image" in table
     # a loader that held its decoded images would fail the bookkeeping target by far
