@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import keras
+# These processes run Keras on JAX and never use TensorFlow, yet keras.utils.set_random_seed imports it (when it
+# is installed) only to seed it: seconds of every process's start. Marked missing here, it is skipped.
+sys.modules.setdefault("tensorflow", None)
 
-from .resume import ID_LOG, ROUTES, train_run
-from .resume_runs import HOLDING_FILE
+import keras  # noqa: E402
+
+from .resume import ID_LOG, ROUTES, train_run  # noqa: E402
+from .resume_runs import HOLDING_FILE  # noqa: E402
 
 
 class HoldAt(keras.callbacks.Callback):
