@@ -94,6 +94,7 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "AUGMENT": _FLAG,
     "CRASH_DEMO": _FLAG,
     "RUN_TF_ATTEMPT": _FLAG,
+    "GOING_DEEPER": _FLAG,
     "BASE_FILTERS": _whole(1),
     "LEARNING_RATE": _number(0, 10),
     "FINE_TUNE_LEARNING_RATE": _number(0, 10),

@@ -30,6 +30,7 @@ QUICK_PARAMETERS = {
     "DISTRIBUTED_EPOCHS": 2,  # lesson 10: two epochs, so that its crash in epoch 2 has a checkpoint to resume from
     "GRAIN_WORKERS": 1,  # lesson 11: one Grain worker process (each one starts Python, Keras and JAX)
     "SEED": 7,
+    "GOING_DEEPER": True,  # the papermill run also runs every Going deeper training (a learner asks for them)
 }
 
 #: nbval runs each lesson alone; lesson 06's check there asks only for 3 x chance, the papermill run's test for
@@ -145,3 +146,44 @@ def altered(source: str, old: str, new: str) -> str:
     """
     assert source.count(old) == 1, f"{old!r} is in the source {source.count(old)} times, not once:\n{source}"
     return source.replace(old, new)
+
+
+def make_photo_folder(root: Path, classes: tuple[str, ...] = ("cats", "dogs"), per_class: int = 100,
+                      formats: tuple[str, ...] = ("jpg",), val_per_class: int = 20, test_images: int = 0,
+                      val_folder: str = "val", seed: int = 0) -> Path:
+    """A learner's own folder that is not the seedlings: ``root/train/<class>/``, ``root/<val_folder>/<class>/``
+    (when ``val_per_class``), ``root/test/`` (only when ``test_images``).
+
+    Each class is a colour (``species_colour``-like, spread over all classes) with a darker shape on it, at mixed
+    sizes and aspect ratios (from 40 x 120 to 300 x 90 px), saved in turn in each of ``formats`` (``"jpg"``,
+    ``"png"``, ``"jpeg"``, ``"webp"``...). Names are unique within the whole folder (``<class>_<split>_<k>``), so a
+    test can tell each image's class and split from its name. Deterministic for a given ``seed``.
+    """
+    import colorsys
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+
+    def draw(folder: Path, label: int, name: str, k: int) -> None:
+        hue = label / max(len(classes), 1)
+        colour = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue, 0.6 + 0.3 * (label % 2), 0.85))
+        width, height = int(rng.integers(40, 301)), int(rng.integers(40, 301))
+        image = Image.new("RGB", (width, height), colour)
+        pixels = np.asarray(image).copy()
+        y0, x0 = int(rng.integers(0, height // 2)), int(rng.integers(0, width // 2))
+        pixels[y0:y0 + height // 3, x0:x0 + width // 3] //= 2  # a darker patch: not a flat colour only
+        noise = rng.integers(-12, 13, size=pixels.shape)
+        image = Image.fromarray(np.clip(pixels.astype(int) + noise, 0, 255).astype(np.uint8))
+        extension = formats[k % len(formats)]
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{name}.{extension}")
+
+    for label, name in enumerate(classes):
+        for k in range(per_class):
+            draw(root / "train" / name, label, f"{name}_train_{k:04d}", k)
+        for k in range(val_per_class):
+            draw(root / val_folder / name, label, f"{name}_val_{k:04d}", k)
+    for k in range(test_images):
+        label = k % len(classes)
+        draw(root / "test", label, f"test_{k:04d}", k)
+    return root
