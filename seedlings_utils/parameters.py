@@ -151,3 +151,35 @@ def check_parameters(namespace: Mapping[str, object]) -> None:
     if problems:
         raise ParameterError("Parameter" + ("s" if len(problems) > 1 else "") + " to fix in the parameters cell "
                              "(or on make lessons' command line):\n  " + "\n  ".join(problems))
+
+
+#: Rules that need the data: each takes the knobs that passed ``check_parameters`` and the data's counts
+#: (``train_count``, ``val_count``, ``class_count``) and returns its problems, each naming the knob and the
+#: largest (or smallest) value that fits this data.
+DATA_RULES: list[Callable[[Mapping[str, object], Mapping[str, int]], list[str]]] = []
+
+
+def data_rule(rule: Callable[[Mapping[str, object], Mapping[str, int]], list[str]]):
+    """Register ``rule`` in :data:`DATA_RULES` (a decorator)."""
+    DATA_RULES.append(rule)
+    return rule
+
+
+@data_rule
+def _batch_fits_training_set(values: Mapping[str, object], counts: Mapping[str, int]) -> list[str]:
+    if "BATCH_SIZE" in values and values["BATCH_SIZE"] > counts["train_count"]:
+        return [f"BATCH_SIZE = {values['BATCH_SIZE']!r}: this data has {counts['train_count']} training images, so "
+                f"an epoch would have no full batch; the largest that fits is {counts['train_count']}."]
+    return []
+
+
+def check_fits_data(namespace: Mapping[str, object], *, train_count: int, class_count: int,
+                    val_count: int = 0) -> None:
+    """Check the knobs in ``namespace`` against the data they will run on, before any work: raise one
+    :class:`ParameterError` listing each knob this data cannot satisfy, with the largest value that fits."""
+    values = {name: namespace[name] for name in RULES if name in namespace and RULES[name](namespace[name]) is None}
+    counts = {"train_count": int(train_count), "val_count": int(val_count), "class_count": int(class_count)}
+    problems = [problem for rule in DATA_RULES for problem in rule(values, counts)]
+    if problems:
+        raise ParameterError("Parameter" + ("s" if len(problems) > 1 else "") + " this data cannot satisfy (fix them "
+                             "in the parameters cell or on make lessons' command line):\n  " + "\n  ".join(problems))

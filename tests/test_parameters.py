@@ -84,3 +84,11 @@ def test_a_lesson_run_with_a_bad_knob_stops_at_once_naming_it(tmp_path):
                     keep_going=True)
     assert "ParameterError: Parameter to fix" in error.value.failed["01_download_the_data.ipynb"]
     assert not (tmp_path / "data" / "raw").exists(), "nothing may be written before the knobs are checked"
+
+
+def test_a_setting_the_data_cannot_satisfy_names_the_knob_and_the_largest_value_that_fits():
+    from seedlings_utils.parameters import check_fits_data
+
+    with pytest.raises(ParameterError, match=r"BATCH_SIZE = 64: .* the largest that fits is 40"):
+        check_fits_data({"BATCH_SIZE": 64}, train_count=40, class_count=2)
+    check_fits_data({"BATCH_SIZE": 40}, train_count=40, class_count=2)
