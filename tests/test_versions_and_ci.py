@@ -11,7 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from tools.versions import COLAB_RUNTIMES, KERAS_BROKEN, floors
+from tools.versions import COLAB_RUNTIMES, floors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,11 +40,6 @@ def test_the_floors_are_the_oldest_colab_runtime_or_below():
     for req in runtime_requirements():
         floor = next(Version(s.version) for s in req.specifier if s.operator == ">=")
         assert floor <= Version(oldest[req.name]), req
-
-
-def test_keras_range_leaves_out_the_release_that_hangs_with_workers():
-    keras = next(r for r in runtime_requirements() if r.name == "keras")
-    assert KERAS_BROKEN and not any(keras.specifier.contains(v) for v in KERAS_BROKEN)
 
 
 def test_floors_pins_every_range_at_its_lowest_version():

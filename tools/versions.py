@@ -37,10 +37,6 @@ COLAB_RUNTIMES: dict[str, dict[str, str]] = {
     },
 }
 
-#: Keras releases that must stay out of the range: 3.6 hangs at the end of the first epoch of a
-#: ``PyDataset`` with ``workers > 1`` (keras-team/keras#20425, fixed in 3.7).
-KERAS_BROKEN = ("3.6.0",)
-
 _RANGE = re.compile(r">=\s*([^,;\s#]+)(\s*,\s*[<!=~][^,;\s#]*)*")
 
 
