@@ -4,7 +4,8 @@
 #   make test-fast the quick tests only: nothing that trains a model, runs a notebook or launches processes
 #   make bench     loader speed and memory benchmark: runs/bench/*.json, then the page docs/benchmark.md
 #   make lab       open the notebooks in JupyterLab
-#   make export    generate seedlings_utils/<module>.py from the notebooks' `#| export` cells (the notebooks are the source)
+#   make export    generate seedlings_utils/<module>.py from the notebooks' `#| export` cells, and the README's table of
+#                  lessons from their titles (the notebooks are the source)
 #   make site      the lessons as `make lessons` executed them, as a static site: build/site/html/index.html
 #   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
 #   make browser   install the Chromium the browser check drives, if missing (.ci/install-browser; apt-get, root)
@@ -89,6 +90,7 @@ bench: $(STAMP)
 # Generate each exported module whole from the notebooks' `#| export` cells; refuses a package-side edit (FORCE=1 overrides).
 export: $(STAMP)
 	$(BIN)/python -m tools.export $(if $(FORCE),--force)
+	$(BIN)/python -m tools.lesson_table
 
 # The course site, from the notebooks `make lessons` executed into DATA_DIR/executed_notebooks (never re-run).
 SITE := build/site
