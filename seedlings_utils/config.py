@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from . import __version__
+
 #: The GitHub repository of this course (owner/name). The Colab buttons and the Colab install line in
 #: every notebook are checked against it by ``tests/test_notebooks_lint.py``: change it here and in the
 #: notebooks together (for example ``sed -i 's#old/name#new/name#g' notebooks/*.ipynb README.md``).
 GITHUB_REPO = "seedlings-course/seedlings-course"
-GITHUB_BRANCH = "main"
+#: The release a learner's notebook comes from and installs: the git tag of this package's version, which
+#: ``python -m tools.release tag`` creates (CONTRIBUTING.md, "Releasing"). The Colab and GitHub buttons open the
+#: notebook at this tag, and its first cell installs the package at the same tag: a notebook and the code it
+#: installs always match, whatever ``main`` holds later.
+GITHUB_REF = f"v{__version__}"
 REPO_URL = f"https://github.com/{GITHUB_REPO}"
 #: What Colab runs to install this package (and nothing Colab already has).
-COLAB_INSTALL = f"git+{REPO_URL}.git@{GITHUB_BRANCH}"
+COLAB_INSTALL = f"git+{REPO_URL}.git@{GITHUB_REF}"
 
 #: The 12 species of the Kaggle "Plant Seedlings Classification" competition, in the order of their
 #: folder names (``sorted()``), which is also the order of the integer class ids.

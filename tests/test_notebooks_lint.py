@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seedlings_utils.config import COLAB_INSTALL, GITHUB_BRANCH, GITHUB_REPO
+from seedlings_utils.config import COLAB_INSTALL, GITHUB_REF, GITHUB_REPO
 from tools.lessons import lesson_notebooks
 
 NOTEBOOKS = lesson_notebooks()
@@ -33,8 +33,8 @@ def test_template_and_links(path):
     nb = cells(path)
     title = source(nb[0])
     assert title.startswith(f"# {path.name[:2]} · ")
-    assert f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/{path.name}" in title
-    assert f"https://github.com/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/{path.name}" in title
+    assert f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_REF}/notebooks/{path.name}" in title
+    assert f"https://github.com/{GITHUB_REPO}/blob/{GITHUB_REF}/notebooks/{path.name}" in title
     assert "**Time:**" in title
     assert source(nb[1]).startswith("## Setup")
     setup = source(nb[2])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from seedlings_utils.config import GITHUB_REPO
+from seedlings_utils.config import GITHUB_REF, GITHUB_REPO
 from tools import site
 from tools.lessons import lesson_notebooks
 
@@ -29,7 +29,7 @@ def png(green: int) -> str:
 def executed_notebook(name: str, data_dir: str = "/home/someone/seedlings-data") -> dict:
     """A small notebook as papermill leaves it: title with Colab button, parameters, injected parameters, a
     progress-bar widget, TensorFlow's start-up noise and a real warning on stderr, a figure and a table."""
-    colab = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{name}"
+    colab = f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_REF}/notebooks/{name}"
     md = lambda text: {"cell_type": "markdown", "metadata": {}, "source": text}  # noqa: E731
     code = lambda text, outputs=(), tags=(): {  # noqa: E731
         "cell_type": "code", "metadata": {"tags": list(tags)}, "execution_count": 1, "source": text,
@@ -105,8 +105,8 @@ def test_links_become_pages_github_addresses_or_local_images():
             "![c](https://colab.research.google.com/assets/colab-badge.svg) [gone](nowhere.md) [here](#top)")
     out = site.rewrite_links(text, "README.md", "index.md", pages)
     assert "[05](notebooks/05_x.ipynb)" in out and "[web](https://x.org/a)" in out and "[here](#top)" in out
-    assert f"[dir](https://github.com/{GITHUB_REPO}/tree/main/notebooks)" in out
-    assert f"[code](https://github.com/{GITHUB_REPO}/blob/main/tools/site.py#L3)" in out
+    assert f"[dir](https://github.com/{GITHUB_REPO}/tree/{GITHUB_REF}/notebooks)" in out
+    assert f"[code](https://github.com/{GITHUB_REPO}/blob/{GITHUB_REF}/tools/site.py#L3)" in out
     assert "![c](_static/open-in-colab.svg)" in out and "[gone](nowhere.md)" in out  # the checker reports that one
     html = site.rewrite_links('<a href="../README.md"><img src="https://www.tensorflow.org/images/GitHub-Mark-32px'
                               '.png"/></a>', "notebooks/05_x.ipynb", "notebooks/05_x.ipynb", pages)
@@ -124,7 +124,7 @@ def test_page_shows_outputs_without_noise_or_the_builders_paths():
     note = next(c for c in nb["cells"] if c["cell_type"] == "markdown" and "make lessons" in c["source"])
     assert "`EPOCHS = 3`" in note["source"] and "DATA_DIR" not in note["source"]
     assert "tensorflow.org" not in text and "../_static/colab-icon.svg" in text
-    assert f"https://github.com/{GITHUB_REPO}/blob/main/seedlings_utils/dataset.py" in text
+    assert f"https://github.com/{GITHUB_REPO}/blob/{GITHUB_REF}/seedlings_utils/dataset.py" in text
     assert site.count_outputs(executed_notebook(name)) == {"figures": 1, "tables": 1}
 
 
@@ -172,7 +172,8 @@ def test_browser_check_passes_a_good_site_and_names_each_fault(built_site, tmp_p
     page = (html / first).read_text()
     image = re.search(r'<img [^>]*src="\.\./(_images/[^"]+)"', page).group(1)
     (html / image).unlink()
-    page = page.replace(f"blob/main/{first.replace('.html', '.ipynb')}", "blob/main/notebooks/99_elsewhere.ipynb")
+    page = page.replace(f"blob/{GITHUB_REF}/{first.replace('.html', '.ipynb')}",
+                        f"blob/{GITHUB_REF}/notebooks/99_elsewhere.ipynb")
     (html / first).write_text(page.replace("</body>", '<script>console.error("boom")</script></body>'))
     page = (html / second).read_text()
     page = re.sub(r"<table.*?</table>", "", page, count=1, flags=re.S)

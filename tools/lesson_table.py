@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from seedlings_utils.config import GITHUB_BRANCH, GITHUB_REPO
+from seedlings_utils.config import GITHUB_REF, GITHUB_REPO
 
 from .paths import NOTEBOOKS_DIR, REPO_ROOT, lesson_notebooks
 
@@ -39,7 +39,7 @@ class Lesson:
 
     @property
     def colab_url(self) -> str:
-        return (f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/"
+        return (f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_REF}/"
                 f"notebooks/{self.path.name}")
 
 

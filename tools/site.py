@@ -35,7 +35,7 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from seedlings_utils.config import GITHUB_BRANCH, GITHUB_REPO, REPO_URL
+from seedlings_utils.config import GITHUB_REF, GITHUB_REPO, REPO_URL
 from seedlings_utils.data_dirs import default_data_dir
 from seedlings_utils.terminal import TERMINAL_NOISE
 
@@ -210,7 +210,7 @@ def rewrite_links(text: str, source: str, page: str, doc_pages: dict[str, str]) 
             return f"{before}{rel}{fragment}{after}"
         if (REPO_ROOT / repo_path).exists() and not repo_path.startswith(".."):
             kind = "tree" if (REPO_ROOT / repo_path).is_dir() else "blob"
-            return f"{before}{REPO_URL}/{kind}/{GITHUB_BRANCH}/{repo_path}{fragment}{after}"
+            return f"{before}{REPO_URL}/{kind}/{GITHUB_REF}/{repo_path}{fragment}{after}"
         return match.group(0)
 
     return _LINK.sub(replace, text)
@@ -353,7 +353,7 @@ def write_sources(executed: list[Path], src: Path, repo: Path = REPO_ROOT) -> di
                         **count_outputs(nb)})
     footer = (f'<p>Built by <code>make site</code> from the lessons as <code>make lessons</code> ran them. The course,'
               f' its code and its issues: <a href="{REPO_URL}">{GITHUB_REPO}</a>.</p>')
-    (src / "conf.py").write_text(CONF_PY.format(title=title, repo_url=REPO_URL, branch=GITHUB_BRANCH, footer=footer))
+    (src / "conf.py").write_text(CONF_PY.format(title=title, repo_url=REPO_URL, branch=GITHUB_REF, footer=footer))
     order = (["index.html"] + [lesson["page"] for lesson in lessons]
              + [page.removesuffix(".md") + ".html" for page in other_pages])
     return {"title": title, "order": order, "lessons": lessons}
@@ -455,7 +455,7 @@ def check_links(links: list[str], html_dir: Path, base: str, lesson: str | None)
             elif fragment and target.suffix == ".html" and fragment not in _ids(target):
                 problems.append(f"broken anchor {url[len(base):]}")
         elif url.startswith(COLAB_PREFIX):
-            want = f"{GITHUB_REPO}/blob/{GITHUB_BRANCH}/notebooks/"
+            want = f"{GITHUB_REPO}/blob/{GITHUB_REF}/notebooks/"
             path = url[len(COLAB_PREFIX):].split("#")[0]
             name = path[len(want):] if path.startswith(want) else None
             if name is None or name not in lesson_names or (lesson and name != Path(lesson).name):
@@ -463,7 +463,7 @@ def check_links(links: list[str], html_dir: Path, base: str, lesson: str | None)
         elif url.startswith(f"{REPO_URL}/blob/") or url.startswith(f"{REPO_URL}/tree/"):
             rest = url[len(REPO_URL) + 6:].split("#")[0]
             branch, _, path = rest.partition("/")
-            if branch != GITHUB_BRANCH or not (REPO_ROOT / unquote(path)).exists():
+            if branch != GITHUB_REF or not (REPO_ROOT / unquote(path)).exists():
                 problems.append(f"GitHub link {url} names no file of the repository")
     return problems
 
