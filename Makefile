@@ -10,7 +10,7 @@
 #   make site-check  open every page of that site in headless Chromium; screenshots in build/site/screenshots
 #   make browser   install the Chromium the browser check drives, if missing (.ci/install-browser; apt-get, root)
 #   make test-oldest  the lowest versions the requirement files allow, on Python 3.11: every test and lesson
-# Any notebook parameter can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
+# Any knob (docs/parameters.md) can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
 PYTHON ?= python3
 VENV := .venv
@@ -19,27 +19,6 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := .ci/constraints.txt
 # The learner's package's requirements, and the maintainer's tools: each listed once (pyproject.toml reads both).
 REQUIREMENTS := requirements.txt requirements-dev.txt
-
-# Notebook parameters passed through from the command line (docs/parameters.md says what each does).
-PARAMETERS := DATA_DIR COURSE_DIR DATA_SOURCE SOURCE_PATH SOURCE_SHA256 SYNTHETIC_PER_CLASS IMAGE_SIZE BATCH_SIZE EPOCHS SEED \
-              VAL_FRACTION WORKERS USE_MULTIPROCESSING BASE_FILTERS LEARNING_RATE FLATTEN_METHOD MAKE_ZIP SPEED_BATCHES \
-              SHARD_SIZE DETERMINISTIC TIMED_EPOCHS DEMO_EPOCHS RESULTS_DIR SHUFFLE_BUFFER \
-              WEIGHTS HEAD_EPOCHS FINE_TUNE_EPOCHS FINE_TUNE_LAYERS FINE_TUNE_LEARNING_RATE MIXED_PRECISION WAIT_REPEATS \
-              DISTRIBUTED_EPOCHS NUM_PROCESSES AUGMENT CRASH_DEMO JOB_TIMEOUT RUN_TF_ATTEMPT \
-              RESUME_EPOCHS SAVE_EVERY KILL_AFTER_BATCH GRAIN_WORKERS GOING_DEEPER
-# Quick settings for `make lessons` on a laptop CPU; the notebooks' own defaults are the full recipe.
-SYNTHETIC_PER_CLASS ?= 60
-IMAGE_SIZE ?= 64
-EPOCHS ?= 20
-BASE_FILTERS ?= 16
-# Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job;
-# lesson 11: one Grain worker process.
-WEIGHTS ?= None
-HEAD_EPOCHS ?= 4
-FINE_TUNE_EPOCHS ?= 2
-DISTRIBUTED_EPOCHS ?= 3
-GRAIN_WORKERS ?= 1
-param_args = $(foreach p,$(PARAMETERS),$(if $(strip $($(p))),-p $(p) '$($(p))'))
 
 .PHONY: venv browser lessons test test-fast bench export lab lint lock clean help site site-check test-oldest
 help:  # the comment block at the top of this file
@@ -61,8 +40,10 @@ venv: $(STAMP)
 browser:
 	@.ci/install-browser
 
+# The quick settings (the quick values of seedlings_utils/parameters.py's KNOBS; the notebooks' own defaults are the
+# full recipe), and over them every knob named on the command line: make lessons EPOCHS=3 DATA_DIR=runs/x
 lessons: $(STAMP)
-	$(BIN)/python -m tools.lessons run $(param_args)
+	$(BIN)/python -m tools.lessons run --quick --from-make '$(subst ','\'',$(MAKEOVERRIDES))'
 
 # nbval runs copies of the notebooks prepared by tests/conftest.py (each alone, on its core path) in a folder
 # of this run's own. Two pytest-xdist workers, each file kept in one (tests/conftest.py says why): a lesson's
@@ -90,7 +71,7 @@ bench: $(STAMP)
 # Generate each exported module whole from the notebooks' `#| export` cells; refuses a package-side edit (FORCE=1 overrides).
 export: $(STAMP)
 	$(BIN)/python -m tools.export $(if $(FORCE),--force)
-	$(BIN)/python -m tools.lesson_table
+	$(BIN)/python -m tools.pages
 
 # The course site, from the notebooks `make lessons` executed into DATA_DIR/executed_notebooks (never re-run).
 SITE := build/site

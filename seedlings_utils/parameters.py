@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 from .all_images import LINK_METHODS
@@ -69,51 +70,141 @@ def _weights(value: object) -> str | None:
 _FLAG = _one_of(True, False)
 _EPOCHS = _whole(1, why="0 epochs would train nothing and leave no results to check")
 
-#: What each knob may be, by name: the same name means the same thing in every lesson.
-RULES: dict[str, Callable[[object], str | None]] = {
-    "DATA_DIR": _text('"" for the course\'s folder'),
-    "COURSE_DIR": _text('"" for Google Drive\'s seedlings-course folder on Colab, DATA_DIR elsewhere'),
-    "DATA_SOURCE": _one_of(*SOURCES),
-    "SOURCE_PATH": _text("a folder, a .zip or an address"),
-    "SOURCE_SHA256": _sha256,
-    "SYNTHETIC_PER_CLASS": _whole(2, 100_000, "each species needs an image for training and one for validation"),
-    "SEED": _whole(0, 2**32 - 1, "NumPy's seeds"),
-    "VAL_FRACTION": _number(0, 1, "the share of each species kept for validation"),
-    "IMAGE_SIZE": _whole(16, 4096, "lesson 06's CNN halves the side four times"),
-    "BATCH_SIZE": _whole(1),
-    "EPOCHS": _EPOCHS,
-    "DEMO_EPOCHS": _EPOCHS,
-    "TIMED_EPOCHS": _EPOCHS,
-    "HEAD_EPOCHS": _EPOCHS,
-    "FINE_TUNE_EPOCHS": _EPOCHS,
-    "DISTRIBUTED_EPOCHS": _EPOCHS,
-    "WORKERS": _whole(1, why="threads or processes loading batches; 1 loads in the training loop's own thread"),
-    "USE_MULTIPROCESSING": _FLAG,
-    "DETERMINISTIC": _FLAG,
-    "MAKE_ZIP": _FLAG,
-    "AUGMENT": _FLAG,
-    "CRASH_DEMO": _FLAG,
-    "RUN_TF_ATTEMPT": _FLAG,
-    "GOING_DEEPER": _FLAG,
-    "BASE_FILTERS": _whole(1),
-    "LEARNING_RATE": _number(0, 10),
-    "FINE_TUNE_LEARNING_RATE": _number(0, 10),
-    "FLATTEN_METHOD": _one_of(*LINK_METHODS),
-    "SPEED_BATCHES": _whole(1),
-    "SHARD_SIZE": _whole(1),
-    "RESULTS_DIR": _text('"" for DATA_DIR'),
-    "SHUFFLE_BUFFER": _whole(1),
-    "WEIGHTS": _weights,
-    "FINE_TUNE_LAYERS": _whole(1),
-    "MIXED_PRECISION": _one_of("auto", True, False),
-    "WAIT_REPEATS": _whole(1),
-    "NUM_PROCESSES": _whole(1, 64),
-    "JOB_TIMEOUT": _number(0, why="seconds a training job of lessons 10 and 11 may run"),
-    "RESUME_EPOCHS": _whole(2, why="lesson 11 kills its runs in the second epoch"),
-    "SAVE_EVERY": _whole(1, why="batches between two saves of lesson 11's checkpoint"),
-    "KILL_AFTER_BATCH": _whole(0, why="the batch of the second epoch, counted from 0, after which lesson 11 kills"),
-    "GRAIN_WORKERS": _whole(0, 64, "Grain's worker processes; 0 reads in the training process"),
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: A knob without a quick value: ``make lessons`` leaves it at the notebook's default.
+UNSET = _Unset()
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob, written once: what it may be, what it means, its default in the notebooks, its quick value.
+
+    ``default`` is what every parameters cell that has the knob sets, except the lessons named in
+    ``lesson_defaults`` (a check compares them: tests/test_parameters.py); ``quick`` is what ``make lessons`` uses
+    (``UNSET``: the default). The lessons that use a knob are read from the notebooks, never typed here.
+    """
+
+    rule: Callable[[object], str | None]
+    group: str
+    meaning: str
+    default: object
+    quick: object = UNSET
+    lesson_defaults: Mapping[str, object] = field(default_factory=dict)
+
+    def default_in(self, lesson: str) -> object:
+        """The default of this knob in lesson ``"NN"``'s parameters cell."""
+        return self.lesson_defaults.get(lesson, self.default)
+
+
+#: The groups of knobs, in the order the parameters page shows them.
+GROUPS = {
+    "data": "The data and where it goes",
+    "training": "Training and loading",
+    "transfer": "Transfer learning",
+    "processes": "Several processes",
+    "resume": "Resuming in the middle of an epoch",
 }
+
+#: Every knob, by name: the same name means the same thing in every lesson. The one place a knob is written:
+#: the rules below, docs/parameters.md (``python -m tools.pages``), the quick settings of ``make lessons`` and of
+#: the tests, and the check of every parameters cell come from here.
+KNOBS: dict[str, Knob] = {
+    "DATA_DIR": Knob(
+        _text('"" for the course\'s folder'), "data", "working folder; every lesson reads and writes under it "
+        "(empty: on Colab the runtime's own disk, `/content/seedlings-data`; in a checkout of the repository `data/`, "
+        "git-ignored; otherwise `~/seedlings-data`)", ""),
+    "COURSE_DIR": Knob(
+        _text('"" for Google Drive\'s seedlings-course folder on Colab, DATA_DIR elsewhere'), "data",
+        "the folder that outlives a runtime: lesson 01's record of the data source and its downloads (empty: on "
+        "Colab `MyDrive/seedlings-course` on Google Drive, elsewhere `DATA_DIR`)", ""),
+    "DATA_SOURCE": Knob(
+        _one_of(*SOURCES), "data", '`"synthetic"` (offline), `"kaggle"` (official files, needs credentials), '
+        '`"local"` (a folder or zip in the Kaggle layout), `"url"` (a zip at a URL)', "synthetic"),
+    "SOURCE_PATH": Knob(_text("a folder, a .zip or an address"), "data",
+                        "the folder or zip for `local`, the address for `url`", ""),
+    "SOURCE_SHA256": Knob(_sha256, "data", "optional SHA-256 the `url` download must match (empty: not checked)", ""),
+    "SYNTHETIC_PER_CLASS": Knob(
+        _whole(2, 100_000, "each species needs an image for training and one for validation"), "data",
+        "synthetic images per species, on average (species differ in size, like the real ones); in lessons 02 and "
+        "later used only when `COURSE_DIR` holds no record from lesson 01", 400, quick=60),
+    "SEED": Knob(_whole(0, 2**32 - 1, "NumPy's seeds"), "data",
+                 "one seed for data generation, splitting, shuffling and weights", 42),
+    "VAL_FRACTION": Knob(_number(0, 1, "the share of each species kept for validation"), "data",
+                         "the share of each class kept for validation", 0.2),
+    "FLATTEN_METHOD": Knob(
+        _one_of(*LINK_METHODS), "data",
+        'how lesson 02 puts images into `all_images/`: `"copy"`, `"hardlink"` or `"symlink"`', "copy"),
+    "MAKE_ZIP": Knob(_FLAG, "data", "lesson 04 also zips `all_images/` into one file for moving it around", False),
+    "RESULTS_DIR": Knob(_text('"" for DATA_DIR'), "data", "where lesson 06 writes its model, backup, history, metrics "
+                        "and submission (empty: `DATA_DIR`); on Colab, a Drive folder survives a disconnect", ""),
+    "IMAGE_SIZE": Knob(_whole(16, 4096, "lesson 06's CNN halves the side four times"), "training",
+                       "side in pixels of the square images fed to the model", 128, quick=64,
+                       lesson_defaults={"09": 224, "10": 64, "11": 64}),
+    "BATCH_SIZE": Knob(_whole(1), "training", "images per training step", 32),
+    "EPOCHS": Knob(_EPOCHS, "training", "training epochs of the lesson's model (lesson 06), and nothing else", 40,
+                   quick=20),
+    "DEMO_EPOCHS": Knob(_EPOCHS, "training", "epochs of the short demonstration fits in lessons 05 and 08", 2),
+    "TIMED_EPOCHS": Knob(_EPOCHS, "training", "epochs timed with each loader in lesson 07", 1),
+    "SPEED_BATCHES": Knob(_whole(1), "training", "batches read when a lesson measures a loader's images/s "
+                          "(05, 07, 08); training steps per timed run (09)", 30),
+    "WORKERS": Knob(_whole(1, why="threads or processes loading batches; 1 loads in the training loop's own thread"),
+                    "training", "passed to `PyDataset`: how many batches load in parallel, in threads or processes", 2,
+                    lesson_defaults={"10": 1}),
+    "USE_MULTIPROCESSING": Knob(_FLAG, "training", "passed to `PyDataset`: processes instead of threads", False),
+    "DETERMINISTIC": Knob(_FLAG, "training", "repeatable TensorFlow ops (05-09), at a cost in speed that lesson 06 "
+                          "measures", False),
+    "BASE_FILTERS": Knob(_whole(1), "training", "width of the CNN (filters of its first layer)", 32, quick=16,
+                         lesson_defaults={"10": 16, "11": 16}),
+    "LEARNING_RATE": Knob(_number(0, 10), "training", "Adam's learning rate", 1e-3),
+    "SHARD_SIZE": Knob(_whole(1), "training", "images per cache file in lesson 07", 2048),
+    "SHUFFLE_BUFFER": Knob(_whole(1), "training", "lesson 08: decoded images in the (bounded) shuffle buffer after a "
+                           "cache file", 1000),
+    "GOING_DEEPER": Knob(_FLAG, "training", "`False`: the *Going deeper* sections explain and show, but skip their "
+                         "extra trainings and long measurements (each says what it would run and how long it takes); "
+                         "`True` runs them too", False),
+    "WEIGHTS": Knob(_weights, "transfer", 'the backbone\'s starting weights: `"imagenet"` (downloaded once), `None` '
+                    "(random weights, offline: `make lessons` and the tests), or the path of a weights file on disk",
+                    "imagenet", quick=None),
+    "HEAD_EPOCHS": Knob(_EPOCHS, "transfer", "epochs of phase 1 (new head, frozen backbone)", 10, quick=4),
+    "FINE_TUNE_EPOCHS": Knob(_EPOCHS, "transfer", "epochs of phase 2 (fine-tuning)", 10, quick=2),
+    "FINE_TUNE_LAYERS": Knob(_whole(1), "transfer", "the backbone's last layers trained in phase 2", 33),
+    "FINE_TUNE_LEARNING_RATE": Knob(_number(0, 10), "transfer", "the learning rate of phase 2", 1e-5),
+    "MIXED_PRECISION": Knob(_one_of("auto", True, False), "transfer",
+                            '`"auto"` (on with a GPU, off on a CPU), `True` or `False`', "auto"),
+    "WAIT_REPEATS": Knob(_whole(1), "transfer", "timed runs per loader when measuring the wait for data (the median "
+                         "is the figure)", 3),
+    "DISTRIBUTED_EPOCHS": Knob(_EPOCHS, "processes", "epochs of each training job", 5, quick=3),
+    "NUM_PROCESSES": Knob(_whole(1, 64), "processes", "processes of the second job (`BATCH_SIZE` must split evenly "
+                          "over them)", 2),
+    "AUGMENT": Knob(_FLAG, "processes", "augmentation in the jobs", False),
+    "CRASH_DEMO": Knob(_FLAG, "processes", "kill one process on purpose in epoch 2, then resume (needs "
+                       "`DISTRIBUTED_EPOCHS` of at least 2)", True),
+    "JOB_TIMEOUT": Knob(_number(0, why="seconds a training job of lessons 10 and 11 may run"), "processes",
+                        "seconds a training job (lessons 10 and 11) may run", 900),
+    "RUN_TF_ATTEMPT": Knob(_FLAG, "processes", "run the failing TensorFlow route again", False),
+    "RESUME_EPOCHS": Knob(_whole(2, why="lesson 11 kills its runs in the second epoch"), "resume",
+                          "epochs of each training run (at least 2: the kill comes in the second)", 2),
+    "SAVE_EVERY": Knob(_whole(1, why="batches between two saves of lesson 11's checkpoint"), "resume",
+                       "batches between two saves of the weights, the optimizer state and the data position", 4),
+    "KILL_AFTER_BATCH": Knob(
+        _whole(0, why="the batch of the second epoch, counted from 0, after which lesson 11 kills"), "resume",
+        "the batch of the second epoch (counted from 0) after which each run is stopped; after the epoch's first "
+        "save", 10),
+    "GRAIN_WORKERS": Knob(_whole(0, 64, "Grain's worker processes; 0 reads in the training process"), "resume",
+                          "Grain's worker processes (0: Grain reads in the training process itself)", 2, quick=1),
+}
+
+#: What each knob may be, by name (from :data:`KNOBS`).
+RULES: dict[str, Callable[[object], str | None]] = {name: knob.rule for name, knob in KNOBS.items()}
+
+
+def quick_parameters() -> dict[str, object]:
+    """``make lessons``' quick settings: every knob that has a quick value, at that value."""
+    return {name: knob.quick for name, knob in KNOBS.items() if knob.quick is not UNSET}
 
 
 def _consistency(values: Mapping[str, object]) -> list[str]:

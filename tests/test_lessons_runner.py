@@ -135,3 +135,20 @@ def test_relative_folders_reach_every_lesson_as_absolute_paths(tmp_path, monkeyp
                     if "injected-parameters" in c.metadata.get("tags", []))
     for name, folder in (("DATA_DIR", "d"), ("COURSE_DIR", "drive"), ("RESULTS_DIR", "r")):
         assert f'{name} = "{tmp_path / folder}"' in injected
+
+
+def test_make_lessons_passes_every_knob_named_on_its_command_line_over_the_quick_settings(tmp_path):
+    """`make lessons NAME=value`: any knob of the registry, its value exactly as typed; a near-miss is named."""
+    from seedlings_utils.parameters import quick_parameters
+    from tools.lessons import knobs_from_make
+
+    environment = {"EPOCHS": "3", "DATA_DIR": "/tmp/a b", "WEIGHTS": "None", "TEST_WORKERS": "0"}
+    assert knobs_from_make(r"EPOCHS=3 DATA_DIR=/tmp/a\ b WEIGHTS=None TEST_WORKERS=0", environment) == {
+        "EPOCHS": 3, "DATA_DIR": "/tmp/a b", "WEIGHTS": None}
+    with pytest.raises(ValueError, match="EPOCH is not a knob of the lessons; did you mean EPOCHS"):
+        knobs_from_make("EPOCH=3", {"EPOCH": "3"})
+    # make itself: the recipe names the knobs set on the command line, with the quick settings under them
+    dry = subprocess.run(["make", "-n", "lessons", "EPOCHS=3", "GOING_DEEPER=True"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.splitlines()[-1]
+    assert "tools.lessons run --quick --from-make" in dry and "EPOCHS=3" in dry and "GOING_DEEPER=True" in dry
+    assert quick_parameters()["EPOCHS"] != 3  # so that the test above shows the command line winning

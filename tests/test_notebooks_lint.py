@@ -2,11 +2,11 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from seedlings_utils.config import COLAB_INSTALL, GITHUB_REF, GITHUB_REPO
+from seedlings_utils.parameters import KNOBS
 from tools.lessons import lesson_notebooks
 
 NOTEBOOKS = lesson_notebooks()
@@ -47,9 +47,7 @@ def test_template_and_links(path):
         assert DATA_SOURCE_PARAMETERS <= names
     else:
         assert not DATA_SOURCE_PARAMETERS & names, "only lesson 01 sets the data source (later ones read its record)"
-    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
-    passed = set(re.search(r"^PARAMETERS := (.*?)\n#", makefile, flags=re.M | re.S)[1].replace("\\", " ").split())
-    assert names <= passed, f"make lessons cannot set {sorted(names - passed)}: add them to the Makefile's PARAMETERS"
+    assert names <= set(KNOBS), f"knobs not in seedlings_utils.parameters.KNOBS: {sorted(names - set(KNOBS))}"
     headings = [i for i, c in enumerate(nb) if c["cell_type"] == "markdown" and source(c).startswith("## ")]
     check = [i for i in headings if source(nb[i]).startswith("## Check")]
     assert len(check) == 1 and "OK:" in source(nb[check[0] + 1]), "one '## Check' section, its cell prints OK:"

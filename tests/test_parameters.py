@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from seedlings_utils.parameters import RULES, ParameterError, check_parameters
+from seedlings_utils.parameters import KNOBS, RULES, UNSET, ParameterError, check_parameters, quick_parameters
 from tools.lessons import lesson_notebooks
 
 from .helpers import NBVAL_PARAMETERS, QUICK_PARAMETERS
@@ -29,6 +29,27 @@ def test_every_lesson_checks_every_knob_and_its_defaults_pass(notebook):
     check_parameters(defaults)
     check_parameters({**defaults, **QUICK_PARAMETERS})
     check_parameters({**defaults, **NBVAL_PARAMETERS})
+
+
+@pytest.mark.parametrize("notebook", lesson_notebooks(), ids=lambda p: p.name[:2])
+def test_every_parameters_cell_sets_the_registrys_defaults(notebook):
+    """A knob is written once, in KNOBS: a parameters cell that sets another default is named with the fix."""
+    defaults, _ = parameters_cell(notebook)
+    lesson = notebook.name[:2]
+    wrong = {name: (value, KNOBS[name].default_in(lesson)) for name, value in defaults.items()
+             if name in KNOBS and value != KNOBS[name].default_in(lesson)}
+    assert not wrong, (f"{notebook.name}: defaults that differ from seedlings_utils.parameters.KNOBS "
+                       f"(cell, registry): {wrong}; change one of them (lesson_defaults for a lesson of its own)")
+
+
+def test_every_knob_is_used_by_a_lesson_and_its_quick_value_passes_its_rule():
+    used = {name for notebook in lesson_notebooks() for name in parameters_cell(notebook)[0]}
+    assert set(KNOBS) <= used, f"knobs no lesson has: {sorted(set(KNOBS) - used)}"
+    for name, knob in KNOBS.items():
+        assert knob.rule(knob.default) is None, (name, knob.default)
+        assert knob.quick is UNSET or knob.rule(knob.quick) is None, (name, knob.quick)
+        assert all(knob.rule(value) is None for value in knob.lesson_defaults.values()), name
+    assert quick_parameters() == {name: k.quick for name, k in KNOBS.items() if k.quick is not UNSET}
 
 
 @pytest.mark.parametrize(("name", "value", "allowed"), [

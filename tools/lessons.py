@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import difflib
 import json
 import os
 import re
@@ -25,9 +26,11 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 from seedlings_utils.data_dirs import resolve_data_dir
+from seedlings_utils.parameters import KNOBS, quick_parameters
 from seedlings_utils.terminal import TERMINAL_NOISE
 
 from .paths import NOTEBOOKS_DIR, lesson_notebooks
@@ -322,6 +325,25 @@ def filtered_stderr(noise: re.Pattern = TERMINAL_NOISE):
         thread.join(timeout=5)
 
 
+def knobs_from_make(overrides: str, environment: Mapping[str, str]) -> dict[str, object]:
+    """The knobs set on make's command line: ``overrides`` is make's ``MAKEOVERRIDES`` (``EPOCHS=3 DATA_DIR=a\\ b``),
+    whose names are read from it and values from ``environment`` (where make puts them, exactly as typed).
+
+    A name that is no knob but close to one (``EPOCH=3``) is a ValueError naming the knob it resembles; make's own
+    variables (``TEST_WORKERS``, ``BENCH_ARGS``...) are left alone.
+    """
+    names = re.findall(r"(?:^|(?<=\s))([A-Za-z_][A-Za-z0-9_]*)=", overrides)
+    knobs, unknown = {}, []
+    for name in names:
+        if name in KNOBS:
+            knobs[name] = parse_value(environment[name]) if name in environment else None
+        elif close := difflib.get_close_matches(name, KNOBS, n=1, cutoff=0.8):
+            unknown.append(f"{name} is not a knob of the lessons; did you mean {close[0]}?")
+    if unknown:
+        raise ValueError("\n".join(unknown) + " (docs/parameters.md lists every knob)")
+    return {name: value for name, value in knobs.items() if value is not None}
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line (``run`` or ``prepare``); returns the exit status, 1 when a lesson failed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -332,12 +354,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     parser.add_argument("--notebooks-dir", default=NOTEBOOKS_DIR, help="where the lessons are (default: notebooks/)")
     parser.add_argument("--core", action="store_true", help='run the lessons without their "Going deeper" sections')
+    parser.add_argument("--quick", action="store_true", help="start from the quick settings (KNOBS' quick values)")
+    parser.add_argument("--from-make", metavar="MAKEOVERRIDES", default=None,
+                        help="make's command-line variables: each one that is a knob is passed, its value read from "
+                             "the environment (make lessons)")
     args = parser.parse_args(argv)
     if args.command == "words":
         print(words_table(lesson_notebooks(args.notebooks_dir, args.lessons)))
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it: no C++ log noise headless
-    parameters = {name: parse_value(value) for name, value in args.parameter}
+    parameters = quick_parameters() if args.quick else {}
+    if args.from_make is not None:
+        try:
+            parameters.update(knobs_from_make(args.from_make, os.environ))
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
+    parameters.update({name: parse_value(value) for name, value in args.parameter})
     failure = None
     try:
         with filtered_stderr():
