@@ -13,7 +13,8 @@
 # Any knob (docs/parameters.md) can be set: make lessons DATA_SOURCE=local SOURCE_PATH=~/seedlings.zip EPOCHS=20
 
 PYTHON ?= python3
-VENV := .venv
+# Another Python: make test PYTHON=python3.13 VENV=.venv-3.13 (a second environment beside the first).
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONSTRAINTS := .ci/constraints.txt
