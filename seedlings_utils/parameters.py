@@ -92,7 +92,6 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "DETERMINISTIC": _FLAG,
     "MAKE_ZIP": _FLAG,
     "AUGMENT": _FLAG,
-    "CRASH_DEMO": _FLAG,
     "RUN_TF_ATTEMPT": _FLAG,
     "GOING_DEEPER": _FLAG,
     "BASE_FILTERS": _whole(1),
@@ -122,9 +121,10 @@ def _consistency(values: Mapping[str, object]) -> list[str]:
     if {"BATCH_SIZE", "NUM_PROCESSES"} <= values.keys() and values["BATCH_SIZE"] % values["NUM_PROCESSES"]:
         problems.append(f"BATCH_SIZE = {values['BATCH_SIZE']!r} and NUM_PROCESSES = {values['NUM_PROCESSES']!r}: the "
                         "global batch must split evenly over the processes (e.g. BATCH_SIZE 32 with 1, 2, 4 or 8).")
-    if values.get("CRASH_DEMO") and values.get("DISTRIBUTED_EPOCHS", 2) < 2:
-        problems.append(f"DISTRIBUTED_EPOCHS = {values['DISTRIBUTED_EPOCHS']!r} with CRASH_DEMO = True: the planned "
-                        "crash happens in epoch 2, so it needs at least 2 epochs (or set CRASH_DEMO = False).")
+    if values.get("GOING_DEEPER") and values.get("DISTRIBUTED_EPOCHS", 2) < 2:
+        problems.append(f"DISTRIBUTED_EPOCHS = {values['DISTRIBUTED_EPOCHS']!r} with GOING_DEEPER = True: lesson 10's "
+                        "Going deeper crashes a process in epoch 2 and checks that the loss falls from the first epoch "
+                        "to the last, so it needs at least 2 epochs (or set GOING_DEEPER = False).")
     if {"KILL_AFTER_BATCH", "SAVE_EVERY"} <= values.keys() and values["KILL_AFTER_BATCH"] + 1 < values["SAVE_EVERY"]:
         problems.append(f"KILL_AFTER_BATCH = {values['KILL_AFTER_BATCH']!r} and SAVE_EVERY = {values['SAVE_EVERY']!r}: "
                         "the kill would come before the first save of the epoch, so no resume starts in its middle.")

@@ -18,6 +18,8 @@ from tools.paths import NOTEBOOKS_DIR
 
 pytestmark = pytest.mark.long_file(7)  # tests/conftest.py: long files start first
 
+LESSON = NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb"
+
 
 @pytest.mark.parametrize("count, processes", [(10, 2), (11, 2), (10, 3), (9, 4), (3, 4), (1, 1)])
 def test_shards_cover_every_image_once_and_differ_by_at_most_one(count, processes):
@@ -253,7 +255,7 @@ def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[
     (tmp_path / "runs" / "crash_demo").mkdir(parents=True)
     (tmp_path / "runs" / "crash_demo" / "checkpoint.json").write_text('{"epochs_done": 1}')
     namespace = dict(processes=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
-                     CRASH_DEMO=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
+                     GOING_DEEPER=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
     exec(crash_demo_cell(), namespace)
     return namespace, calls
 
@@ -274,6 +276,21 @@ def test_the_crash_demo_goes_on_after_the_planted_crash_only(tmp_path, capsys):
         with pytest.raises(WorkerFailed) as raised:
             run_crash_demo(tmp_path / name, real)
         assert raised.value is real and says in str(raised.value), f"the demo must re-raise the {name}, not go on"
+
+
+def test_the_going_deeper_jobs_start_nothing_unless_asked(tmp_path, capsys):
+    """GOING_DEEPER = False: the crash demo and the one-process job say what they would run and start no process."""
+    cells = {c.get("id"): "".join(c["source"]) for c in json.loads(LESSON.read_text(encoding="utf-8"))["cells"]}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a job was started with GOING_DEEPER = False")
+
+    stub = type("processes", (), {"run_job": staticmethod(refuse), "tensorflow_attempt": staticmethod(refuse),
+                                    "TF_ATTEMPT_RECORDED": processes.TF_ATTEMPT_RECORDED})
+    for cell in ("10-21", "10-e15", "10-e17"):
+        exec(cells[cell], dict(processes=stub, runs=tmp_path, GOING_DEEPER=False, RUN_TF_ATTEMPT=True,
+                               NUM_PROCESSES=2, DISTRIBUTED_EPOCHS=2))
+        assert "GOING_DEEPER = True" in capsys.readouterr().out, cell
 
 
 # ---- real jobs: two JAX processes on 127.0.0.1, a tiny data set and model ----
@@ -338,8 +355,6 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
 
 # ---- lesson 10's script: what the processes run is the notebook's cell ----
 
-LESSON = NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb"
-
 
 def lesson_script() -> str:
     """The training script of lesson 10: its cell tagged first-version, without the ``%%writefile`` line."""
@@ -350,16 +365,44 @@ def lesson_script() -> str:
     return body
 
 
-def test_the_lessons_script_and_the_packages_copy_say_the_same():
-    """The benchmark and the tests run the package's train_process: the notebook's, statement by statement."""
-    import ast
-    import inspect
-    import textwrap
+def test_the_packages_training_script_is_generated_from_the_lessons_cell():
+    """What the benchmark and the tests run without ``--script`` is seedlings_utils.train_job, written by
+    ``tools.export`` from the cell that writes train_job.py (not a hand-kept twin): the same code, and the worker's
+    default."""
+    from tools import export
 
-    script = next(n for n in ast.parse(lesson_script()).body
-                  if isinstance(n, ast.FunctionDef) and n.name == "train_process")
-    package = ast.parse(textwrap.dedent(inspect.getsource(train_job.train_process))).body[0]
-    assert ast.dump(script) == ast.dump(package), "lesson 10's script and seedlings_utils.train_job differ"
+    text = Path(train_job.__file__).read_text(encoding="utf-8")
+    assert export.is_generated(text) and not export.edited_on_package_side(text)
+    body = lesson_script()
+    assert body.startswith("#| export train_job\n")
+    code = body.split("\n", 1)[1].strip("\n")
+    assert code.split("\nfrom pathlib import Path\n", 1)[1] in text, "the module holds the cell's code"
+    assert worker.train_process is train_job.train_process
+    assert "# notebooks/10_beyond_one_machine.ipynb, cell 10-e03" in text
+
+
+def test_an_edit_of_the_generated_training_script_is_refused_and_names_the_cell(tmp_path):
+    """As for every generated module: an edit on the package side is refused, naming lesson 10's cell."""
+    from tools import export
+
+    package = tmp_path / "seedlings_utils"
+    package.mkdir()
+    written = export.export(NOTEBOOKS_DIR, package)
+    assert package / "train_job.py" in written
+    module = package / "train_job.py"
+    module.write_text(module.read_text().replace("verbose=2 if process_id == 0 else 0", "verbose=0"))
+    assert "-" in export.differences(NOTEBOOKS_DIR, package)
+    with pytest.raises(export.PackageSideEdit, match=r"train_job\.py was edited on the package side.*"
+                       r"notebooks/10_beyond_one_machine\.ipynb, cell 10-e03"):
+        export.export(NOTEBOOKS_DIR, package)
+
+
+def test_the_generated_training_script_runs_as_the_lessons_file(tmp_path):
+    """The cell's file (absolute imports from seedlings_utils) and the generated module define the same function."""
+    script = tmp_path / "train_job.py"
+    script.write_text(lesson_script())
+    from_file = worker.script_train_process(script)
+    assert from_file.__code__.co_code == train_job.train_process.__code__.co_code
 
 
 def test_script_train_process_loads_the_files_function(tmp_path):
