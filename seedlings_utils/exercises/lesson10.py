@@ -271,11 +271,15 @@ def _epoch(ds, what: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         if images.min() < 0 or images.max() > 1.0 + 1e-6:
             raise Incorrect(f"{what}, batch {i}: pixel values from {images.min():.1f} to {images.max():.1f}: scale "
                             "them into [0, 1], pixels / 255, once")
-        if weights.any() and images.max() <= 1 / 255 + 1e-6:
-            raise Incorrect(f"{what}, batch {i}: every value is at most 1/255: the pixels were scaled twice")
         if labels.shape != (LOADER_BATCH,) or weights.shape != (LOADER_BATCH,):
             raise Incorrect(f"{what}, batch {i}: labels of shape {labels.shape} and weights of shape "
                             f"{weights.shape}: one of each per row, blank rows included")
+        filled = images.reshape(LOADER_BATCH, -1).any(axis=1)
+        if (weights[~filled] != 0).any():
+            raise Incorrect(f"{what}, batch {i}: a blank padding row has weight {weights[~filled].max()}: it would "
+                            "count in the loss as an image of its own. Give padding rows weight 0")
+        if filled.any() and images[filled].max() <= 1 / 255 + 1e-6:
+            raise Incorrect(f"{what}, batch {i}: every value is at most 1/255: the pixels were scaled twice")
         batches.append((images, labels, weights))
     return batches
 
