@@ -435,6 +435,33 @@ def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_d
     assert job.weights_identical()
 
 
+@pytest.mark.slow
+def test_the_lessons_script_trains_on_a_learners_own_two_class_folder(tmp_path):
+    """A learner's folder (2 classes, JPEGs of mixed sizes, no test/): the script's model has 2 outputs, the two
+    processes' shards differ in size (an odd count), and they still read every image once, in step."""
+    from seedlings_utils.all_images import flatten_images
+    from seedlings_utils.index import build_index, save_index
+    from seedlings_utils.split import save_split, split_train_val
+
+    from .helpers import make_photo_folder
+
+    folder = make_photo_folder(tmp_path / "mine", classes=("cats", "dogs"), per_class=14, val_per_class=0)
+    data_dir = tmp_path / "data"
+    flatten_images(folder / "train", data_dir / "all_images", progress=False)
+    filenames, labels, classes = build_index(data_dir / "all_images")
+    save_index(data_dir, filenames, labels, classes)
+    split = split_train_val(filenames, labels, 0.25, 3)
+    save_split(data_dir, *split)
+    x_train = split[0]
+    assert len(classes) == 2 and len(x_train) % 2 == 1, "an odd count: shards of unequal size"
+    (tmp_path / "train_job.py").write_text(lesson_script())
+    job = processes.run_job(data_dir, tmp_path / "job", 2, timeout=300, show="none", script=tmp_path / "train_job.py",
+                            **TINY)
+    assert job.weights_identical() and read_problems(job.reads, x_train) == []
+    assert sorted(s["shard_images"] for s in job.summaries) == [len(x_train) // 2, len(x_train) // 2 + 1]
+    assert job.final_weights(0)[-1].shape == (2,), "the last layer has one output per class of the data"
+
+
 def test_job_reads_back_a_restarted_jobs_records(tmp_path):
     for p in range(2):
         lines = [{"epoch": 0, "seconds": 9, "steps": 3, "seconds_after_first_step": 2, "loss": 2.0},
