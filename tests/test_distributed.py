@@ -425,7 +425,7 @@ def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_d
     edited = edited.replace(fit_end, "    lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))\n"
                             "    (out_dir / f'edited_{process_id}.json').write_text(json.dumps(\n"
                             "        {'epochs': len(history.history['loss']), 'learning_rate': lr}))\n" + fit_end)
-    (tmp_path / "train_job.py").write_text(edited)
+    (tmp_path / "train_job.py").write_text("import json\n" + edited)  # the marker is written as JSON
     run_dir = tmp_path / "job"
     job = processes.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", script=tmp_path / "train_job.py",
                               **{**TINY, "epochs": 1, "learning_rate": 0.01})
