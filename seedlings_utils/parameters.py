@@ -165,7 +165,8 @@ KNOBS: dict[str, Knob] = {
                            "cache file", 1000),
     "GOING_DEEPER": Knob(_FLAG, "training", "`False`: the *Going deeper* sections explain and show, but skip their "
                          "extra trainings and long measurements (each says what it would run and how long it takes); "
-                         "`True` runs them too", False),
+                         "`True` runs them too (lesson 10: a process killed in epoch 2 and the job resumed, one "
+                         "process against `NUM_PROCESSES`)", False),
     "WEIGHTS": Knob(_weights, "transfer", 'the backbone\'s starting weights: `"imagenet"` (downloaded once), `None` '
                     "(random weights, offline: `make lessons` and the tests), or the path of a weights file on disk",
                     "imagenet", quick=None),
@@ -177,15 +178,16 @@ KNOBS: dict[str, Knob] = {
                             '`"auto"` (on with a GPU, off on a CPU), `True` or `False`', "auto"),
     "WAIT_REPEATS": Knob(_whole(1), "transfer", "timed runs per loader when measuring the wait for data (the median "
                          "is the figure)", 3),
-    "DISTRIBUTED_EPOCHS": Knob(_EPOCHS, "processes", "epochs of each training job", 5, quick=3),
-    "NUM_PROCESSES": Knob(_whole(1, 64), "processes", "processes of the second job (`BATCH_SIZE` must split evenly "
-                          "over them)", 2),
+    "DISTRIBUTED_EPOCHS": Knob(_EPOCHS, "processes", "epochs of each training job; with `GOING_DEEPER`, at least 2 "
+                               "(a process is killed in epoch 2, and the loss must fall from the first epoch to the "
+                               "last)", 5, quick=2),
+    "NUM_PROCESSES": Knob(_whole(1, 64), "processes", "processes of the job (`BATCH_SIZE` must split evenly over "
+                          "them)", 2),
     "AUGMENT": Knob(_FLAG, "processes", "augmentation in the jobs", False),
-    "CRASH_DEMO": Knob(_FLAG, "processes", "kill one process on purpose in epoch 2, then resume (needs "
-                       "`DISTRIBUTED_EPOCHS` of at least 2)", True),
     "JOB_TIMEOUT": Knob(_number(0, why="seconds a training job of lessons 10 and 11 may run"), "processes",
                         "seconds a training job (lessons 10 and 11) may run", 900),
-    "RUN_TF_ATTEMPT": Knob(_FLAG, "processes", "run the failing TensorFlow route again", False),
+    "RUN_TF_ATTEMPT": Knob(_FLAG, "processes", "with `GOING_DEEPER`, run the failing TensorFlow route again (two "
+                           "more processes)", False),
     "RESUME_EPOCHS": Knob(_whole(2, why="lesson 11 kills its runs in the second epoch"), "resume",
                           "epochs of each training run (at least 2: the kill comes in the second)", 2),
     "SAVE_EVERY": Knob(_whole(1, why="batches between two saves of lesson 11's checkpoint"), "resume",
@@ -213,9 +215,10 @@ def _consistency(values: Mapping[str, object]) -> list[str]:
     if {"BATCH_SIZE", "NUM_PROCESSES"} <= values.keys() and values["BATCH_SIZE"] % values["NUM_PROCESSES"]:
         problems.append(f"BATCH_SIZE = {values['BATCH_SIZE']!r} and NUM_PROCESSES = {values['NUM_PROCESSES']!r}: the "
                         "global batch must split evenly over the processes (e.g. BATCH_SIZE 32 with 1, 2, 4 or 8).")
-    if values.get("CRASH_DEMO") and values.get("DISTRIBUTED_EPOCHS", 2) < 2:
-        problems.append(f"DISTRIBUTED_EPOCHS = {values['DISTRIBUTED_EPOCHS']!r} with CRASH_DEMO = True: the planned "
-                        "crash happens in epoch 2, so it needs at least 2 epochs (or set CRASH_DEMO = False).")
+    if values.get("GOING_DEEPER") and values.get("DISTRIBUTED_EPOCHS", 2) < 2:
+        problems.append(f"DISTRIBUTED_EPOCHS = {values['DISTRIBUTED_EPOCHS']!r} with GOING_DEEPER = True: lesson 10's "
+                        "Going deeper crashes a process in epoch 2 and checks that the loss falls from the first epoch "
+                        "to the last, so it needs at least 2 epochs (or set GOING_DEEPER = False).")
     if {"KILL_AFTER_BATCH", "SAVE_EVERY"} <= values.keys() and values["KILL_AFTER_BATCH"] + 1 < values["SAVE_EVERY"]:
         problems.append(f"KILL_AFTER_BATCH = {values['KILL_AFTER_BATCH']!r} and SAVE_EVERY = {values['SAVE_EVERY']!r}: "
                         "the kill would come before the first save of the epoch, so no resume starts in its middle.")

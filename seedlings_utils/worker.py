@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     # The processes train with JAX alone. keras.utils.set_random_seed would import TensorFlow only to seed it too:
     # seconds of start-up and hundreds of MB per process. Mark it as absent (this process only).
     sys.modules.setdefault("tensorflow", None)
-    check_keras_for_processes(int(os.environ.get(COUNT_VAR, "1")))
+    num_processes = int(os.environ.get(COUNT_VAR, "1"))
+    check_keras_for_processes(num_processes)
+    if args.global_batch % num_processes:  # each process loads global_batch // num_processes images a step
+        raise SystemExit(f"the global batch ({args.global_batch}) must split evenly over {num_processes} processes")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     process_id = int(os.environ.get(INDEX_VAR, "0"))
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         args.learning_rate, args.seed, args.augment, args.workers, callbacks=[recorder],
         read_log=out_dir / f"reads_{process_id}.jsonl")
     np.savez(out_dir / f"weights_{process_id}.npz", *model.get_weights())
-    summary = {"process_id": process_id, "num_processes": int(os.environ.get(COUNT_VAR, "1")),
+    summary = {"process_id": process_id, "num_processes": num_processes,
                "shard_images": len(train.filenames), "batches_per_epoch": len(train), "local_batch": train.batch_size,
                "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
                "startup_peak_rss_mb": recorder.startup_peak_mb,

@@ -34,9 +34,8 @@ QUICK_PARAMETERS = {
 }
 
 #: nbval runs each lesson alone; lesson 06's check there asks only for 3 x chance, the papermill run's test for
-#: 0.5 (so 15 epochs there). Lesson 10's crash and restart run in the papermill run (and in test_distributed.py);
-#: alone, the lesson runs its two jobs without it.
-NBVAL_PARAMETERS = {**QUICK_PARAMETERS, "EPOCHS": 8, "CRASH_DEMO": False}
+#: 0.5 (so 15 epochs there).
+NBVAL_PARAMETERS = {**QUICK_PARAMETERS, "EPOCHS": 8}
 
 TINY_SPECIES = ("Charlock", "Common wheat", "Maize")
 

@@ -18,6 +18,8 @@ from tools.paths import NOTEBOOKS_DIR
 
 pytestmark = pytest.mark.long_file(7)  # tests/conftest.py: long files start first
 
+LESSON = NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb"
+
 
 @pytest.mark.parametrize("count, processes", [(10, 2), (11, 2), (10, 3), (9, 4), (3, 4), (1, 1)])
 def test_shards_cover_every_image_once_and_differ_by_at_most_one(count, processes):
@@ -253,7 +255,7 @@ def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[
     (tmp_path / "runs" / "crash_demo").mkdir(parents=True)
     (tmp_path / "runs" / "crash_demo" / "checkpoint.json").write_text('{"epochs_done": 1}')
     namespace = dict(processes=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
-                     CRASH_DEMO=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
+                     GOING_DEEPER=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
     exec(crash_demo_cell(), namespace)
     return namespace, calls
 
@@ -274,6 +276,21 @@ def test_the_crash_demo_goes_on_after_the_planted_crash_only(tmp_path, capsys):
         with pytest.raises(WorkerFailed) as raised:
             run_crash_demo(tmp_path / name, real)
         assert raised.value is real and says in str(raised.value), f"the demo must re-raise the {name}, not go on"
+
+
+def test_the_going_deeper_jobs_start_nothing_unless_asked(tmp_path, capsys):
+    """GOING_DEEPER = False: the crash demo and the one-process job say what they would run and start no process."""
+    cells = {c.get("id"): "".join(c["source"]) for c in json.loads(LESSON.read_text(encoding="utf-8"))["cells"]}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a job was started with GOING_DEEPER = False")
+
+    stub = type("processes", (), {"run_job": staticmethod(refuse), "tensorflow_attempt": staticmethod(refuse),
+                                    "TF_ATTEMPT_RECORDED": processes.TF_ATTEMPT_RECORDED})
+    for cell in ("10-21", "10-e15", "10-e17"):
+        exec(cells[cell], dict(processes=stub, runs=tmp_path, GOING_DEEPER=False, RUN_TF_ATTEMPT=True,
+                               NUM_PROCESSES=2, DISTRIBUTED_EPOCHS=2))
+        assert "GOING_DEEPER = True" in capsys.readouterr().out, cell
 
 
 # ---- real jobs: two JAX processes on 127.0.0.1, a tiny data set and model ----
@@ -338,8 +355,6 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
 
 # ---- lesson 10's script: what the processes run is the notebook's cell ----
 
-LESSON = NOTEBOOKS_DIR / "10_beyond_one_machine.ipynb"
-
 
 def lesson_script() -> str:
     """The training script of lesson 10: its cell tagged first-version, without the ``%%writefile`` line."""
@@ -350,16 +365,44 @@ def lesson_script() -> str:
     return body
 
 
-def test_the_lessons_script_and_the_packages_copy_say_the_same():
-    """The benchmark and the tests run the package's train_process: the notebook's, statement by statement."""
-    import ast
-    import inspect
-    import textwrap
+def test_the_packages_training_script_is_generated_from_the_lessons_cell():
+    """What the benchmark and the tests run without ``--script`` is seedlings_utils.train_job, written by
+    ``tools.export`` from the cell that writes train_job.py (not a hand-kept twin): the same code, and the worker's
+    default."""
+    from tools import export
 
-    script = next(n for n in ast.parse(lesson_script()).body
-                  if isinstance(n, ast.FunctionDef) and n.name == "train_process")
-    package = ast.parse(textwrap.dedent(inspect.getsource(train_job.train_process))).body[0]
-    assert ast.dump(script) == ast.dump(package), "lesson 10's script and seedlings_utils.train_job differ"
+    text = Path(train_job.__file__).read_text(encoding="utf-8")
+    assert export.is_generated(text) and not export.edited_on_package_side(text)
+    body = lesson_script()
+    assert body.startswith("#| export train_job\n")
+    code = body.split("\n", 1)[1].strip("\n")
+    assert code.split("\nfrom pathlib import Path\n", 1)[1] in text, "the module holds the cell's code"
+    assert worker.train_process is train_job.train_process
+    assert "# notebooks/10_beyond_one_machine.ipynb, cell 10-e03" in text
+
+
+def test_an_edit_of_the_generated_training_script_is_refused_and_names_the_cell(tmp_path):
+    """As for every generated module: an edit on the package side is refused, naming lesson 10's cell."""
+    from tools import export
+
+    package = tmp_path / "seedlings_utils"
+    package.mkdir()
+    written = export.export(NOTEBOOKS_DIR, package)
+    assert package / "train_job.py" in written
+    module = package / "train_job.py"
+    module.write_text(module.read_text().replace("verbose=2 if process_id == 0 else 0", "verbose=0"))
+    assert "-" in export.differences(NOTEBOOKS_DIR, package)
+    with pytest.raises(export.PackageSideEdit, match=r"train_job\.py was edited on the package side.*"
+                       r"notebooks/10_beyond_one_machine\.ipynb, cell 10-e03"):
+        export.export(NOTEBOOKS_DIR, package)
+
+
+def test_the_generated_training_script_runs_as_the_lessons_file(tmp_path):
+    """The cell's file (absolute imports from seedlings_utils) and the generated module define the same function."""
+    script = tmp_path / "train_job.py"
+    script.write_text(lesson_script())
+    from_file = worker.script_train_process(script)
+    assert from_file.__code__.co_code == train_job.train_process.__code__.co_code
 
 
 def test_script_train_process_loads_the_files_function(tmp_path):
@@ -382,7 +425,7 @@ def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_d
     edited = edited.replace(fit_end, "    lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))\n"
                             "    (out_dir / f'edited_{process_id}.json').write_text(json.dumps(\n"
                             "        {'epochs': len(history.history['loss']), 'learning_rate': lr}))\n" + fit_end)
-    (tmp_path / "train_job.py").write_text(edited)
+    (tmp_path / "train_job.py").write_text("import json\n" + edited)  # the marker is written as JSON
     run_dir = tmp_path / "job"
     job = processes.run_job(tiny_data_dir, run_dir, 2, timeout=300, show="none", script=tmp_path / "train_job.py",
                               **{**TINY, "epochs": 1, "learning_rate": 0.01})
@@ -390,6 +433,33 @@ def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_d
         marker = json.loads((run_dir / f"edited_{p}.json").read_text())
         assert marker["epochs"] == 1 and marker["learning_rate"] == pytest.approx(0.001), marker
     assert job.weights_identical()
+
+
+@pytest.mark.slow
+def test_the_lessons_script_trains_on_a_learners_own_two_class_folder(tmp_path):
+    """A learner's folder (2 classes, JPEGs of mixed sizes, no test/): the script's model has 2 outputs, the two
+    processes' shards differ in size (an odd count), and they still read every image once, in step."""
+    from seedlings_utils.all_images import flatten_images
+    from seedlings_utils.index import build_index, save_index
+    from seedlings_utils.split import save_split, split_train_val
+
+    from .helpers import make_photo_folder
+
+    folder = make_photo_folder(tmp_path / "mine", classes=("cats", "dogs"), per_class=14, val_per_class=0)
+    data_dir = tmp_path / "data"
+    flatten_images(folder / "train", data_dir / "all_images", progress=False)
+    filenames, labels, classes = build_index(data_dir / "all_images")
+    save_index(data_dir, filenames, labels, classes)
+    split = split_train_val(filenames, labels, 0.25, 3)
+    save_split(data_dir, *split)
+    x_train = split[0]
+    assert len(classes) == 2 and len(x_train) % 2 == 1, "an odd count: shards of unequal size"
+    (tmp_path / "train_job.py").write_text(lesson_script())
+    job = processes.run_job(data_dir, tmp_path / "job", 2, timeout=300, show="none", script=tmp_path / "train_job.py",
+                            **TINY)
+    assert job.weights_identical() and read_problems(job.reads, x_train) == []
+    assert sorted(s["shard_images"] for s in job.summaries) == [len(x_train) // 2, len(x_train) // 2 + 1]
+    assert job.final_weights(0)[-1].shape == (2,), "the last layer has one output per class of the data"
 
 
 def test_job_reads_back_a_restarted_jobs_records(tmp_path):

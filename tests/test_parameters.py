@@ -80,13 +80,13 @@ def test_a_bad_value_is_named_with_what_is_allowed(name, value, allowed):
 def test_knobs_that_do_not_fit_together_are_named_together():
     with pytest.raises(ParameterError, match=r"BATCH_SIZE = 32 and NUM_PROCESSES = 3: the global batch must split"):
         check_parameters({"BATCH_SIZE": 32, "NUM_PROCESSES": 3})
-    with pytest.raises(ParameterError, match=r"DISTRIBUTED_EPOCHS = 1 with CRASH_DEMO = True"):
-        check_parameters({"DISTRIBUTED_EPOCHS": 1, "CRASH_DEMO": True})
+    with pytest.raises(ParameterError, match=r"DISTRIBUTED_EPOCHS = 1 with GOING_DEEPER = True"):
+        check_parameters({"DISTRIBUTED_EPOCHS": 1, "GOING_DEEPER": True})
     with pytest.raises(ParameterError, match=r"IMAGE_SIZE = 16: lesson 09's MobileNetV3Small needs at least 32"):
         check_parameters({"IMAGE_SIZE": 16, "WEIGHTS": None})
     with pytest.raises(ParameterError, match=r"SOURCE_PATH = '': DATA_SOURCE = 'local' needs the folder"):
         check_parameters({"DATA_SOURCE": "local", "SOURCE_PATH": ""})
-    check_parameters({"BATCH_SIZE": 32, "NUM_PROCESSES": 4, "DISTRIBUTED_EPOCHS": 1, "CRASH_DEMO": False})
+    check_parameters({"BATCH_SIZE": 32, "NUM_PROCESSES": 4, "DISTRIBUTED_EPOCHS": 1, "GOING_DEEPER": False})
 
 
 def test_every_problem_is_listed_in_one_message():

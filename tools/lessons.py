@@ -335,13 +335,13 @@ def knobs_from_make(overrides: str, environment: Mapping[str, str]) -> dict[str,
     names = re.findall(r"(?:^|(?<=\s))([A-Za-z_][A-Za-z0-9_]*)=", overrides)
     knobs, unknown = {}, []
     for name in names:
-        if name in KNOBS:
-            knobs[name] = parse_value(environment[name]) if name in environment else None
-        elif close := difflib.get_close_matches(name, KNOBS, n=1, cutoff=0.8):
+        if name in KNOBS and name in environment:
+            knobs[name] = parse_value(environment[name])
+        elif name not in KNOBS and (close := difflib.get_close_matches(name, KNOBS, n=1, cutoff=0.8)):
             unknown.append(f"{name} is not a knob of the lessons; did you mean {close[0]}?")
     if unknown:
         raise ValueError("\n".join(unknown) + " (docs/parameters.md lists every knob)")
-    return {name: value for name, value in knobs.items() if value is not None}
+    return knobs
 
 
 def main(argv: list[str] | None = None) -> int:
