@@ -39,21 +39,6 @@ ADDRESS_VAR, COUNT_VAR, INDEX_VAR = (
     "KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID")
 
 
-#: Keras 3.8-3.10 accept only a tf.data.Dataset when several processes train together; 3.11 added
-#: ``DataParallel(auto_shard_dataset=False)`` for loaders that read their own process's shard.
-MIN_KERAS_FOR_PROCESSES = "3.11"
-
-
-def check_keras_for_processes(num_processes: int) -> None:
-    """Raise a clear error when this Keras cannot train from a ``PyDataset`` in several processes."""
-    from packaging.version import Version
-
-    if num_processes > 1 and Version(keras.__version__) < Version(MIN_KERAS_FOR_PROCESSES):
-        raise RuntimeError(f"Training in {num_processes} processes from a PyDataset needs Keras "
-                           f"{MIN_KERAS_FOR_PROCESSES} or newer; this is Keras {keras.__version__}, which accepts "
-                           "only a tf.data.Dataset there. Upgrade Keras (pip install -U keras) or use one process.")
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Starting the processes on this machine.
 
@@ -391,7 +376,6 @@ def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeo
     ``"JOB_TIMEOUT"``) as for :func:`launch`. Raises :class:`WorkerFailed` when a process fails or dies or the
     job runs past ``timeout`` seconds.
     """
-    check_keras_for_processes(num_processes)
     run_dir = Path(run_dir)
     if fresh and run_dir.exists():
         previous = run_dir.with_name(run_dir.name + ".previous")

@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .processes import COUNT_VAR, INDEX_VAR, check_keras_for_processes, stop_with_launcher
+from .processes import COUNT_VAR, INDEX_VAR, stop_with_launcher
 from .profiling import peak_rss_mb, reset_peak_rss
 from .train_job import train_process
 
@@ -124,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     # seconds of start-up and hundreds of MB per process. Mark it as absent (this process only).
     sys.modules.setdefault("tensorflow", None)
     num_processes = int(os.environ.get(COUNT_VAR, "1"))
-    check_keras_for_processes(num_processes)
     if args.global_batch % num_processes:  # each process loads global_batch // num_processes images a step
         raise SystemExit(f"the global batch ({args.global_batch}) must split evenly over {num_processes} processes")
     out_dir = Path(args.out_dir)
