@@ -308,7 +308,8 @@ def _flatten(train_dir: Path, all_images_dir: Path, method: str, progress: bool,
     images, skipped = images + val_images, skipped + val_skipped
     files_seen = len(images) + sum(1 for s in skipped if not s.path.endswith("/"))
     skipped += scan_test_images(root / "test", progress=progress)[1]
-    _report_renamed_folders(train_dir, images)
+    if progress:  # once, when the images are checked; a later lesson's quick re-check stays quiet
+        _report_renamed_folders(train_dir, images)
 
     counts = {"written": 0, "already": 0, "replaced": []}
     with tqdm(total=len(images), desc="flatten", unit="img", disable=not progress) as bar:
