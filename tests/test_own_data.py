@@ -157,7 +157,7 @@ def test_headline_and_learning_curves_use_the_datas_number_of_classes(tmp_path):
     np.save(tmp_path / "filenames.npy", np.array(["a__1.png"] * 30))
     (tmp_path / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9, "val_micro_f1": 0.9}))
     text = headline(tmp_path)
-    assert "in 3 classes" in text and "chance is 1/3 = 0.333" in text
+    assert "Images:              30 in 3 classes" in text and "chance is 1/3 = 0.333" in text
     fig = plots.plot_history({"loss": [1, 0.5], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]}, class_count=3)
     assert [line.get_ydata()[0] for line in fig.axes[1].lines if line.get_linestyle() == ":"] == [1 / 3]
 

@@ -258,8 +258,12 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
     lines = [f"Lesson outputs:      {data_dir}"]
     classes = json.loads((data_dir / "classes.json").read_text()) if (data_dir / "classes.json").is_file() else []
     if (data_dir / "filenames.npy").is_file():
-        lines.append(f"Training images:     {len(np.load(data_dir / 'filenames.npy'))} "
-                     f"in {len(classes)} classes (in {data_dir / 'all_images'})")
+        split = ""
+        if (data_dir / "X_val_filenames.npy").is_file() and (data_dir / "X_train_filenames.npy").is_file():
+            split = (f"{len(np.load(data_dir / 'X_train_filenames.npy'))} training, "
+                     f"{len(np.load(data_dir / 'X_val_filenames.npy'))} validation; ")
+        lines.append(f"Images:              {len(np.load(data_dir / 'filenames.npy'))} in {len(classes)} classes "
+                     f"({split}in {data_dir / 'all_images'})")
     for name, title in (("loader_speed.json", "Loader speed (05)"), ("cache_speed.json", "Cache speed (07)"),
                         ("tfdata_speed.json", "tf.data speed (08)")):
         if (data_dir / name).is_file():
