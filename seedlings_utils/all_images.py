@@ -1,7 +1,8 @@
 """Lesson 02's bookkeeping around its exported copy (``seedlings_utils.flatten``): what is used, what is skipped.
 
-Real data sets hold more than clean PNGs. The scan here decides, for every file under ``raw/train`` and
-``raw/test``, whether it is used (with which species) or skipped (with the reason), and
+Real data sets hold more than clean PNGs. The scan here decides, for every file under ``raw/train``, ``raw/val``
+(a learner's own labelled validation set, when the data has one) and ``raw/test``, whether it is used (with which
+class) or skipped (with the reason), and
 :func:`flatten_images` writes both lists to disk: ``all_images.csv`` (every image in ``all_images/`` and where
 it came from) and ``skipped.csv`` (every file not used, and why). Nothing is dropped silently.
 """
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from .config import SPECIES
@@ -25,11 +27,16 @@ from .files import replaced_when_done
 from .flatten import check_one_file_per_image, copy_into_one_folder, unique_name
 from .images import why_unusable
 from .locking import output_lock
+from .sources import VAL_DIR
 
 LINK_METHODS = ("copy", "hardlink", "symlink")
 MANIFEST_FILE = "all_images.csv"
 SKIPPED_FILE = "skipped.csv"
 EMPTY_CLASS_REASON = "species folder with no usable image: no class for it"
+EMPTY_VAL_CLASS_REASON = "validation class folder with no usable image"
+NO_TRAINING_REASON = "validation class folder whose class has no training image: the model could never learn it"
+#: The ``split`` column of ``all_images.csv``: the folder of ``raw/`` an image came from.
+TRAIN_SPLIT, VAL_SPLIT = "train", VAL_DIR
 
 
 def species_key(name: str) -> str:
@@ -149,9 +156,11 @@ def list_training_images(train_dir: str | Path) -> list[TrainingImage]:
     return scan_training_images(train_dir, check=False, progress=False)[0]
 
 
-def _flat_files(images: Sequence[TrainingImage], train_dir: Path) -> list[tuple[Path, str, PurePosixPath]]:
-    """``(source, species, file)`` of each image, for :func:`copy_into_one_folder`.
+def _flat_files(images: Sequence[TrainingImage], root: Path) -> list[tuple[Path, str, PurePosixPath]]:
+    """``(source, species, file)`` of each image of ``root/train`` or ``root/val``, for :func:`copy_into_one_folder`.
 
+    An image of the data's own validation set (``root/val``) gets ``val/`` before its file, so its unique name
+    says where it came from (``cats__val__x.jpg``) and never clashes with a training image ``cats/x.jpg``.
     Two folders can mean one species (``Maize`` and ``maize``); where both hold ``a.png``, the later one's
     ``file`` starts with its folder's name, so that its unique name differs. A clash that remains is
     refused by :func:`copy_into_one_folder`.
@@ -159,10 +168,11 @@ def _flat_files(images: Sequence[TrainingImage], train_dir: Path) -> list[tuple[
     taken: set[str] = set()
     out = []
     for image in images:
-        file = image.relative
+        split, folder = image.path.relative_to(root).parts[:2]
+        prefix = PurePosixPath(VAL_DIR) if split == VAL_SPLIT else PurePosixPath()
+        file = prefix / image.relative
         if unique_name(image.species, file) in taken:
-            folder = image.path.relative_to(train_dir).parts[0]
-            file = PurePosixPath(folder.replace(" ", "_")) / image.relative
+            file = prefix / folder.replace(" ", "_") / image.relative
         taken.add(unique_name(image.species, file))
         out.append((image.path, image.species, file))
     return out
@@ -178,9 +188,12 @@ class FlattenReport:
     already_there: int
     stale_removed: list[str]
     skipped: list[Skipped] = field(default_factory=list)
+    #: Of ``images_out``, those from the data's own labelled validation set (``raw/val``).
+    val_images: int = 0
 
     def __str__(self) -> str:
-        text = (f"{self.files_seen} files in raw/train -> {self.images_out} images in all_images/ "
+        text = (f"{self.files_seen} files in raw/train{' and raw/val' if self.val_images else ''} -> "
+                f"{self.images_out} images in all_images/ "
                 f"({self.written} written, {self.already_there} already there")
         if self.stale_removed:
             text += f", {len(self.stale_removed)} left over from an older run removed"
@@ -260,8 +273,13 @@ def flatten_images(
 ) -> FlattenReport:
     """Copy (or link) every usable image of ``train_dir/<species>/`` into ``all_images_dir`` under a unique name.
 
-    Writes, next to ``all_images_dir``: ``all_images.csv`` (each flat file, its species, its source) and
-    ``skipped.csv`` (every file of ``train_dir`` and of its sibling ``test/`` that is not used, and why).
+    A labelled validation set beside it (``val/<class>/``, as lesson 01 copies a learner's ``val/``, ``valid/`` or
+    ``validation/``) is flattened too, under names ``<class>__val__<file>``; lesson 04 keeps it as the validation
+    set. Its class folders are matched to the training ones ignoring case and spacing.
+
+    Writes, next to ``all_images_dir``: ``all_images.csv`` (each flat file, its species, its source, its split:
+    ``train`` or ``val``) and ``skipped.csv`` (every file of ``train_dir``, of ``val/`` and of the sibling
+    ``test/`` that is not used, and why).
     Idempotent: files already in place are kept, and images an earlier run decoded are not decoded
     again; files that no longer come from ``train_dir`` (an older run on other data, a half-written
     ``.partial``) are removed and listed. Ends by checking that the folder holds exactly one file per
@@ -286,14 +304,17 @@ def _flatten(train_dir: Path, all_images_dir: Path, method: str, progress: bool,
     root, out_dir = train_dir.parent, all_images_dir.parent
     known_good = set() if recheck else _known_good(out_dir / MANIFEST_FILE, root)
     images, skipped = scan_training_images(train_dir, known_good=known_good, progress=progress)
+    val_images, val_skipped = _scan_val(root / VAL_DIR, images, known_good, progress)
+    images, skipped = images + val_images, skipped + val_skipped
     files_seen = len(images) + sum(1 for s in skipped if not s.path.endswith("/"))
     skipped += scan_test_images(root / "test", progress=progress)[1]
-    _report_renamed_folders(train_dir, images)
+    if progress:  # once, when the images are checked; a later lesson's quick re-check stays quiet
+        _report_renamed_folders(train_dir, images)
 
     counts = {"written": 0, "already": 0, "replaced": []}
     with tqdm(total=len(images), desc="flatten", unit="img", disable=not progress) as bar:
         # lesson 02's copy loop, with a `place` that keeps what is already there and writes atomically
-        names = copy_into_one_folder(_flat_files(images, train_dir), all_images_dir,
+        names = copy_into_one_folder(_flat_files(images, root), all_images_dir,
                                      _placer(method, counts, bar, compare_bytes=recheck))
     if counts["replaced"]:
         print(f"Replaced {len(counts['replaced'])} files in {all_images_dir} that no longer matched their source: "
@@ -312,19 +333,63 @@ def _flatten(train_dir: Path, all_images_dir: Path, method: str, progress: bool,
     rows = []
     for name, image in zip(names, images, strict=True):
         stat = image.path.stat()
-        rows.append([name, image.species, image.path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
-    _write_csv(out_dir / MANIFEST_FILE, ["file", "species", "source", "size", "mtime_ns"], rows)
+        source = image.path.relative_to(root)
+        rows.append([name, image.species, source.as_posix(), stat.st_size, stat.st_mtime_ns, source.parts[0]])
+    _write_csv(out_dir / MANIFEST_FILE, ["file", "species", "source", "size", "mtime_ns", "split"], rows)
     _write_csv(out_dir / SKIPPED_FILE, ["path", "reason"], [[s.path, s.reason] for s in skipped])
-    return FlattenReport(files_seen, len(names), counts["written"], counts["already"], stale, skipped)
+    return FlattenReport(files_seen, len(names), counts["written"], counts["already"], stale, skipped,
+                         len(val_images))
+
+
+def _scan_val(val_dir: Path, train_images: list[TrainingImage], known_good: set,
+              progress: bool) -> tuple[list[TrainingImage], list[Skipped]]:
+    """The usable images of the data's own validation set ``val_dir`` (none when it is not there), each with the
+    training class its folder means (``Cats`` and ``cats`` are one class), and the files skipped, with a reason. A
+    validation class that has no training image is skipped whole: the model could never learn it."""
+    if not val_dir.is_dir():
+        return [], []
+    images, skipped = scan_training_images(val_dir, known_good=known_good, progress=progress)
+    trained = {species_key(im.species): im.species for im in train_images}
+    kept = []
+    for image in images:
+        species = trained.get(species_key(image.species))
+        if species is None:
+            skipped.append(Skipped(image.path.relative_to(val_dir.parent).as_posix(), NO_TRAINING_REASON))
+        else:
+            kept.append(TrainingImage(species, image.path, image.relative))
+    untrained = sorted({im.species for im in images} - {im.species for im in kept})
+    if untrained:
+        print(f"val/ classes with no training image, left out (listed in {SKIPPED_FILE}): {', '.join(untrained)}")
+    skipped = [Skipped(s.path, EMPTY_VAL_CLASS_REASON) if s.reason == EMPTY_CLASS_REASON else s for s in skipped]
+    return kept, skipped
 
 
 def _report_renamed_folders(train_dir: Path, images: list[TrainingImage]) -> None:
-    folders = sorted({(im.path.relative_to(train_dir).parts[0], im.species) for im in images})
+    root = train_dir.parent
+    folders = sorted({(im.path.relative_to(root).parts[1], im.species) for im in images})
+    own = sorted({species for _, species in folders if species not in SPECIES})
     for folder, species in folders:
         if folder != species and species in SPECIES:
             print(f"Folder {folder!r} is read as the species {species!r}.")
-        elif species not in SPECIES:
-            print(f"Folder {folder!r} is not one of the competition's 12 species: it becomes a class of its own.")
+    if own and len(own) == len({species for _, species in folders}):  # a learner's own data: one line, not one each
+        shown = ", ".join(own[:8]) + (f" and {len(own) - 8} more" if len(own) > 8 else "")
+        print(f"{len(own)} classes, from the folders' names: {shown}.")
+    else:
+        for species in own:
+            print(f"Folder {species!r} is not one of the competition's 12 species: it becomes a class of its own.")
+
+
+def given_split(row: dict[str, str]) -> str:
+    """The folder of ``raw/`` an ``all_images.csv`` row came from: ``"train"`` or ``"val"`` (the data's own
+    validation set); read from ``source`` when the row predates the ``split`` column."""
+    return row.get("split") or PurePosixPath(row["source"]).parts[0]
+
+
+def given_validation(all_images_dir: str | Path, filenames) -> np.ndarray:
+    """For each of ``filenames`` (names in ``all_images_dir``), True when it comes from the data's own labelled
+    validation set (``raw/val``): all False for data without one, such as Kaggle's or the synthetic set."""
+    split_of = {row["file"]: given_split(row) for row in read_manifest(Path(all_images_dir).parent / MANIFEST_FILE)}
+    return np.array([split_of[str(name)] == VAL_SPLIT for name in np.asarray(filenames).tolist()], dtype=bool)
 
 
 def read_flat_manifest(all_images_dir: str | Path) -> list[dict[str, str]]:

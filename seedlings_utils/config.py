@@ -52,5 +52,8 @@ KAGGLE_TRAIN_COUNTS: dict[str, int] = {
 #: Unlabelled images in the real competition's ``test/`` folder.
 KAGGLE_TEST_COUNT = 794
 
-#: File endings read as images (compared in lower case).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: File endings read as images (compared in lower case): those both Pillow (lessons 05, 07) and TensorFlow's
+#: ``tf.io.decode_image`` (lessons 08, 09) decode, so every lesson reads the same images.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+#: Image files Pillow reads but ``tf.io.decode_image`` does not: lesson 02 leaves them out, saying why.
+PILLOW_ONLY_EXTENSIONS = (".tif", ".tiff")

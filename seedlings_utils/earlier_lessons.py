@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .all_images import MANIFEST_FILE, flatten_images
+from .all_images import MANIFEST_FILE, flatten_images, given_validation
 from .index import CLASSES_FILE, FILENAMES_FILE, LABELS_FILE, build_index, load_index, save_index
 from .sources import (
     COURSE_RECORD,
     RawData,
-    count_raw_images,
     describe_source,
     fetch_raw_data,
+    raw_data,
     raw_from_course,
     read_course_record,
     read_source_record,
@@ -50,8 +50,7 @@ def ensure_raw(
         print(f"This runtime has no copy of lesson 01's data yet: {describe_source(course['source'])}.")
         return raw_from_course(data_dir, course_dir, course, progress=progress)
     if existing is not None:
-        train_counts, test_count = count_raw_images(raw_dir)
-        return RawData(raw_dir, existing, train_counts, test_count)
+        return raw_data(raw_dir, existing)
     if course_dir:
         source = "synthetic"  # no record from lesson 01: course_data has said so
     print("No raw data yet: running lesson 01's step.")
@@ -150,14 +149,17 @@ def ensure_split(
     data_dir: str | Path, val_fraction: float = 0.2, seed: int = 42, progress: bool = True, **raw_kwargs
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Lesson 04's ``(X_train, X_val, y_train, y_val)`` (``train_test_split``'s order), rebuilt when missing or
-    out of date with the index."""
+    out of date with the index: the data's own validation set (``raw/val``) when it has one, else a stratified
+    split of ``val_fraction``."""
     data_dir = Path(data_dir)
     filenames, labels, _ = ensure_index(data_dir, progress=progress, seed=seed, **raw_kwargs)
+    given_val = given_validation(data_dir / ALL_IMAGES_DIR, filenames)  # the data's own val/ folder, if any
     if all((data_dir / name).is_file() for name in SPLIT_FILES):
         x_train, x_val, y_train, y_val = load_split(data_dir)
-        if sorted(np.concatenate([x_train, x_val]).tolist()) == sorted(filenames.tolist()):
+        if sorted(np.concatenate([x_train, x_val]).tolist()) == sorted(filenames.tolist()) and (
+                not given_val.any() or sorted(x_val.tolist()) == sorted(filenames[given_val].tolist())):
             return x_train, x_val, y_train, y_val
     print("Split missing or out of date: running lesson 04's step.")
-    x_train, x_val, y_train, y_val = split_train_val(filenames, labels, val_fraction, seed)
+    x_train, x_val, y_train, y_val = split_train_val(filenames, labels, val_fraction, seed, given_val)
     save_split(data_dir, x_train, x_val, y_train, y_val)
     return x_train, x_val, y_train, y_val

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .config import IMAGE_EXTENSIONS
+from .config import IMAGE_EXTENSIONS, PILLOW_ONLY_EXTENSIONS
 
 
 def has_image_extension(path: str | Path) -> bool:
@@ -43,6 +43,9 @@ def why_unusable(path: str | Path, decode: bool = True) -> str | None:
     pixels are read); without, only the file's ending and size are looked at (fast, for a first look).
     """
     path = Path(path)
+    if path.suffix.lower() in PILLOW_ONLY_EXTENSIONS:
+        return (f"a {path.suffix} (TIFF) image: Pillow reads it, TensorFlow's tf.io.decode_image (lesson 08) does not; "
+                "save it as PNG to use it")
     if not has_image_extension(path):
         return f"not an image file (ending {path.suffix or 'none'!r})"
     if path.stat().st_size == 0:

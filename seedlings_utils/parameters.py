@@ -267,6 +267,29 @@ def _batch_fits_training_set(values: Mapping[str, object], counts: Mapping[str, 
     return []
 
 
+@data_rule
+def _val_fraction_fits_classes(values: Mapping[str, object], counts: Mapping[str, int]) -> list[str]:
+    """A stratified split (lesson 04) puts at least one image of each class on each side: with ``n`` images and
+    ``k`` classes, ``VAL_FRACTION`` must leave ``ceil(f n) >= k`` for validation and ``n - ceil(f n) >= k`` for
+    training. Not checked when the data brings its own validation set (``val_count > 0``): nothing is split."""
+    if "VAL_FRACTION" not in values or counts["val_count"] > 0:
+        return []
+    import math
+
+    n, k, fraction = counts["train_count"], counts["class_count"], float(values["VAL_FRACTION"])
+    held = math.ceil(fraction * n)
+    if k <= held <= n - k:
+        return []
+    if 2 * k > n:
+        return [f"VAL_FRACTION = {fraction!r}: this data has {n} images in {k} classes, too few to put one image of "
+                "each class on each side of a stratified split; add images, or a val/ folder of your own."]
+    low, high = k / n, math.floor((n - k) / n * 1000) / 1000  # ceil(low n) = k; ceil(high n) <= n - k
+    return [f"VAL_FRACTION = {fraction!r}: a stratified split of {n} images in {k} classes needs one image of each "
+            f"class on each side, so {'at least' if held < k else 'at most'} "
+            f"{math.ceil(low * 1000) / 1000 if held < k else high} (any value from "
+            f"{math.ceil(low * 1000) / 1000} to {high} fits)."]
+
+
 def check_fits_data(namespace: Mapping[str, object], *, train_count: int, class_count: int,
                     val_count: int = 0) -> None:
     """Check the knobs in ``namespace`` against the data they will run on, before any work: raise one

@@ -14,14 +14,21 @@ from PIL import Image
 from .waiting import TARGET
 
 
+def _bars_height(bars: int) -> float:
+    """Inches for a figure of ``bars`` horizontal bars: 0.35 each up to 40, then no taller than 15."""
+    return min(0.35 * bars + 1, 15)
+
+
 def plot_class_counts(labels: np.ndarray, classes: Sequence[str], title: str = "Images per species") -> plt.Figure:
     """Horizontal bars: how many images each species has."""
     counts = np.bincount(np.asarray(labels), minlength=len(classes))
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(classes) + 1))
+    fig, ax = plt.subplots(figsize=(7, _bars_height(len(classes))))
     ax.barh(list(classes), counts, color="tab:green")
     ax.invert_yaxis()
-    for y, count in enumerate(counts):
+    for y, count in enumerate(counts if len(classes) <= 40 else []):  # 200 numbers would overlap
         ax.text(count, y, f" {count}", va="center", fontsize=8)
+    if len(classes) > 40:
+        ax.tick_params(axis="y", labelsize=max(3, 8 - len(classes) // 40))
     ax.set_xlabel("images")
     ax.set_title(title)
     fig.tight_layout()
@@ -33,7 +40,7 @@ def plot_split_counts(y_train: np.ndarray, y_val: np.ndarray, classes: Sequence[
     n = len(classes)
     train = np.bincount(y_train, minlength=n)
     val = np.bincount(y_val, minlength=n)
-    fig, (ax, ax_share) = plt.subplots(1, 2, figsize=(11, 0.35 * n + 1.2), sharey=True,
+    fig, (ax, ax_share) = plt.subplots(1, 2, figsize=(11, _bars_height(n) + 0.2), sharey=True,
                                        gridspec_kw={"width_ratios": [3, 1]})
     y = np.arange(n)
     ax.barh(y - 0.2, train, height=0.4, label=f"train ({train.sum()})", color="tab:green")
@@ -71,8 +78,9 @@ def show_images(
     return fig
 
 
-def plot_history(history: Mapping[str, Sequence[float]]) -> plt.Figure:
-    """Learning curves: loss and accuracy per epoch, training vs validation."""
+def plot_history(history: Mapping[str, Sequence[float]], class_count: int | None = None) -> plt.Figure:
+    """Learning curves: loss and accuracy per epoch, training vs validation; with ``class_count``, the accuracy of
+    a guess (1 / ``class_count``, the data's own chance level) as a dotted line."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     epochs = np.arange(1, len(history["loss"]) + 1)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
@@ -83,9 +91,9 @@ def plot_history(history: Mapping[str, Sequence[float]]) -> plt.Figure:
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    if "accuracy" in history:
-        axes[1].axhline(1 / 12, color="gray", ls=":", lw=1)
-        axes[1].text(epochs[0], 1 / 12, " chance", va="bottom", fontsize=8, color="gray")
+    if "accuracy" in history and class_count:
+        axes[1].axhline(1 / class_count, color="gray", ls=":", lw=1)
+        axes[1].text(epochs[0], 1 / class_count, f" chance (1/{class_count})", va="bottom", fontsize=8, color="gray")
     fig.tight_layout()
     return fig
 
@@ -94,12 +102,15 @@ def plot_confusion_matrix(matrix: np.ndarray, classes: Sequence[str], normalize:
     """The confusion matrix with species names; rows are true species, columns predictions."""
     matrix = np.asarray(matrix, dtype=float)
     shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
-    fig, ax = plt.subplots(figsize=(8, 7))
+    n = len(classes)
+    side = min(7 + max(n - 12, 0) * 0.2, 16)  # 12 classes: 8 x 7 inches; 200: no bigger than 17 x 16
+    fig, ax = plt.subplots(figsize=(side + 1, side))
     im = ax.imshow(shown, cmap="Greens", vmin=0, vmax=1 if normalize else None)
-    ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), list(classes), fontsize=8)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
+    fontsize = 8 if n <= 30 else max(3, 8 - n // 30)
+    ax.set_xticks(range(n), list(classes), rotation=60, ha="right", fontsize=fontsize)
+    ax.set_yticks(range(n), list(classes), fontsize=fontsize)
+    for i in range(n if n <= 30 else 0):  # counts in the cells only while they stay readable
+        for j in range(n):
             if matrix[i, j]:
                 ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
                         color="white" if shown[i, j] > 0.5 * shown.max() else "black")

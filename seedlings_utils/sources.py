@@ -1,5 +1,9 @@
 """Lesson 01: get the raw data into ``DATA_DIR/raw`` in the Kaggle layout (``train/<species>/``, ``test/``).
 
+A learner's own folder may also hold a labelled validation set, ``val/<class>/`` (or ``valid/``,
+``validation/``): it is copied to ``raw/val/``, and lesson 04 keeps it as the validation set instead of
+splitting. Any other top-level folder is left out, and said.
+
 Every source ends in the same place and the same shape, so the later lessons never care where the
 images came from. A folder is built under a temporary name and renamed into place only when complete,
 so an interrupted run is redone, never mistaken for a finished one.
@@ -24,6 +28,9 @@ from .locking import output_lock
 
 SOURCES = ("synthetic", "local", "kaggle", "url")
 SOURCE_RECORD = ".source.json"
+#: The names a labelled validation folder may have beside ``train/`` (any case); it becomes ``raw/val``.
+VAL_FOLDER_NAMES = ("val", "valid", "validation")
+VAL_DIR = "val"
 #: Lesson 01's record in ``COURSE_DIR``: the data source of the whole course, and the zip it downloaded.
 COURSE_RECORD = "course_data.json"
 
@@ -36,15 +43,28 @@ class RawData:
     source: dict
     train_counts: dict[str, int] = field(default_factory=dict)
     test_count: int = 0
+    #: Images per class folder of a labelled validation set (``raw/val``); empty when the data has none.
+    val_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def train_total(self) -> int:
         return sum(self.train_counts.values())
 
+    @property
+    def val_total(self) -> int:
+        return sum(self.val_counts.values())
+
     def __str__(self) -> str:
-        lines = [f"{self.root}: {self.train_total} training images in {len(self.train_counts)} species "
-                 f"folders, {self.test_count} test images (source: {self.source.get('source')})"]
-        lines += [f"  {name:<26} {count:>6}" for name, count in self.train_counts.items()]
+        val = f", {self.val_total} labelled validation images in val/" if self.val_counts else ""
+        lines = [f"{self.root}: {self.train_total} training images in {len(self.train_counts)} class "
+                 f"folders{val}, {self.test_count} test images (source: {self.source.get('source')})"]
+        width = max((len(name) for name in self.train_counts), default=0) + 2
+        shown = list(self.train_counts.items())
+        if len(shown) > 20:  # 200 classes: the first and last few
+            shown = shown[:10] + [("...", None)] + shown[-5:]
+        lines += [f"  {name:<{width}} {'' if count is None else count:>6}"
+                  + (f"  val {self.val_counts.get(name, 0):>5}" if self.val_counts and count is not None else "")
+                  for name, count in shown]
         return "\n".join(lines)
 
 
@@ -53,17 +73,31 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and has_image_extension(path)
 
 
+def _class_counts(folder: Path) -> dict[str, int]:
+    """Image files per class folder of ``folder`` (sorted by name); empty when ``folder`` is not there."""
+    if not folder.is_dir():
+        return {}
+    return {d.name: sum(1 for p in d.rglob("*") if is_image_file(p))
+            for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+
+
 def count_raw_images(root: str | Path) -> tuple[dict[str, int], int]:
     """Images per species folder in ``root/train`` (sorted by name) and images in ``root/test``."""
     root = Path(root)
-    train_counts = {
-        d.name: sum(1 for p in d.rglob("*") if is_image_file(p))
-        for d in sorted((root / "train").iterdir())
-        if d.is_dir() and not d.name.startswith(".")
-    }
     test_dir = root / "test"
     test_count = sum(1 for p in test_dir.rglob("*") if is_image_file(p)) if test_dir.is_dir() else 0
-    return train_counts, test_count
+    return _class_counts(root / "train"), test_count
+
+
+def count_val_images(root: str | Path) -> dict[str, int]:
+    """Images per class folder in ``root/val``, the data's own labelled validation set; ``{}`` when it has none."""
+    return _class_counts(Path(root) / VAL_DIR)
+
+
+def raw_data(root: str | Path, source: dict) -> RawData:
+    """What ``root`` (a finished ``raw/``) holds, counted."""
+    train_counts, test_count = count_raw_images(root)
+    return RawData(Path(root), source, train_counts, test_count, count_val_images(root))
 
 
 def read_source_record(raw_dir: str | Path) -> dict | None:
@@ -113,7 +147,7 @@ def fetch_raw_data(
     else:
         if not source_path:
             raise DataSourceError("DATA_SOURCE='local' needs SOURCE_PATH: a folder or a .zip in the Kaggle "
-                                  "layout (train/<species>/*.png, optionally test/*.png).")
+                                  "layout (train/<class>/*.jpg or .png; optionally val/<class>/ and test/).")
         path = Path(source_path).expanduser().resolve()
         if not path.exists():
             raise DataSourceError(f"SOURCE_PATH {path} does not exist.")
@@ -132,8 +166,7 @@ def _build_raw(data_dir: Path, wanted: dict, fill) -> RawData:
     with output_lock(raw_dir, "lesson 01: fetching the raw data"):  # a second run waits: it would delete our work
         existing = read_source_record(raw_dir)
         if existing == wanted:
-            train_counts, test_count = count_raw_images(raw_dir)
-            return RawData(raw_dir, existing, train_counts, test_count)
+            return raw_data(raw_dir, existing)
         if raw_dir.exists() and any(raw_dir.iterdir()):
             if existing is not None and same_source(existing, wanted) and wanted["source"] == "local":
                 print(f"{wanted['path']} changed since it was copied into {raw_dir}: copying it again.")
@@ -149,15 +182,15 @@ def _build_raw(data_dir: Path, wanted: dict, fill) -> RawData:
             print(f"Removing {data_dir / 'raw.partial'}, left by an interrupted run.")
         with folder_replaced_when_done(raw_dir) as partial:  # nothing half-made is left to be mistaken for data
             fill(partial)
-            train_counts, test_count = count_raw_images(partial)
+            train_counts, _ = count_raw_images(partial)
             _check_usable(train_counts, wanted)
             (partial / SOURCE_RECORD).write_text(json.dumps(wanted, indent=2))  # last: only a checked source counts
-    return RawData(raw_dir, wanted, train_counts, test_count)
+    return raw_data(raw_dir, wanted)
 
 
 def _fill(partial: Path, source: str, wanted: dict, source_path, downloads: Path, synthetic_per_class: int,
           seed: int, sha256: str | None, progress: bool) -> None:
-    """Put the source's ``train/`` and ``test/`` into ``partial``."""
+    """Put the source's ``train/``, ``test/`` and labelled validation folder (as ``val/``) into ``partial``."""
     if source == "synthetic":
         from .synthetic import make_synthetic_seedlings
 
@@ -278,13 +311,28 @@ def _check_usable(train_counts: dict[str, int], wanted: dict) -> None:
              f"{' ...' if len(train_counts) > 5 else ''}), none with an image file" if train_counts
              else "a train/ folder with no species folder in it")
     raise DataSourceError(
-        f"No training image in {where}: found {found}. Expected the Kaggle layout, train/<species>/*.png (and "
-        "optionally test/*.png). Nothing was recorded: fix the source and run this again."
+        f"No training image in {where}: found {found}. Expected the Kaggle layout, train/<class>/*.jpg or .png (and "
+        "optionally val/<class>/ and test/). Nothing was recorded: fix the source and run this again."
     )
 
 
+def find_val_folder(root: str | Path) -> Path | None:
+    """The labelled validation folder beside ``root/train`` (``val``, ``valid`` or ``validation``, any case), or None.
+
+    Two such folders are refused: which one is the validation set is the learner's choice, not ours.
+    """
+    root = Path(root)
+    found = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in VAL_FOLDER_NAMES)
+    if len(found) > 1:
+        raise DataSourceError(f"{root} holds {len(found)} validation folders ({', '.join(p.name for p in found)}): "
+                              "keep one (or merge them), then run this again.")
+    return found[0] if found else None
+
+
 def _copy_local_source(path: Path, target: Path, progress: bool) -> None:
-    """Copy (folder) or extract (zip) a Kaggle-layout data set into ``target``."""
+    """Copy (folder) or extract (zip) a Kaggle-layout data set into ``target``: ``train/``, ``test/`` and a labelled
+    validation folder (:data:`VAL_FOLDER_NAMES`, renamed ``val/``); any other top-level folder is left out, and
+    said."""
     if path.is_file():
         if not zipfile.is_zipfile(path):
             raise DataSourceError(f"SOURCE_PATH {path} is a file but not a zip archive.")
@@ -295,15 +343,25 @@ def _copy_local_source(path: Path, target: Path, progress: bool) -> None:
             inner.unlink()
         path = extracted
     root = find_kaggle_root(path)
-    for part in ("train", "test"):
-        if (root / part).is_dir() and path == target / "_extracted":
-            (root / part).rename(target / part)  # our own extraction: move it, no second copy
-        elif (root / part).is_dir():
-            for folder in [root / part, *(p for p in (root / part).rglob("*") if p.is_dir())]:
-                (target / part / folder.relative_to(root / part)).mkdir(parents=True, exist_ok=True)  # empty ones too
-            files = [p for p in (root / part).rglob("*") if p.is_file()]
-            for src in tqdm(files, desc=f"copy {part}/", unit="file", disable=not progress):
-                shutil.copy2(src, target / part / src.relative_to(root / part))
+    val = find_val_folder(root)
+    parts = {"train": root / "train", "test": root / "test", **({VAL_DIR: val} if val else {})}
+    for part, source in parts.items():
+        if source.is_dir() and path == target / "_extracted":
+            source.rename(target / part)  # our own extraction: move it, no second copy
+        elif source.is_dir():
+            for folder in [source, *(p for p in source.rglob("*") if p.is_dir())]:
+                (target / part / folder.relative_to(source)).mkdir(parents=True, exist_ok=True)  # empty ones too
+            files = [p for p in source.rglob("*") if p.is_file()]
+            for src in tqdm(files, desc=f"copy {source.name}/", unit="file", disable=not progress):
+                shutil.copy2(src, target / part / src.relative_to(source))
+    if val is not None:
+        print(f"{val.name}/ holds a labelled validation set: copied as raw/{VAL_DIR}/; lesson 04 keeps it as the "
+              "validation set instead of splitting train/.")
+    others = sorted(p.name for p in root.iterdir() if p.is_dir() and p not in parts.values()
+                    and not p.name.startswith((".", "_")))
+    if others:
+        print(f"Left out (the course reads train/, {'/'.join(VAL_FOLDER_NAMES)} and test/ only): "
+              f"{', '.join(others)}.")
     if (target / "_extracted").exists():
         shutil.rmtree(target / "_extracted")
 
@@ -316,7 +374,8 @@ def find_kaggle_root(path: str | Path) -> Path:
         if (candidate / "train").is_dir():
             return candidate
     raise DataSourceError(
-        f"No train/ folder in {path}. Expected the Kaggle layout: train/<species>/*.png (and test/*.png)."
+        f"No train/ folder in {path}. Expected the Kaggle layout: train/<class>/*.jpg or .png, one folder per class "
+        "(and optionally val/<class>/ and test/)."
     )
 
 

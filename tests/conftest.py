@@ -58,15 +58,33 @@ def indexed(kaggle_tree: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return out, filenames, labels
 
 
+#: The folder ``executed_lessons`` runs every lesson on: a learner's own photos, not the seedlings
+#: (tests.helpers.make_photo_folder: two classes of JPEGs of mixed sizes, a labelled val/, no test/).
+OWN_PHOTOS = {"classes": ("cats", "dogs"), "per_class": 100, "val_per_class": 20}
+#: Where ``executed_lessons`` writes what ``run_lessons`` reported when a lesson failed (the others still ran).
+LESSONS_FAILED_FILE = "lessons_failed.txt"
+
+
 @pytest.fixture(scope="session")
 def executed_lessons(tmp_path_factory) -> tuple[Path, list[Path]]:
-    """Every lesson run once in order with the quick parameters into one DATA_DIR: ``(data_dir, executed
-    notebooks)``. Read-only for its users: a test that writes must copy. Only test_lessons_papermill.py may use
-    it (under ``make test``'s two workers, a second module could run it a second time in the other worker)."""
-    from tools.lessons import run_lessons
+    """Every lesson run once in order with the quick parameters (GOING_DEEPER included) into one DATA_DIR, on a
+    learner's own folder of photos (``OWN_PHOTOS``, ``DATA_SOURCE="local"``): ``(data_dir, executed notebooks)``.
+    A failing lesson does not stop the others: the list then lacks it (and the lessons that need it), and
+    ``data_dir / LESSONS_FAILED_FILE`` says why. Read-only for its users: a test that writes must copy. Only
+    test_lessons_papermill.py may use it (under ``make test``'s two workers, a second module could run it a
+    second time in the other worker)."""
+    from tools.lessons import LessonsFailed, run_lessons
 
-    data_dir = tmp_path_factory.mktemp("lessons")
-    return data_dir, run_lessons({**QUICK_PARAMETERS, "DATA_DIR": str(data_dir)}, data_dir / "executed")
+    from .helpers import make_photo_folder
+
+    root = tmp_path_factory.mktemp("lessons")
+    photos, data_dir = make_photo_folder(root / "photos", **OWN_PHOTOS), root / "data"
+    parameters = {**QUICK_PARAMETERS, "DATA_DIR": str(data_dir), "DATA_SOURCE": "local", "SOURCE_PATH": str(photos)}
+    try:
+        return data_dir, run_lessons(parameters, data_dir / "executed", keep_going=True)
+    except LessonsFailed as failure:
+        (data_dir / LESSONS_FAILED_FILE).write_text(str(failure), encoding="utf-8")
+        return data_dir, failure.written
 
 
 @pytest.fixture

@@ -259,9 +259,14 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
     data_dir = Path(data_dir)
     results_dir = Path(results_dir) if results_dir else data_dir
     lines = [f"Lesson outputs:      {data_dir}"]
+    classes = json.loads((data_dir / "classes.json").read_text()) if (data_dir / "classes.json").is_file() else []
     if (data_dir / "filenames.npy").is_file():
-        lines.append(f"Training images:     {len(np.load(data_dir / 'filenames.npy'))} "
-                     f"(in {data_dir / 'all_images'})")
+        split = ""
+        if (data_dir / "X_val_filenames.npy").is_file() and (data_dir / "X_train_filenames.npy").is_file():
+            split = (f"{len(np.load(data_dir / 'X_train_filenames.npy'))} training, "
+                     f"{len(np.load(data_dir / 'X_val_filenames.npy'))} validation; ")
+        lines.append(f"Images:              {len(np.load(data_dir / 'filenames.npy'))} in {len(classes)} classes "
+                     f"({split}in {data_dir / 'all_images'})")
     for name, title in (("loader_speed.json", "Loader speed (05)"), ("cache_speed.json", "Cache speed (07)"),
                         ("tfdata_speed.json", "tf.data speed (08)")):
         if (data_dir / name).is_file():
@@ -272,7 +277,8 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
         last = metrics.get("last_epoch_val_accuracy")
         lines.append(f"Validation accuracy: {metrics['val_accuracy']:.3f} of the best checkpoint"
                      + (f", {last:.3f} after the last epoch" if last is not None else "")
-                     + f" (micro-F1 {metrics['val_micro_f1']:.3f}; chance is {1 / 12:.3f})")
+                     + f" (micro-F1 {metrics['val_micro_f1']:.3f}"
+                     + (f"; chance is 1/{len(classes)} = {1 / len(classes):.3f})" if classes else ")"))
     if (data_dir / "transfer_metrics.json").is_file():
         transfer = json.loads((data_dir / "transfer_metrics.json").read_text())
         lines.append(f"Transfer (09):       validation accuracy {transfer['val_accuracy']:.3f}, "
