@@ -44,9 +44,11 @@ def test_show_images_accepts_arrays_paths_and_pil(tmp_path):
 
 def test_plot_history_has_train_and_validation_curves():
     history = {"loss": [2, 1], "val_loss": [2.5, 1.5], "accuracy": [0.3, 0.6], "val_accuracy": [0.2, 0.5]}
-    fig = plots.plot_history(history)
-    assert [len(ax.lines) for ax in fig.axes] == [2, 3]  # accuracy also has the chance line
+    fig = plots.plot_history(history, class_count=4)
+    assert [len(ax.lines) for ax in fig.axes] == [2, 3]  # accuracy also has the chance line, at 1/4
     assert list(fig.axes[1].lines[1].get_ydata()) == [0.2, 0.5]
+    assert list(fig.axes[1].lines[2].get_ydata()) == [0.25, 0.25]
+    assert [len(ax.lines) for ax in plots.plot_history(history).axes] == [2, 2]  # no class count, no chance line
 
 
 def test_plot_confusion_matrix_normalises_rows():
