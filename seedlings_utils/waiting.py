@@ -158,7 +158,8 @@ def verdict(figures: Mapping, target: float = TARGET) -> str:
     ``figures`` is what :func:`wait_share` returns; a median share at or above ``target`` (5 %) is input-bound.
     """
     share, low, high = (100 * figures[key] for key in ("median", "min", "max"))
-    spread = f" (runs: {low:.0f} to {high:.0f} %)" if len(figures.get("runs", ())) > 1 else ""
+    noise = "; below 0 is noise: that run's loader happened to be quicker than the free input" if low < 0 else ""
+    spread = f" (runs: {low:.0f} to {high:.0f} %{noise})" if len(figures.get("runs", ())) > 1 else ""
     if figures["median"] >= target:
         wait_ms, compute_ms = figures["wait_ms_per_step"], figures["compute_ms_per_step"]
         return (f"input-bound: the model waits {share:.1f} % of each step{spread}, {wait_ms:.0f} ms of waiting per "
