@@ -158,5 +158,7 @@ def test_the_verdict_says_input_bound_from_the_target_up():
     assert "62 ms of waiting per step against 38 ms of compute" in bound, bound
     assert waiting.verdict(figures(0.05)).startswith("input-bound")  # the target itself is not met
     free = waiting.verdict(figures(0.01, -0.3, 0.04))
-    assert free.startswith("not input-bound: the model waits 1.0 % of each step (runs: -30 to 4 %; below 0 is "
-                           "noise"), free
+    assert free.startswith("not input-bound: the model waits 1.0 % of each step (runs: -30 to 4 %)"), free
+    noise = waiting.verdict(figures(-0.12, -0.16, 0.26))
+    assert noise.startswith("not input-bound: no waiting measured (median -12 %, runs -16 to 26 %: below 0 is "
+                            "noise"), noise
