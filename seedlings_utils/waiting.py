@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 TARGET = 0.05  # the course's target: with lesson 07's cache, under 5 % of each step waiting for data
-WARMUP_STEPS = 2  # untimed steps on each input before the timed runs (tracing happens at the first)
 
 
 def first_batch(loader):
@@ -116,7 +115,7 @@ def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup
         put back afterwards (its optimizer's state is not: the timed steps do train it).
     loader: a ``keras.utils.PyDataset`` or a ``tf.data.Dataset`` of (images, labels) batches the model takes.
     steps: training steps per timed run; ``None``: one whole pass over ``loader``.
-    warmup: first run both for ``WARMUP_STEPS`` steps untimed, so that tracing the step function is not counted.
+    warmup: first run both once untimed, so that tracing the step function is not counted.
 
     Returns ``{"median", "min", "max", "runs": [{"loader_s", "free_s", "share"}, ...], "steps", "batch_size",
     "compute_ms_per_step", "wait_ms_per_step"}``; shares are fractions (0.31 is 31 %), never clipped.
@@ -139,9 +138,9 @@ def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup
     loader_steps = None if n == available else n  # a whole pass: let fit end the epoch at the loader's end
     saved = model.get_weights()
     try:
-        if warmup:  # two steps each: the step function is traced for each input at its first step
-            timed_fit(model, free, min(n, WARMUP_STEPS))
-            timed_fit(model, loader, min(n, WARMUP_STEPS))
+        if warmup:
+            timed_fit(model, free, n)
+            timed_fit(model, loader, loader_steps)
         runs = []
         for _ in range(repeats):
             free_s = timed_fit(model, free, n)
