@@ -152,6 +152,26 @@ def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup
     return summarize(runs, n, int(len(images)))
 
 
+def verdict(figures: Mapping, target: float = TARGET) -> str:
+    """One line a learner reads: input-bound or not, and how much of each step the model waits.
+
+    ``figures`` is what :func:`wait_share` returns; a median share at or above ``target`` (5 %) is input-bound.
+    """
+    share, low, high = (100 * figures[key] for key in ("median", "min", "max"))
+    several = len(figures.get("runs", ())) > 1
+    spread = f" (runs: {low:.0f} to {high:.0f} %)" if several else ""
+    if figures["median"] >= target:
+        wait_ms, compute_ms = figures["wait_ms_per_step"], figures["compute_ms_per_step"]
+        return (f"input-bound: the model waits {share:.1f} % of each step{spread}, {wait_ms:.0f} ms of waiting per "
+                f"step against {compute_ms:.0f} ms of compute")
+    if figures["median"] < 0:
+        runs = f", runs {low:.0f} to {high:.0f} %" if several else ""
+        return (f"not input-bound: no waiting measured (median {share:.0f} %{runs}: below 0 is noise, the loader's "
+                "runs happened to be quicker than the free input's)")
+    return (f"not input-bound: the model waits {share:.1f} % of each step{spread}, under the course's "
+            f"{100 * target:.0f} % target")
+
+
 def step_seconds(model, batch, steps: int, repeats: int = 3) -> dict:
     """Seconds per training step of ``model`` on the free input made of ``batch``: pure compute, no loader.
 

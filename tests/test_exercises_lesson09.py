@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from seedlings_utils.exercises import lesson09 as ex
@@ -124,3 +126,126 @@ def test_q2_leaves_the_global_policy_as_it_found_it():
     ex.q2.evaluate(mixed_cnn(RIGHT_HEAD, before='keras.mixed_precision.set_global_policy("float32")'))
     assert keras.mixed_precision.global_policy().name == before
 
+
+
+# ---- Exercise 3: a loader that makes the model wait -----------------------------------------------------------
+
+PHOTOS_HEADER = """
+import math
+import threading
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from seedlings_utils.exercises import lesson09 as ex
+"""
+
+
+def photos(init: str, getitem: str = "", extra: str = ""):
+    """A learner's FastPhotos: SlowPhotos' attributes, then ``init`` at the end of __init__ and ``getitem`` as the
+    body of __getitem__ (by default SlowPhotos' own), ``extra`` at module level before the class."""
+    getitem = getitem or """
+rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+images = [ex.read_photo(self.image_dir / name, self.image_size) for name in self.filenames[rows]]
+return np.stack(images).astype(np.float32) / 255.0, self.labels[rows]
+"""
+    return define(f"""
+{textwrap.dedent(extra).strip()}
+
+
+class FastPhotos(keras.utils.PyDataset):
+    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=64, **kwargs):
+        self.image_dir, self.filenames, self.labels = Path(image_dir), list(filenames), np.asarray(labels)
+        self.batch_size, self.image_size = batch_size, image_size
+{textwrap.indent(textwrap.dedent(init).strip(), "        ")}
+
+    def __len__(self):
+        return math.ceil(len(self.filenames) / self.batch_size)
+
+    def __getitem__(self, index):
+{textwrap.indent(textwrap.dedent(getitem).strip(), "        ")}
+""", "FastPhotos", header=PHOTOS_HEADER)
+
+
+def test_q3_the_starter_is_rejected_for_its_lost_keyword_arguments():
+    starter = define(ex.STARTER, "SlowPhotos", header=PHOTOS_HEADER)
+    rejected(ex.q3, starter, "workers=1", "never reach Keras", "super().__init__(**kwargs)")
+
+
+def test_q3_accepts_a_cache_on_disk_read_once():
+    answer = photos("super().__init__(**kwargs)", extra="", getitem="""
+if not hasattr(self, "pixels"):
+    raise RuntimeError("no cache")
+rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+return self.pixels[rows].astype(np.float32) / 255.0, self.labels[rows]
+""")
+    original_init = answer.__init__
+
+    def init_with_cache(self, image_dir, filenames, labels, batch_size=32, image_size=64, **kwargs):
+        original_init(self, image_dir, filenames, labels, batch_size, image_size, **kwargs)
+        path = Path(image_dir) / "cache.npy"  # lesson 07: one photo at a time into a memory-mapped file
+        pixels = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                           shape=(len(self.filenames), image_size, image_size, 3))
+        for i, name in enumerate(self.filenames):
+            pixels[i] = ex.read_photo(self.image_dir / name, image_size)
+        pixels.flush()
+        del pixels
+        self.pixels = np.load(path, mmap_mode="r")
+
+    answer.__init__ = init_with_cache
+    outcome = ex.q3.evaluate(answer)
+    assert outcome.status == "Correct" and "cache on disk" in outcome.message, outcome
+
+
+@pytest.mark.parametrize("init, getitem, extra, phrases", [
+    ("super().__init__(workers=4)", "", "", ("workers=4", "never reach Keras")),
+    ("super().__init__(**{**kwargs, 'max_queue_size': 64})", "", "", ("max_queue_size=1", "queue")),
+    ("super().__init__(**kwargs)\nself.use_multiprocessing = True", "", "", ("use_multiprocessing",)),
+    # every photo decoded into a list in __init__: the data set in memory
+    ("super().__init__(**kwargs)\nself.all = [ex.read_photo(Path(image_dir) / n, image_size) for n in filenames]",
+     "rows = slice(index * self.batch_size, (index + 1) * self.batch_size)\n"
+     "return np.stack(self.all[rows]).astype(np.float32) / 255.0, self.labels[rows]",
+     "", ("data set in memory", "MB at once")),
+    # batches remembered after they were served
+    ("super().__init__(**kwargs)\nself.served = {}",
+     "if index not in self.served:\n"
+     "    rows = slice(index * self.batch_size, (index + 1) * self.batch_size)\n"
+     "    images = [ex.read_photo(self.image_dir / n, self.image_size) for n in self.filenames[rows]]\n"
+     "    self.served[index] = (np.stack(images).astype(np.float32) / 255.0, self.labels[rows])\n"
+     "return self.served[index]", "", ("batches remembered", "data set in memory")),
+    # a prefetch of every batch by a thread of its own, started in __init__
+    ("super().__init__(**kwargs)\nself.ahead = {}\n"
+     "threading.Thread(target=lambda: [self.ahead.setdefault(i, self.load(i)) for i in range(len(self))]).start()",
+     "return self.ahead.pop(index) if index in self.ahead else self.load(index)",
+     "", ("prefetch", "data set in memory")),
+    # workers reach Keras, but one lock lets a single read wait on the drive at a time
+    ("super().__init__(**kwargs)",
+     "rows = slice(index * self.batch_size, (index + 1) * self.batch_size)\n"
+     "with DRIVE_LOCK:\n"
+     "    images = [ex.read_photo(self.image_dir / n, self.image_size) for n in self.filenames[rows]]\n"
+     "return np.stack(images).astype(np.float32) / 255.0, self.labels[rows]",
+     "DRIVE_LOCK = threading.Lock()", ("still waits", "one at a time")),
+    ("super().__init__(**kwargs)",
+     "rows = slice(index * self.batch_size, (index + 1) * self.batch_size)\n"
+     "return np.stack([ex.read_photo(self.image_dir / n, self.image_size) for n in self.filenames[rows]]), "
+     "self.labels[rows]", "", ("uint8", "float32")),
+    ("super().__init__(**kwargs)",
+     "rows = slice(index * self.batch_size, (index + 1) * self.batch_size)\n"
+     "images = [ex.read_photo(self.image_dir / n, self.image_size) for n in self.filenames[rows]]\n"
+     "return np.stack(images).astype(np.float32) / 255.0 / 255.0, self.labels[rows]", "", ("divided by 255 twice",)),
+    ("super().__init__(**kwargs)",
+     "rows = slice(index * self.batch_size, (index + 1) * self.batch_size)\n"
+     "images = [ex.read_photo(self.image_dir / n, self.image_size) for n in self.filenames[rows]]\n"
+     "return np.stack(images).astype(np.float32) / 255.0, self.labels[rows][::-1]", "", ("its own label",)),
+], ids=["workers-hardcoded", "huge-queue", "processes", "all-in-a-list", "batches-remembered", "prefetch-all",
+        "serialised-reads", "uint8", "scaled-twice", "labels-shuffled"])
+def test_q3_rejects_what_keeps_the_model_waiting_or_the_photos_in_memory(init, getitem, extra, phrases):
+    answer = photos(init, getitem, extra)
+    if "self.load(" in getitem or "self.load(" in init:
+        def load(self, index):
+            rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+            images = [ex.read_photo(self.image_dir / n, self.image_size) for n in self.filenames[rows]]
+            return np.stack(images).astype(np.float32) / 255.0, self.labels[rows]
+        answer.load = load
+    rejected(ex.q3, answer, *phrases)

@@ -146,3 +146,19 @@ def test_course_loaders_and_the_summary_and_plot(tmp_path, model):
     assert "cache (.npy memmap)" in table and "%" in table
     fig = plots.plot_wait_shares(results)
     assert fig.axes[0].get_title()
+
+
+def test_the_verdict_says_input_bound_from_the_target_up():
+    def figures(*shares):
+        runs = [{"share": s, "loader_s": 1.0, "free_s": 1.0 - s} for s in shares]
+        return waiting.summarize(runs, steps=10)
+
+    bound = waiting.verdict(figures(0.62, 0.70, 0.55))
+    assert bound.startswith("input-bound: the model waits 62.0 % of each step (runs: 55 to 70 %)"), bound
+    assert "62 ms of waiting per step against 38 ms of compute" in bound, bound
+    assert waiting.verdict(figures(0.05)).startswith("input-bound")  # the target itself is not met
+    free = waiting.verdict(figures(0.01, -0.3, 0.04))
+    assert free.startswith("not input-bound: the model waits 1.0 % of each step (runs: -30 to 4 %)"), free
+    noise = waiting.verdict(figures(-0.12, -0.16, 0.26))
+    assert noise.startswith("not input-bound: no waiting measured (median -12 %, runs -16 to 26 %: below 0 is "
+                            "noise"), noise

@@ -1,4 +1,5 @@
-"""Lesson 09's exercises: another backbone's input range; a small CNN built for mixed precision.
+"""Lesson 09's exercises: another backbone's input range; a small CNN built for mixed precision; a loader that
+makes the model wait, found and fixed.
 
 Each check runs the learner's code on small arrays or a tiny model of its own (never the
 notebook's data, model or files), in a second or two.
@@ -182,4 +183,276 @@ def build_mixed_cnn(image_size, num_classes):
     return model
 """,
     answer_name="build_mixed_cnn",
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Exercise 3: find and fix a loader that makes the model wait
+
+#: the check's photos: COUNT of them, read at SIZE px in batches of BATCH, with WORKERS threads and a queue of QUEUE
+COUNT, SIZE, BATCH, WORKERS, QUEUE = 120, 48, 2, 2, 1
+#: how long the simulated network drive takes to serve one photo (a wait, not work: threads overlap it)
+READ_SECONDS = 0.004
+#: what the check's model takes per training step while it reads the first epoch (so that a queue can fill up)
+STEP_SECONDS = 0.015
+#: batches of float32 photos a loader may hold at once: Keras' queue, each worker's batch and its temporary copies
+ALLOWED_BATCHES = 4 * (QUEUE + WORKERS)
+
+
+class _Drive:
+    """Counts what :func:`read_photo` does: reads, and the most reads waiting on the drive at the same time."""
+
+    def __init__(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self.reads = self.in_flight = self.most_in_flight = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.reads = self.most_in_flight = 0
+
+    def begin(self) -> None:
+        with self._lock:
+            self.reads += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def end(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+DRIVE = _Drive()
+
+
+def read_photo(path, image_size: int) -> np.ndarray:
+    """One photo from a slow network drive (a mounted Google Drive, say), as uint8 (image_size, image_size, 3).
+
+    Every call waits ``READ_SECONDS`` for the drive before it decodes: the drive's latency, not work for the CPU,
+    so several threads can wait at the same time. (A simulation: the exercise's photos are on the local disk.)
+    """
+    import time
+
+    from PIL import Image
+
+    DRIVE.begin()
+    try:
+        time.sleep(READ_SECONDS)
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR),
+                              dtype=np.uint8)
+    finally:
+        DRIVE.end()
+
+
+def photo_value(number: int) -> int:
+    """The red value (0-255) of the check's photo ``number`` (0 to 119)."""
+    return 3 + 2 * number
+
+
+def photo_number(image) -> int:
+    """Inverse of :func:`photo_value`, for an image as uint8 (0-255) or as float in [0, 1]."""
+    red = float(np.asarray(image)[..., 0].mean())  # no float64 copy: the check measures what a loader holds
+    red = red * 255 if red <= 1.0 else red
+    return int(round((red - 3) / 2))
+
+
+def photo_folder(folder, count: int = COUNT) -> list[str]:
+    """``count`` small PNGs in ``folder``; photo i is plain, its red value :func:`photo_value` (i)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        names.append(f"photo_{i:04d}.png")
+        Image.new("RGB", (40 + i % 7, 36), (photo_value(i), 128, 64)).save(folder / names[-1])
+    return names
+
+
+STARTER = '''
+class SlowPhotos(keras.utils.PyDataset):
+    """Batches of photos read from a slow network drive with ex.read_photo, in every epoch."""
+
+    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=64, **kwargs):
+        super().__init__()
+        self.image_dir, self.filenames, self.labels = Path(image_dir), list(filenames), np.asarray(labels)
+        self.batch_size, self.image_size = batch_size, image_size
+
+    def __len__(self):
+        return math.ceil(len(self.filenames) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        images = [ex.read_photo(self.image_dir / name, self.image_size) for name in self.filenames[rows]]
+        return np.stack(images).astype(np.float32) / 255.0, self.labels[rows]
+'''
+
+
+def _photos_in(batch, epoch: int, i: int) -> list[int]:
+    """The photo numbers of one batch, after checking it: a pair, SIZE px, float32 in [0, 1], each photo's label."""
+    if not (isinstance(batch, tuple) and len(batch) == 2):
+        raise Incorrect(f"epoch {epoch}, batch {i}: __getitem__ must return a pair (images, labels)")
+    images, labels = np.asarray(batch[0]), np.asarray(batch[1])
+    if images.ndim != 4 or images.shape[1:] != (SIZE, SIZE, 3):
+        raise Incorrect(f"epoch {epoch}, batch {i}: images of shape {images.shape}, expected (n, {SIZE}, {SIZE}, 3) "
+                        f"with image_size={SIZE}")
+    if images.dtype != np.float32:
+        raise Incorrect(f"epoch {epoch}, batch {i}: images of dtype {images.dtype}: the model is fed float32 in "
+                        "[0, 1], `.astype(np.float32) / 255.0` (a cache keeps uint8 and converts each batch)")
+    top = float(images.max())
+    if top > 1.0 + 1e-6:
+        raise Incorrect(f"epoch {epoch}, batch {i}: values up to {top:.0f}: not in [0, 1]. Divide the 0-255 "
+                        "pixels by 255, once")
+    if top <= 1 / 255 + 1e-6:
+        raise Incorrect(f"epoch {epoch}, batch {i}: every value is at most {top:.4f}: divided by 255 twice. "
+                        "Divide by 255 exactly once")
+    got = [photo_number(image) for image in images]
+    if [int(v) for v in labels.ravel()] != got:
+        raise Incorrect(f"epoch {epoch}, batch {i}: photos {got} came with labels {labels.ravel().tolist()}: "
+                        "each photo must keep its own label")
+    return got
+
+
+def _epoch(ds, epoch: int, step_seconds: float = 0.0) -> None:
+    """One epoch of ``ds`` read the way ``model.fit`` reads it, each batch checked and dropped, as a model would,
+    after ``step_seconds`` (a model's pace, so that a queue larger than Keras' fills up)."""
+    import contextlib
+    import time
+
+    from ..profiling import pydataset_batches
+
+    numbers = []
+    with contextlib.closing(pydataset_batches(ds)) as batches:
+        for i, batch in enumerate(batches):
+            numbers += _photos_in(batch, epoch, i)
+            del batch
+            time.sleep(step_seconds)
+    if numbers != list(range(COUNT)):
+        raise Incorrect(f"epoch {epoch} served photos {numbers[:8]}... ({len(numbers)} in all); expected each of the "
+                        f"{COUNT} once, in the order of the file names, as SlowPhotos serves them")
+
+
+def _warm_up() -> None:
+    """One epoch of a tiny loader through Keras' adapter, so that what Python allocates once (imports, the thread
+    pool's machinery) is not counted as the learner's loader holding photos."""
+    import contextlib
+
+    import keras
+
+    from ..profiling import pydataset_batches
+
+    class Zeros(keras.utils.PyDataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            return np.zeros((BATCH, SIZE, SIZE, 3), np.float32), np.zeros(BATCH)
+
+    with contextlib.closing(pydataset_batches(Zeros(workers=WORKERS, max_queue_size=QUEUE))) as batches:
+        for _ in batches:
+            pass
+
+
+def _settings_reach_keras(ds, caught) -> None:
+    """The workers and queue the check passed are what Keras sees, with threads (not processes)."""
+    if any("super().__init__" in str(w.message) for w in caught) or ds.workers != WORKERS:
+        raise Incorrect(f"the check passed workers={WORKERS}, but Keras sees workers={ds.workers}: your keyword "
+                        "arguments never reach Keras, so it loads one batch at a time. Hand them on: "
+                        "super().__init__(**kwargs)")
+    if ds.max_queue_size != QUEUE:
+        raise Incorrect(f"the check passed max_queue_size={QUEUE}, but Keras sees {ds.max_queue_size}: every batch "
+                        "in that queue is decoded images in memory. Pass the keyword arguments on as they come, "
+                        "super().__init__(**kwargs)")
+    if ds.use_multiprocessing:
+        raise Incorrect("your class turns use_multiprocessing on: keep what the caller passes "
+                        "(super().__init__(**kwargs)); threads are what overlap the drive's waits here")
+
+
+def _check_fast_photos(FastPhotos) -> str:  # noqa: N803 (the learner's class)
+    import tempfile
+    import warnings
+
+    from ._held_in_memory import watch
+    from .lesson05 import _pydataset_class
+
+    cls = _pydataset_class(FastPhotos, "FastPhotos")
+    _warm_up()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = f"{tmp}/drive"
+        names = photo_folder(folder)
+        labels = np.arange(COUNT)
+        image_bytes = SIZE * SIZE * 3  # one decoded photo as uint8
+        DRIVE.reset()
+        with warnings.catch_warnings(record=True) as caught, watch() as held:
+            warnings.simplefilter("always")
+            ds = cls(folder, names, labels, batch_size=BATCH, image_size=SIZE, workers=WORKERS, max_queue_size=QUEUE)
+            _settings_reach_keras(ds, caught)
+            _epoch(ds, 1, STEP_SECONDS)  # at a model's pace: a queue or a prefetch larger than allowed fills up
+        limit = ALLOWED_BATCHES * BATCH * 4 * image_bytes  # that many batches of float32 photos
+        if held.peak_bytes > limit or held.most_images > COUNT // 4:
+            raise Incorrect(f"your loader held {held.peak_bytes / 1e6:.2f} MB at once ({held.most_images} Pillow "
+                            f"images alive at most), more than {ALLOWED_BATCHES} batches of decoded photos "
+                            f"({limit / 1e6:.2f} MB), where the check's {COUNT} photos take "
+                            f"{COUNT * image_bytes / 1e6:.2f} MB as uint8: "
+                            "an in-memory cache, a prefetch of many batches, or batches remembered after they were "
+                            "served. That is the data set in memory, what this course exists to avoid. Let Keras' "
+                            "workers overlap the reads, or cache the decoded photos on disk (lesson 07)")
+        DRIVE.reset()
+        _epoch(ds, 2)
+        reads, at_once = DRIVE.reads, max(1, DRIVE.most_in_flight)
+    waits = reads / at_once  # photo reads the model waits for, one after the other, in a steady epoch
+    if waits > 0.6 * COUNT:
+        raise Incorrect(f"the model still waits for the drive: in the second epoch your loader read {reads} photos, "
+                        f"{'one at a time' if at_once == 1 else f'at most {at_once} at once'}, as SlowPhotos does "
+                        f"({COUNT}, one at a time). Let Keras' workers read in parallel, or read each photo once "
+                        "into a cache on disk")
+    if reads == 0:
+        how = (f"your loader read every photo once, before training, into a cache on disk: the second epoch "
+               f"waited for no read at all (SlowPhotos waits for {COUNT} reads per epoch)")
+    else:
+        how = (f"your loader's workers waited for up to {at_once} photos at once: {COUNT} reads per epoch take "
+               f"the time of about {waits:.0f} (SlowPhotos: {COUNT}, one at a time)")
+    return (f"{how}; batches float32 in [0, 1], every photo once with its label, workers={WORKERS} reached Keras, "
+            f"and at most {held.peak_bytes / 1e6:.2f} MB held at once. On the lesson's model, wait_share would show "
+            "the share of each step spent waiting fall.")
+
+
+q3 = Exercise(
+    name="q3",
+    task=("SlowPhotos makes the model wait for a slow drive. Write FastPhotos, the same batches from the same "
+          "arguments, so that the model waits less, without keeping the photos in memory."),
+    checker=_check_fast_photos,
+    hint_text=("Each ex.read_photo waits for the drive; SlowPhotos reads one photo after the other. Look at what "
+               "happens to `workers=2` when you create it: `SlowPhotos(..., workers=2).workers`. With the keyword "
+               "arguments handed on (`super().__init__(**kwargs)`), Keras' threads wait for several photos at once. "
+               "(Reading every photo once into a cache on disk, as in lesson 07, also works.) An in-memory list of "
+               "every photo is not a fix: it is the data set in memory."),
+    solution_code='''
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from seedlings_utils.exercises import lesson09 as ex
+
+
+class FastPhotos(keras.utils.PyDataset):
+    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=64, **kwargs):
+        super().__init__(**kwargs)  # workers reach Keras: its threads wait for several photos at once
+        self.image_dir, self.filenames, self.labels = Path(image_dir), list(filenames), np.asarray(labels)
+        self.batch_size, self.image_size = batch_size, image_size
+
+    def __len__(self):
+        return math.ceil(len(self.filenames) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        images = [ex.read_photo(self.image_dir / name, self.image_size) for name in self.filenames[rows]]
+        return np.stack(images).astype(np.float32) / 255.0, self.labels[rows]
+''',
+    answer_name="FastPhotos",
 )
