@@ -150,7 +150,8 @@ KNOBS: dict[str, Knob] = {
     "DEMO_EPOCHS": Knob(_EPOCHS, "training", "epochs of the short demonstration fits in lessons 05 and 08", 2),
     "TIMED_EPOCHS": Knob(_EPOCHS, "training", "epochs timed with each loader in lesson 07", 1),
     "SPEED_BATCHES": Knob(_whole(1), "training", "batches read when a lesson measures a loader's images/s "
-                          "(05, 07, 08); training steps per timed run (09)", 30),
+                          "(05, 07, 08); training steps per timed run (09)", 30,
+                          lesson_defaults={"09": 10}),
     "WORKERS": Knob(_whole(1, why="threads or processes loading batches; 1 loads in the training loop's own thread"),
                     "training", "passed to `PyDataset`: how many batches load in parallel, in threads or processes", 2,
                     lesson_defaults={"10": 1}),
