@@ -113,6 +113,7 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "SAVE_EVERY": _whole(1, why="batches between two saves of lesson 11's checkpoint"),
     "KILL_AFTER_BATCH": _whole(0, why="the batch of the second epoch, counted from 0, after which lesson 11 kills"),
     "GRAIN_WORKERS": _whole(0, 64, "Grain's worker processes; 0 reads in the training process"),
+    "CACHE_SHARDS": _whole(3, why="lesson 12's cache holds the shard being read and the 2 fetched ahead"),
 }
 
 
