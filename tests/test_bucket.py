@@ -212,3 +212,26 @@ def test_server_stopped_and_restarted_mid_epoch_every_image_read_once(shards, tm
         cache = bucket.ShardCache(fs, f"seedlings/{PREFIX}", index, tmp_path / "down", 10**9, retries=1, backoff=0)
         with pytest.raises(bucket.BucketError, match=f"seedlings/{PREFIX}/{names[3]}.*2 tries"):
             cache.get(names[3])
+
+
+def test_a_resume_from_epoch_shard_offset_reads_what_the_uninterrupted_epoch_read(shards, tmp_path):
+    index, folder, count = shards
+    fs, prefix = memory_bucket(folder, "resume")
+    names = [shard["name"] for shard in index["shards"]]
+    cache = bucket.ShardCache(fs, prefix, index, tmp_path / "whole", budget=10**9)
+    whole = []
+    for _ in bucket.read_epoch(cache, names, BATCH, IMAGE_SIZE, 3, 1, log=whole):
+        pass
+    for cut in (1, 3, len(whole) - 1):  # a batch that ends mid-shard, at a shard's end, the epoch's last but one
+        first, saved = [], []
+        for step, _ in enumerate(bucket.read_epoch(cache, names, BATCH, IMAGE_SIZE, 3, 1, log=first,
+                                                 positions=saved)):
+            if step + 1 == cut:
+                break
+        fresh = bucket.ShardCache(fs, prefix, index, tmp_path / f"resumed_{cut}", budget=10**9, ahead=0)
+        rest = []
+        for _ in bucket.read_epoch(fresh, names, BATCH, IMAGE_SIZE, 3, 1, log=rest, start=saved[-1]):
+            pass
+        assert first + rest == whole, f"cut after batch {cut} at {saved[-1]}"
+        assert fresh.stats["downloads"] == len(names) - saved[-1][0], "no shard before the position is fetched"
+    assert sorted(i for ids in whole for i in ids) == list(range(count))
