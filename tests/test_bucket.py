@@ -82,11 +82,16 @@ def test_a_small_budget_is_never_exceeded_and_evicts(shards, tmp_path):
         seen.append(sum(path.stat().st_size for path in (tmp_path / "cache").iterdir()))
 
     cache._keep = keep_and_measure
+    downloads, evicted = [], 0
     for epoch in range(2):
+        cache.reset_stats()
         _, ids = read_all(cache, index, epoch)
         assert sorted(ids) == list(range(count))
-    assert max(seen) <= 3 * largest and cache.stats["evicted"] > 0
-    assert cache.stats["downloads"] > len(index["shards"]), "a budget below the data set downloads again in epoch 2"
+        downloads.append(cache.stats["downloads"])
+        evicted += cache.stats["evicted"]
+    assert max(seen) <= 3 * largest and evicted > 0
+    assert downloads[0] == len(index["shards"]) >= downloads[1], "a shard fetched ahead was evicted before its use"
+    assert downloads[1] > 0, "a budget below the data set downloads again in epoch 2"
     with pytest.raises(ValueError, match="cannot hold"):
         bucket.ShardCache(fs, prefix, index, tmp_path / "too_small", budget=2 * largest, ahead=2)
 
