@@ -107,6 +107,7 @@ GROUPS = {
     "transfer": "Transfer learning",
     "processes": "Several processes",
     "resume": "Resuming in the middle of an epoch",
+    "bucket": "The data in a bucket",
 }
 
 #: Every knob, by name: the same name means the same thing in every lesson. The one place a knob is written:
@@ -161,7 +162,9 @@ KNOBS: dict[str, Knob] = {
     "BASE_FILTERS": Knob(_whole(1), "training", "width of the CNN (filters of its first layer)", 32, quick=16,
                          lesson_defaults={"10": 16, "11": 16}),
     "LEARNING_RATE": Knob(_number(0, 10), "training", "Adam's learning rate", 1e-3),
-    "SHARD_SIZE": Knob(_whole(1), "training", "images per cache file in lesson 07", 2048),
+    "SHARD_SIZE": Knob(_whole(1), "training", "images per shard: per cache file in lesson 07; per TFRecord shard in "
+                       "lesson 12 (fewer requests per image with bigger shards, more memory per reader and more to "
+                       "read again after a failure)", 2048, lesson_defaults={"12": 64}),
     "SHUFFLE_BUFFER": Knob(_whole(1), "training", "lesson 08: decoded images in the (bounded) shuffle buffer after a "
                            "cache file", 1000),
     "GOING_DEEPER": Knob(_FLAG, "training", "`False`: the *Going deeper* sections explain and show, but skip their "
@@ -199,6 +202,9 @@ KNOBS: dict[str, Knob] = {
         "save", 10),
     "GRAIN_WORKERS": Knob(_whole(0, 64, "Grain's worker processes; 0 reads in the training process"), "resume",
                           "Grain's worker processes (0: Grain reads in the training process itself)", 2, quick=1),
+    "CACHE_SHARDS": Knob(_whole(3, why="lesson 12's cache holds the shard being read and the 2 fetched ahead"),
+                         "bucket", "the local shard cache's byte budget, in shards of the largest size (at least 3: "
+                         "the shard being read and the 2 fetched ahead)", 3),
 }
 
 #: What each knob may be, by name (from :data:`KNOBS`).
