@@ -287,12 +287,22 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
         waits = json.loads((data_dir / "wait_share.json").read_text())
         lines.append(f"Waiting (09, {waits['device']}): " + ", ".join(
             f"{name} {100 * figures['median']:.0f} %" for name, figures in waits["shares"].items()))
-    if (data_dir / "distributed" / "summary.json").is_file():
+    if (data_dir / "distributed" / "summary.json").is_file():  # lesson 10 with GOING_DEEPER: both jobs compared
         jobs = json.loads((data_dir / "distributed" / "summary.json").read_text())
         lines.append("Processes (10):      " + ", ".join(
             f"{name}: {jobs['images_per_second'][name]:.0f} images/s, accuracy {accuracy:.3f}"
             for name, accuracy in jobs["validation_accuracy"].items())
             + f"; identical weights: {jobs['weights_identical']}")
+    else:  # lesson 10's core: its one job
+        for job_dir in sorted((data_dir / "distributed").glob("*_processes")):
+            if not (job_dir / "process_0.json").is_file():
+                continue
+            from seedlings_utils.processes import Job
+
+            job = Job.read(job_dir, int(job_dir.name.split("_")[0]))
+            losses = job.losses()[0]
+            lines.append(f"Processes (10):      {job.num_processes} processes, loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+                         f" over {len(losses)} epochs; identical weights: {job.weights_identical()}")
     if (data_dir / "resume" / "summary.json").is_file():
         resumed = json.loads((data_dir / "resume" / "summary.json").read_text())
         twice = "; ".join(f"epoch {e}: {problem}" for e, problem in resumed["backup_problems"].items() if problem)
@@ -301,6 +311,11 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
                      "order, weights): "
                      + ", ".join(f"{route} {exact}" for route, exact in resumed["exact"].items())
                      + f"; BackupAndRestore alone: {twice or 'no image twice'}")
+    if (data_dir / "shards" / "summary.json").is_file():
+        bucket = json.loads((data_dir / "shards" / "summary.json").read_text())
+        lines.append(f"Bucket (12):         {bucket['images']} images in {bucket['shards']} shards; epoch 2 downloaded "
+                     + ", ".join(f"{n} shards with a {label} cache" for label, n in bucket["epoch_2_downloads"].items())
+                     + f"; {bucket['processes']} processes, {bucket['steps_each']} steps each")
     return "\n".join(lines)
 
 
