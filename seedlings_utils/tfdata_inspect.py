@@ -38,7 +38,9 @@ class PipelineStep:
     ``permutation``: a ``shuffle`` that is a ``flat_map`` over one shuffled tensor of every position
     (:func:`shuffled_order`): a full new order each epoch, with no buffer. ``reshuffle``: a new order every
     epoch (for a permutation: the ``Dataset.random`` seeding it draws anew each epoch). ``count``: the
-    elements a ``cardinality`` step asserts. ``filename``: a ``cache``'s file ("" = in memory).
+    elements a ``cardinality`` step asserts. ``filename``: a ``cache``'s file ("" = in memory). ``batch_size``:
+    a ``batch``'s. ``parallel_calls``: a parallel ``map``'s or ``batch``'s ``num_parallel_calls`` (-1: AUTOTUNE),
+    elements that can be in flight at once.
     ``decodes``: a ``map`` that reads or decodes files. ``image_source``: a source whose elements are already
     images (held in memory, all of them). ``branches``: for ``zip`` (and other ops with
     several inputs), each input's steps.
@@ -52,6 +54,8 @@ class PipelineStep:
     decodes: bool = False
     permutation: bool = False
     count: int | None = None
+    batch_size: int | None = None
+    parallel_calls: int | None = None
     parallel: bool = False
     deterministic: str | None = None  # a map's: "true", "false" or "default"
     image_source: bool = False  # a source whose elements are images already (rank 3 or more): held in memory
@@ -87,6 +91,10 @@ def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
         tensor = tf.make_ndarray(nodes[name.split(":")[0]].attr["value"].tensor)
         value = tensor.item() if tensor.size == 1 else tensor
         return value.decode() if isinstance(value, bytes) else value
+
+    def constant_int(name: str) -> int | None:
+        """A constant input's value (None when the graph computes it)."""
+        return int(const(name)) if nodes[name.split(":")[0]].op == "Const" else None
 
     def ops_in(function_name: str, seen: set[str]) -> set[str]:
         if function_name in seen or function_name not in functions:
@@ -126,9 +134,15 @@ def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
                 step.kind, step.permutation, step.buffer_size = "shuffle", True, 0
             elif step.kind == "cache":
                 step.filename = str(const(inputs[1]))
+            elif step.kind == "batch":
+                step.batch_size = constant_int(inputs[1])
+                if node.op == "ParallelBatchDataset":
+                    step.parallel_calls = constant_int(inputs[2])
             elif step.kind == "map":
                 step.decodes = bool(ops_in(node.attr["f"].func.name, set()) & DECODING_OPS)
                 step.parallel = node.op.startswith("ParallelMap")
+                if step.parallel:
+                    step.parallel_calls = constant_int(inputs[-1])
                 step.deterministic = node.attr["deterministic"].s.decode() if "deterministic" in node.attr else None
             upstream = [i for i in inputs if is_dataset(i)]
             steps.append(step)
