@@ -372,3 +372,17 @@ def test_q3_answer_of_the_wrong_shape():
 @pytest.mark.parametrize("q, answer, phrases", WRONG.cases)
 def test_typical_mistakes_are_rejected(q, answer, phrases):
     rejected(q, answer, *phrases)
+
+
+@pytest.mark.parametrize("answer", [PreloadsEverything, PreloadsAsList, CachesWhatItReads, LruCached,
+                                    CachesInAGlobalDict, RemembersServedBatches, ReadsEveryFilesBytesInInit],
+                         ids=lambda answer: answer.__name__)
+def test_the_shared_memory_check_alone_refuses_every_way_of_holding_the_images(answer, tmp_path):
+    """loader_checks.check_pydataset, without the lesson's own checks before it, refuses each means."""
+    from seedlings_utils.exercises import Incorrect
+    from seedlings_utils.exercises.loader_checks import check_pydataset
+
+    names = ex._noise_npy_folder(tmp_path, ex.MEMORY_COUNT)
+    with pytest.raises(Incorrect, match=r"more than a few batches \(4 batches of 2 = 8 images\)"):
+        check_pydataset(lambda **kw: answer(tmp_path, names, np.arange(len(names)), batch_size=2, **kw), 2)
+    check_pydataset(lambda **kw: NpyBatches(tmp_path, names, np.arange(len(names)), batch_size=2, **kw), 2)

@@ -21,7 +21,7 @@ COUNT, BATCH, SIZE, WORKERS = 10, 4, 8, 3  # 10 images in batches of 4: 4 + 4 + 
 SIZES = [4, 4, 2]
 #: The memory checks' data set (:func:`~seedlings_utils.exercises.loader_checks.check_pydataset`): enough images
 #: of noise, in batches of MEMORY_BATCH, that holding them all is far more than a few batches.
-MEMORY_BATCH, MEMORY_SIZE = 2, 16
+MEMORY_BATCH, MEMORY_SIZE = 2, 32
 MEMORY_COUNT = min_count(MEMORY_BATCH)
 
 
