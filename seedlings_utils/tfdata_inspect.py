@@ -8,8 +8,12 @@ the course's synthetic seedlings and on PNGs of every mode (RGB, RGBA, L, LA, P,
 when shrinking) each value is at most 1/255 away from Pillow's, 0.1-0.25/255 on average. Without
 ``antialias`` shrinking 36 synthetic seedlings to 48 px differs by 5.6/255 on average and by up to
 133/255 at thin leaf edges (to 128 px: 1.4/255 and 107/255). The price is speed: on a CPU the
-antialiased resize takes about as long as decoding the PNG. JPEGs differ a little more (up to about
-4/255: another IDCT). Not handled here as Pillow handles them: EXIF orientation is ignored, TIFF files
+antialiased resize takes about as long as decoding the PNG. JPEGs differ more: ``tf.io.decode_image`` undoes
+their compression with libjpeg's fast integer inverse DCT (``JDCT_IFAST``, TensorFlow's default), Pillow with
+the accurate one (``JDCT_ISLOW``), which puts some values several /255 apart, more at high quality (up to
+13/255 at quality 95 on synthetic seedlings, about 1/255 on average); ``tf.io.decode_jpeg(...,
+dct_method="INTEGER_ACCURATE")`` decodes exactly as Pillow does, and the two loaders then agree within 1/255
+on JPEGs too. Not handled here as Pillow handles them: EXIF orientation is ignored, TIFF files
 cannot be decoded at all (``tf.io.decode_image`` reads PNG, JPEG, GIF, BMP and WebP), and a file that
 does not decode stops the epoch with an error that does not name the file.
 """

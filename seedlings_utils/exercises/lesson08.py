@@ -2,7 +2,8 @@
 a cache file without losing the shuffle; the chain for a new file format (raw bytes).
 
 Each check first builds the learner's pipeline for :data:`N` file names (without reading them) and reads
-back what every buffer would hold with :func:`~seedlings_utils.tfdata_inspect.pipeline_steps`; then it runs the
+back what every buffer would hold (:func:`~seedlings_utils.exercises.loader_checks.check_pipeline`: a few
+batches of decoded images at most, anywhere; exercise 3's shuffle after its cache file up to 1,000); then it runs the
 pipeline on a few numbered images of its own (:func:`~seedlings_utils.exercises.tiny_image_folder`), whose
 labels are their numbers, so that a label next to the wrong picture shows.
 """
