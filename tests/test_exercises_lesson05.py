@@ -306,7 +306,7 @@ class Q2LruCached(Shuffled):
         return np.stack(images), self.labels[picked]
 
 
-@WRONG(ex.q2, "after serving 2 epochs", "Pillow images are still alive", "more than a few batches")
+@WRONG(ex.q2, "after serving 2 epochs", "Pillow images were alive at once", "more than a few batches")
 class Q2KeepsPillowImages(Shuffled):  # opened images kept, "to avoid reopening the files"
     def __getitem__(self, index):
         from PIL import Image

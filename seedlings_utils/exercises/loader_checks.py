@@ -15,17 +15,25 @@ many decoded images were held against the bound, :data:`FEW_BATCHES` batches.
   reach Keras (``workers=2, use_multiprocessing=True, max_queue_size=3`` are what ``ds.workers``, ... say, with
   no warning that ``super().__init__(**kwargs)`` was skipped); then, while it builds one and serves two epochs
   of batches in this thread, it measures what the answer holds: the memory Python and NumPy allocate
-  (``tracemalloc``: arrays, ``bytes``, lists, dicts, ``functools.lru_cache``), kept after ``__init__``, kept
-  after each batch was served and dropped, and at the peak of serving one batch; and the Pillow images alive
-  (their pixels are outside ``tracemalloc``'s view). Every batch's images must be float32 in [0, 1], scaled once.
-  Use at least :func:`min_count` images of :func:`numbered_noise_png` (noise does not compress, so a file's
-  bytes weigh as much as its pixels).
+  (``tracemalloc``: arrays, ``bytes``, lists, dicts, ``functools.lru_cache``, wherever they are kept) right
+  after ``__init__``, at the end of each epoch (before ``on_epoch_end``, after the cyclic collector) and at
+  the peak of serving one batch (beyond two batches); and the Pillow images alive (their pixels are outside
+  ``tracemalloc``'s view). Allowed: :data:`FEW_BATCHES` batches as float32 (4 bytes a value), plus
+  :data:`SLACK_BYTES` for the answer's own small objects. Every batch's images must be float32 in [0, 1],
+  scaled once. Use at least :func:`min_count` images of noise (:func:`numbered_noise_png`, 32 px: noise does
+  not compress, so a file's bytes weigh as much as its pixels) and build a fresh data set each time ``make``
+  is called.
 - :func:`check_pipeline`: reads the ``tf.data`` graph (:func:`~seedlings_utils.tfdata_inspect.pipeline_steps`):
   a source of decoded images (``from_tensor_slices`` of images), a ``cache()`` without a file after decoding,
   and every buffer after decoding (``shuffle``, ``prefetch``, ``num_parallel_calls``) counted in images (a
-  buffer after ``batch`` holds whole batches). ``AUTOTUNE`` is bounded by tf.data itself and passes.
+  buffer after ``batch`` holds whole batches). ``AUTOTUNE`` is bounded by tf.data itself and passes. Build
+  the answer for many more paths than a few batches (lesson 08: 20,000 names, a file's path repeated; only the
+  graph is built, no file is read), so that ``prefetch(len(paths))`` and the like show.
 - :func:`check_function`: any other call that reads images (copies, indexes, resizes a cache), measured as
-  above, twice (the smaller of the two counts).
+  above (pass the same work twice, on two copies of the files: the smaller count is kept, and a copy no
+  earlier call read shows a cache of what the answer read; run one warm-up call on a third copy first).
+
+What each refuses, in the learner's words, is in the tests: ``tests/test_exercises_lesson0{2,3,5,7,8}.py``.
 """
 
 from __future__ import annotations
@@ -155,7 +163,8 @@ def held_by(*calls: Callable[[], Any]) -> tuple[Held, list]:
                                                              "images_left"))), results
 
 
-def check_function(*calls: Callable[[], Any], count: int, image_bytes: int, what: str, most: int = 2) -> list:
+def check_function(*calls: Callable[[], Any], count: int, image_bytes: int,
+                   what: str = "Read, copy or write one image at a time.", most: int = 2) -> list:
     """Run ``calls`` (the same work twice, see :func:`held_by`) and refuse one that held more than ``most`` of
     the check's ``count`` images (``image_bytes`` each, decoded) at once; returns the calls' results."""
     held, results = held_by(*calls)
@@ -240,7 +249,7 @@ def _refuse_held(held_bytes: int, images_alive: int, image_bytes: int, batch_siz
     """Refuse ``held_bytes`` (or ``images_alive`` Pillow images) beyond a few batches of float32 images."""
     bound = few(batch_size)
     if images_alive > bound:
-        raise Incorrect(f"{when}, {images_alive} Pillow images are still alive in your answer: it holds "
+        raise Incorrect(f"{when}, {images_alive} Pillow images were alive at once in your answer: it held "
                         f"{images_alive} decoded images, {_few_text(batch_size)}, of the check's {count}. {fix}")
     allowed = bound * 4 * image_bytes + SLACK_BYTES  # float32: 4 bytes a value
     if held_bytes > allowed:
