@@ -145,10 +145,11 @@ def _check_bounded(answer, what: str = "bounded_pipeline", make_files=tiny_image
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         names = make_files(folder, COUNT)
+        ds = _as_dataset(answer, what, [str(folder / name) for name in names], np.arange(COUNT), SIZE, BATCH, 0)
+        _bounded(ds, what)  # images decoded before the pipeline show here, on a few files
         paths = _repeated_paths(folder, names, N)
         steps, decoded = _bounded(_as_dataset(answer, what, paths, np.zeros(N, np.int64), SIZE, BATCH, 0), what)
         _names_shuffled(steps, decoded, N)
-        ds = _as_dataset(answer, what, [str(folder / name) for name in names], np.arange(COUNT), SIZE, BATCH, 0)
         orders = []
         for epoch in (1, 2):
             images, labels = _batches(ds, what)
@@ -216,9 +217,9 @@ def _check_labelled(answer) -> str:
                             "with deterministic=False an image that decodes fast overtakes a slow one and "
                             "every later label sits next to the wrong picture. Start from one dataset of "
                             "(path, label) pairs and map a function of both that returns (image, label).")
+        decoded = _decoding(steps, "labelled_images")  # images decoded before the pipeline show here, on a few files
         _bounded(_as_dataset(answer, "labelled_images", _repeated_paths(folder, names, N), np.zeros(N, np.int64), SIZE),
                  "labelled_images")
-        decoded = _decoding(steps, "labelled_images")
         step = steps[decoded]
         if not step.parallel or step.deterministic != "false":
             raise Incorrect("decoding must stay parallel and unordered (`num_parallel_calls=AUTOTUNE, "
@@ -277,6 +278,9 @@ def _check_cached(answer) -> str:
         folder = Path(tmp) / "images"
         names = tiny_image_folder(folder, COUNT)
         graph_cache = str(Path(tmp) / "graph" / "cache")
+        few_files = _as_dataset(answer, "cached_pipeline", [str(folder / name) for name in names], np.arange(COUNT),
+                                SIZE, BATCH, 0, graph_cache)
+        _decoding(_steps(few_files), "cached_pipeline")  # images decoded before the pipeline show here, on a few files
         ds_graph = _as_dataset(answer, "cached_pipeline", _repeated_paths(folder, names, N), np.zeros(N, np.int64),
                                SIZE, BATCH, 0, graph_cache)
         steps = _steps(ds_graph)
