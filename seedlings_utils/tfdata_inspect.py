@@ -8,8 +8,12 @@ the course's synthetic seedlings and on PNGs of every mode (RGB, RGBA, L, LA, P,
 when shrinking) each value is at most 1/255 away from Pillow's, 0.1-0.25/255 on average. Without
 ``antialias`` shrinking 36 synthetic seedlings to 48 px differs by 5.6/255 on average and by up to
 133/255 at thin leaf edges (to 128 px: 1.4/255 and 107/255). The price is speed: on a CPU the
-antialiased resize takes about as long as decoding the PNG. JPEGs differ a little more (up to about
-4/255: another IDCT). Not handled here as Pillow handles them: EXIF orientation is ignored, TIFF files
+antialiased resize takes about as long as decoding the PNG. JPEGs differ more: ``tf.io.decode_image`` undoes
+their compression with libjpeg's fast integer inverse DCT (``JDCT_IFAST``, TensorFlow's default), Pillow with
+the accurate one (``JDCT_ISLOW``), which puts some values several /255 apart, more at high quality (up to
+13/255 at quality 95 on synthetic seedlings, about 1/255 on average); ``tf.io.decode_jpeg(...,
+dct_method="INTEGER_ACCURATE")`` decodes exactly as Pillow does, and the two loaders then agree within 1/255
+on JPEGs too. Not handled here as Pillow handles them: EXIF orientation is ignored, TIFF files
 cannot be decoded at all (``tf.io.decode_image`` reads PNG, JPEG, GIF, BMP and WebP), and a file that
 does not decode stops the epoch with an error that does not name the file.
 """
@@ -38,7 +42,9 @@ class PipelineStep:
     ``permutation``: a ``shuffle`` that is a ``flat_map`` over one shuffled tensor of every position
     (:func:`shuffled_order`): a full new order each epoch, with no buffer. ``reshuffle``: a new order every
     epoch (for a permutation: the ``Dataset.random`` seeding it draws anew each epoch). ``count``: the
-    elements a ``cardinality`` step asserts. ``filename``: a ``cache``'s file ("" = in memory).
+    elements a ``cardinality`` step asserts. ``filename``: a ``cache``'s file ("" = in memory). ``batch_size``:
+    a ``batch``'s. ``parallel_calls``: a parallel ``map``'s or ``batch``'s ``num_parallel_calls`` (-1: AUTOTUNE),
+    elements that can be in flight at once.
     ``decodes``: a ``map`` that reads or decodes files. ``image_source``: a source whose elements are already
     images (held in memory, all of them). ``branches``: for ``zip`` (and other ops with
     several inputs), each input's steps.
@@ -52,6 +58,8 @@ class PipelineStep:
     decodes: bool = False
     permutation: bool = False
     count: int | None = None
+    batch_size: int | None = None
+    parallel_calls: int | None = None
     parallel: bool = False
     deterministic: str | None = None  # a map's: "true", "false" or "default"
     image_source: bool = False  # a source whose elements are images already (rank 3 or more): held in memory
@@ -87,6 +95,10 @@ def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
         tensor = tf.make_ndarray(nodes[name.split(":")[0]].attr["value"].tensor)
         value = tensor.item() if tensor.size == 1 else tensor
         return value.decode() if isinstance(value, bytes) else value
+
+    def constant_int(name: str) -> int | None:
+        """A constant input's value (None when the graph computes it)."""
+        return int(const(name)) if nodes[name.split(":")[0]].op == "Const" else None
 
     def ops_in(function_name: str, seen: set[str]) -> set[str]:
         if function_name in seen or function_name not in functions:
@@ -126,9 +138,15 @@ def pipeline_steps(dataset: tf.data.Dataset) -> list[PipelineStep]:
                 step.kind, step.permutation, step.buffer_size = "shuffle", True, 0
             elif step.kind == "cache":
                 step.filename = str(const(inputs[1]))
+            elif step.kind == "batch":
+                step.batch_size = constant_int(inputs[1])
+                if node.op == "ParallelBatchDataset":
+                    step.parallel_calls = constant_int(inputs[2])
             elif step.kind == "map":
                 step.decodes = bool(ops_in(node.attr["f"].func.name, set()) & DECODING_OPS)
                 step.parallel = node.op.startswith("ParallelMap")
+                if step.parallel:
+                    step.parallel_calls = constant_int(inputs[-1])
                 step.deterministic = node.attr["deterministic"].s.decode() if "deterministic" in node.attr else None
             upstream = [i for i in inputs if is_dataset(i)]
             steps.append(step)

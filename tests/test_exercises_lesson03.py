@@ -1,6 +1,7 @@
 """Lesson 03's exercises reject the typical wrong answers, each with its own diagnosis."""
 
 import csv
+import functools
 import json
 from pathlib import Path
 
@@ -96,6 +97,20 @@ def keeps_every_image_open(csv_path):
     rows = read_rows(csv_path)
     images = [Image.open(Path(csv_path).parent / r["file"]).convert("RGB") for r in rows]
     assert all(image.size == (200, 200) for image in images)
+    return ex.q1.solution_namespace()["index_from_csv"](csv_path)
+
+
+@functools.cache
+def _pixels(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@WRONG(ex.q1, "that is the data set in memory")
+def caches_every_image(csv_path):  # an lru_cache of pixels "for later": every image stays in memory
+    rows = read_rows(csv_path)
+    assert all(_pixels(str(Path(csv_path).parent / r["file"])).shape == (200, 200, 3) for r in rows)
     return ex.q1.solution_namespace()["index_from_csv"](csv_path)
 
 

@@ -1,5 +1,6 @@
 """Lesson 05's exercises reject the typical wrong answers, each with its own diagnosis."""
 
+import functools
 import math
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from seedlings_utils.dataset import load_image
+from seedlings_utils.dataset import load_image, load_image_uint8
 from seedlings_utils.exercises import CORRECT
 from seedlings_utils.exercises import lesson05 as ex
 
@@ -133,6 +134,60 @@ class LabelsOffByOne(NpyBatches):
         return images, (labels + 1) % len(self.filenames)
 
 
+@WRONG(ex.q1, "uint8", "not scaled to [0, 1]")
+class Uint8Images(NpyBatches):  # the file's pixels as they are
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.read(self.filenames[rows]), self.labels[rows]
+
+
+@functools.cache
+def _load_npy_cached(path):
+    return np.load(path)
+
+
+@WRONG(ex.q1, "keeps the images it has read")
+class LruCached(NpyBatches):  # functools.lru_cache: every file it ever read stays in memory, outside the object
+    def read(self, names):
+        return np.stack([_load_npy_cached(str(self.folder / n)) for n in names])
+
+
+_MODULE_CACHE: dict = {}
+
+
+@WRONG(ex.q1, "keeps the images it has read")
+class CachesInAGlobalDict(NpyBatches):  # a dict outside the object: the object's attributes look clean
+    def read(self, names):
+        for n in names:
+            _MODULE_CACHE.setdefault((str(self.folder), n), np.load(self.folder / n))
+        return np.stack([_MODULE_CACHE[(str(self.folder), n)] for n in names])
+
+
+@WRONG(ex.q1, "after serving 2 epochs", "more than a few batches (4 batches of 2 = 8 images)")
+class RemembersServedBatches(NpyBatches):  # a log of every batch served, "for debugging"
+    def __getitem__(self, index):
+        batch = super().__getitem__(index)
+        self.__dict__.setdefault("served", []).append(batch)
+        return batch
+
+
+@WRONG(ex.q1, "right after __init__", "more than a few batches", "Keep only file names and labels in __init__")
+class ReadsEveryFilesBytesInInit(NpyBatches):  # not decoded yet, but every file's bytes in memory
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.blobs = {n: (self.folder / n).read_bytes() for n in self.filenames}
+
+
+class KeepsItsLastBatch(NpyBatches):  # one batch kept: a few batches at most, accepted
+    def __getitem__(self, index):
+        self.last = super().__getitem__(index)
+        return self.last
+
+
+def test_q1_keeping_one_batch_is_within_a_few_batches():
+    assert ex.q1.evaluate(KeepsItsLastBatch).status == CORRECT
+
+
 def test_q1_accepts_the_right_answer():
     assert ex.q1.evaluate(NpyBatches).status == CORRECT
 
@@ -206,6 +261,66 @@ class FixedSeed(Shuffled):
         self.order = np.random.default_rng([1234, self.epoch]).permutation(len(self.filenames))
 
 
+@WRONG(ex.q2, "Keras sees workers=1", "never reach Keras")
+class Q2SwallowsKwargs(Shuffled):  # **kwargs accepted, never handed on
+    def __init__(self, image_dir, filenames, labels, batch_size=32, image_size=128, seed=0, epoch=0, **kwargs):
+        super().__init__(image_dir, filenames, labels, batch_size, image_size, seed, epoch)
+
+
+@WRONG(ex.q2, "uint8", "not scaled to [0, 1]")
+class Q2Uint8(Shuffled):  # lesson 05's uint8 loader: 0-255
+    def __getitem__(self, index):
+        picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        images = [load_image_uint8(self.image_dir / name, self.image_size) for name in self.filenames[picked]]
+        return np.stack(images), self.labels[picked]
+
+
+@WRONG(ex.q2, "dtype float64", "float32")
+class Q2Float64(Shuffled):
+    def __getitem__(self, index):
+        images, labels = super().__getitem__(index)
+        return images.astype(np.float64), labels
+
+
+@WRONG(ex.q2, "right after __init__", "more than a few batches", "Keep only file names and labels in __init__")
+class Q2ListInInit(Shuffled):  # every image decoded into a list up front
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.images = [load_image(self.image_dir / n, self.image_size) for n in self.filenames]
+
+    def __getitem__(self, index):
+        picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return np.stack([self.images[i] for i in picked]), self.labels[picked]
+
+
+@functools.lru_cache(maxsize=1000)
+def _load_image_cached(path, image_size):
+    return load_image(path, image_size)
+
+
+@WRONG(ex.q2, "after serving 2 epochs", "more than a few batches", "lru_cache")
+class Q2LruCached(Shuffled):
+    def __getitem__(self, index):
+        picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        images = [_load_image_cached(str(self.image_dir / n), self.image_size) for n in self.filenames[picked]]
+        return np.stack(images), self.labels[picked]
+
+
+@WRONG(ex.q2, "after serving 2 epochs", "Pillow images were alive at once", "more than a few batches")
+class Q2KeepsPillowImages(Shuffled):  # opened images kept, "to avoid reopening the files"
+    def __getitem__(self, index):
+        from PIL import Image
+
+        opened = self.__dict__.setdefault("opened", {})
+        picked = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        for n in self.filenames[picked]:
+            if n not in opened:
+                opened[n] = Image.open(self.image_dir / n).convert("RGB")
+        size = (self.image_size, self.image_size)
+        images = [np.asarray(opened[n].resize(size), np.float32) / 255 for n in self.filenames[picked]]
+        return np.stack(images), self.labels[picked]
+
+
 def test_q2_accepts_the_right_answer():
     assert ex.q2.evaluate(Shuffled).status == CORRECT
 
@@ -257,3 +372,17 @@ def test_q3_answer_of_the_wrong_shape():
 @pytest.mark.parametrize("q, answer, phrases", WRONG.cases)
 def test_typical_mistakes_are_rejected(q, answer, phrases):
     rejected(q, answer, *phrases)
+
+
+@pytest.mark.parametrize("answer", [PreloadsEverything, PreloadsAsList, CachesWhatItReads, LruCached,
+                                    CachesInAGlobalDict, RemembersServedBatches, ReadsEveryFilesBytesInInit],
+                         ids=lambda answer: answer.__name__)
+def test_the_shared_memory_check_alone_refuses_every_way_of_holding_the_images(answer, tmp_path):
+    """loader_checks.check_pydataset, without the lesson's own checks before it, refuses each means."""
+    from seedlings_utils.exercises import Incorrect
+    from seedlings_utils.exercises.loader_checks import check_pydataset
+
+    names = ex._noise_npy_folder(tmp_path, ex.MEMORY_COUNT)
+    with pytest.raises(Incorrect, match=r"more than a few batches \(4 batches of 2 = 8 images\)"):
+        check_pydataset(lambda **kw: answer(tmp_path, names, np.arange(len(names)), batch_size=2, **kw), 2)
+    check_pydataset(lambda **kw: NpyBatches(tmp_path, names, np.arange(len(names)), batch_size=2, **kw), 2)

@@ -174,6 +174,45 @@ def test_q2_maps_kept_but_every_batch_concatenated_reads_the_whole_cache():
               "that is the data set in memory")
 
 
+def test_q2_keyword_arguments_that_never_reach_keras():
+    swallowed = altered(ex.q2.solution_code, 'info["image_size"], **kwargs)', 'info["image_size"])')
+    rejected(ex.q2, define(swallowed, "StreamingCache"), "workers=2, use_multiprocessing=True, max_queue_size=3",
+             "Keras sees workers=1", "never reach Keras")
+
+
+@pytest.mark.parametrize("returned, phrases", [
+    ("batch", ("goes up to", "scale to [0, 1] once")),  # the cache's uint8, as stored
+    ("batch.astype(np.float32)", ("goes up to", "scale to [0, 1] once")),  # float, but 0-255
+    ("batch / 255.0", ("float64", "astype(np.float32) / 255.0")),
+], ids=["uint8", "float-0-255", "float64"])
+def test_q2_images_not_float32_in_0_1(returned, phrases):
+    rejected(ex.q2, define(altered(ex.q2.solution_code, "batch.astype(np.float32) / 255.0", returned),
+                           "StreamingCache"), *phrases)
+
+
+HOLDERS = {
+    "remembered-batches": ("return batch.astype(np.float32) / 255.0",
+                           "self.__dict__.setdefault('served', []).append(batch.astype(np.float32) / 255.0)\n"
+                           "        return self.served[-1]", None),
+    "dict-of-images": ("batch[shard_of == s] = self.shards[s][row[shard_of == s]]",
+                       "batch[shard_of == s] = [MEMO.setdefault((id(self), s, r), np.array(self.shards[s][r])) "
+                       "for r in row[shard_of == s]]", "after serving 2 epochs"),
+    "list-in-init": ('for name in info["shards"]]',
+                     'for name in info["shards"]]\n        self.rows = [np.array(row) for shard in self.shards '
+                     'for row in shard]', "right after __init__"),
+}
+
+
+@pytest.mark.parametrize("old, new, when", HOLDERS.values(), ids=list(HOLDERS))
+def test_q2_images_kept_alive_by_any_means(old, new, when):
+    """Beyond the concatenated copy the lesson shows: batches remembered, a dict of images, a list in __init__."""
+    answer = define("MEMO = {}\n" + altered(ex.q2.solution_code, old, new.replace("\\n", "\n")), "StreamingCache")
+    if when is None:  # the lesson's own look at what the object keeps names it first
+        rejected(ex.q2, answer, "ds.served[0], ds.served[1]", "holding every image of the cache")
+    else:
+        rejected(ex.q2, answer, when, "more than a few batches (4 batches of 2 = 8 images)")
+
+
 def test_q2_wrong_rows():
     rejected(ex.q2, streaming(offset=" - 1"), "batch 0 holds images", "expected [0, 1, 2]")
 

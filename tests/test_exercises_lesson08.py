@@ -57,7 +57,8 @@ def test_q1_the_leaky_pipeline_of_the_lesson_is_rejected_for_its_memory_cache():
 
 def test_q1_a_shuffle_of_decoded_images_as_big_as_the_data_set_is_rejected():
     wrong = bounded(LEAKY.replace("ds = ds.cache()\n", ""))
-    rejected(ex.q1, wrong, "holds 20,000 decoded images", "Shuffle the file names")
+    rejected(ex.q1, wrong, "holds up to 20,000 decoded images", "more than a few batches (4 batches of 5 = 20 images)",
+             "Shuffle the file names")
 
 
 def test_q1_a_shuffle_of_batches_counts_every_image_in_them():
@@ -65,15 +66,53 @@ def test_q1_a_shuffle_of_batches_counts_every_image_in_them():
     ds = ds.map(decode(image_size), num_parallel_calls=AUTOTUNE).map(scale).batch(batch_size)
     return ds.shuffle(1000, seed=seed)  # 1,000 batches of 5 images: 5,000 images
     """)
-    rejected(ex.q1, wrong, "holds 5,000 decoded images")
+    rejected(ex.q1, wrong, "a shuffle buffer of 1,000 (after batch: each element a batch) holds up to 5,000 decoded")
 
 
 def test_q1_only_a_small_buffer_of_images_is_not_a_shuffle_of_the_names():
     wrong = bounded("""
-    ds = ds.map(decode(image_size), num_parallel_calls=AUTOTUNE).shuffle(64, seed=seed)
+    ds = ds.map(decode(image_size), num_parallel_calls=AUTOTUNE).shuffle(16, seed=seed)
     return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
     """)
-    rejected(ex.q1, wrong, "only decoded images are shuffled (a buffer of 64)", "Shuffle the file names")
+    rejected(ex.q1, wrong, "only decoded images are shuffled (a buffer of 16)", "Shuffle the file names")
+
+
+def test_q1_names_shuffled_and_a_buffer_of_decoded_images_beyond_a_few_batches():
+    wrong = bounded("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size), num_parallel_calls=AUTOTUNE).shuffle(64)
+    return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
+    """)
+    rejected(ex.q1, wrong, "a shuffle buffer of 64 (before batch) holds up to 64 decoded images",
+             "more than a few batches (4 batches of 5 = 20 images)")
+
+
+def test_q1_a_prefetch_of_every_image_after_decoding_is_refused():
+    """The issue's case: the names shuffled right, then `.prefetch(len(paths))`, which holds every image."""
+    for where in ("ds = ds.prefetch(len(paths)).batch(batch_size)", "ds = ds.batch(batch_size).prefetch(len(paths))"):
+        wrong = bounded(f"""
+        ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size), num_parallel_calls=AUTOTUNE)
+        {where}
+        return ds.map(scale)
+        """)
+        rejected(ex.q1, wrong, "after decoding, prefetch(", "more than a few batches",
+                 "Leave it to tf.data: `AUTOTUNE`, or a few batches at most")
+
+
+def test_q1_a_prefetch_of_a_few_batches_and_autotune_are_accepted():
+    for last in ("prefetch(2)", "prefetch(AUTOTUNE)"):
+        right = bounded(f"""
+        ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size), num_parallel_calls=AUTOTUNE)
+        return ds.batch(batch_size).map(scale).{last}
+        """)
+        assert ex.q1.evaluate(right).status == CORRECT, ex.q1.evaluate(right)
+
+
+def test_q1_as_many_parallel_calls_as_images_keep_them_all_in_flight():
+    wrong = bounded("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size), num_parallel_calls=len(paths))
+    return ds.batch(batch_size).map(scale).prefetch(AUTOTUNE)
+    """)
+    rejected(ex.q1, wrong, "num_parallel_calls=20,000", "holds up to 20,000 decoded images")
 
 
 def test_q1_no_shuffle_at_all():
@@ -244,6 +283,17 @@ def test_q3_a_bounded_shuffle_over_files_in_their_order():
     rejected(ex.q3, wrong, "only decoded images are shuffled", "the cache keeps the first epoch's order")
 
 
+def test_q3_a_prefetch_of_every_image_or_a_big_buffer_before_the_cache():
+    rejected(ex.q3, cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).cache(cache_file).shuffle(1000, seed=seed)
+    return ds.prefetch(len(paths)).batch(batch_size).map(scale)
+    """), "prefetch(20,000)", "more than a few batches")
+    rejected(ex.q3, cached("""
+    ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).shuffle(500).cache(cache_file)
+    return ds.shuffle(1000, seed=seed).batch(batch_size).map(scale)
+    """), "a shuffle buffer of 500", "more than a few batches")
+
+
 def test_q3_caching_batches():
     wrong = cached("""
     ds = ds.shuffle(len(paths), seed=seed).map(decode(image_size)).batch(batch_size).cache(cache_file)
@@ -291,6 +341,15 @@ def test_images_decoded_before_the_pipeline_are_the_whole_data_set_in_memory():
         return tf.data.Dataset.from_tensor_slices((tf.stack(images), labels))
     """, "labelled_images")
     rejected(ex.q2, q2, "decoded before the pipeline", "held in memory")
+
+
+def test_q2_a_prefetch_of_every_image_is_refused():
+    wrong = answer("""
+    def labelled_images(paths, labels, image_size):
+        pairs = tf.data.Dataset.from_tensor_slices((paths, labels))
+        return pairs.map(decode(image_size), num_parallel_calls=AUTOTUNE, deterministic=False).prefetch(len(paths))
+    """, "labelled_images")
+    rejected(ex.q2, wrong, "prefetch(20,000)", "more than a few batches")
 
 
 def test_q2_a_cache_in_memory_is_refused():
@@ -352,7 +411,14 @@ def test_q4_a_shuffle_after_reading_holds_every_image():
     rejected(ex.q4, raw("""
     ds = ds.map(load, num_parallel_calls=AUTOTUNE).shuffle(len(paths), seed=seed)
     return ds.batch(batch_size)
-    """), "holds 20,000 decoded images")
+    """), "holds up to 20,000 decoded images")
+
+
+def test_q4_a_prefetch_of_every_image():
+    rejected(ex.q4, raw("""
+    ds = ds.shuffle(len(paths), seed=seed).map(load, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(len(paths)).batch(batch_size)
+    """), "prefetch(20,000)", "holds up to 20,000 decoded images")
 
 
 def test_q4_an_in_memory_cache_of_the_raw_images():

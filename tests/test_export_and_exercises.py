@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -186,3 +187,32 @@ def test_a_deleted_export_shows_as_drift_but_is_never_deleted_silently(tmp_path)
     with pytest.raises(FileNotFoundError, match="no longer exist"):
         export.export(notebooks, package)
     assert "X = 1" in (package / "mod.py").read_text()
+
+
+def test_loader_checks_images_float32_in_0_1_scaled_once():
+    """loader_checks.check_images, which every PyDataset check and lesson 08's run: each wrong kind named."""
+    import numpy as np
+
+    from seedlings_utils.exercises.loader_checks import check_images
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.uint8)
+    assert check_images(pixels.astype(np.float32) / 255, "x").dtype == np.float32
+    for wrong, phrase in [(pixels, "uint8 values up to"), (pixels.astype(np.float32), "not scaled to [0, 1]"),
+                          (pixels.astype(np.float32) / 255 / 255, "scaled twice"),
+                          (pixels.astype(np.float32) / 127.5 - 1, "values down to -1.00"),
+                          (pixels / 255, "dtype float64")]:
+        with pytest.raises(Incorrect, match=re.escape(phrase)):
+            check_images(wrong, "x")
+
+
+def test_loader_checks_refuse_a_data_set_too_small_to_tell_a_few_batches_from_all(tmp_path):
+    """A check's author learns at once that the data set must be larger than min_count(batch_size)."""
+    import numpy as np
+
+    from seedlings_utils.exercises import lesson05
+    from seedlings_utils.exercises.loader_checks import check_pydataset, min_count
+
+    npy_batches = lesson05.q1.solution_namespace()["NpyBatches"]
+    names = lesson05._noise_npy_folder(tmp_path, min_count(2) - 10)
+    with pytest.raises(ValueError, match="too small to tell a few batches from all of them"):
+        check_pydataset(lambda **kw: npy_batches(tmp_path, names, np.arange(len(names)), batch_size=2, **kw), 2)

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from ..flatten import FLAT_SEPARATOR, unique_name
 from . import Exercise, Incorrect, image_number, pixel_value
-from ._held_in_memory import held_by, noise_png, refuse_if_all_held
+from .loader_checks import held_by, noise_png, refuse_if_all_held
 
 #: The checker's tree for exercise 1: the species is the SECOND folder; two fields hold ``Maize/1.png``, and a
 #: species name has a space.
@@ -58,9 +58,11 @@ def _check_fields(flatten_fields) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "fields"
         image_bytes = _write_images(root, FIELDS)
-        flatten_fields(root, Path(tmp) / "warm_up")  # a first run: imports and the like are not counted
+        for copy in ("warm", "again"):  # copies: an answer that keeps what it read finds nothing of these kept
+            _write_images(Path(tmp) / copy, FIELDS)
+        flatten_fields(Path(tmp) / "warm", Path(tmp) / "warm_up")  # a first run: imports and the like not counted
         held, _ = held_by(lambda: flatten_fields(str(root), str(Path(tmp) / "all_images")),  # folders as text
-                          lambda: flatten_fields(root, Path(tmp) / "all_images_2"))
+                          lambda: flatten_fields(Path(tmp) / "again", Path(tmp) / "all_images_2"))
         refuse_if_all_held(held, len(FIELDS), image_bytes, NOT_IN_MEMORY)
         _check_sources_kept(root, FIELDS)
         out_dir = Path(tmp) / "all_images"
@@ -115,13 +117,18 @@ def _check_links(link_into_one_folder) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         train_dir, out_dir = Path(tmp) / "train", Path(tmp) / "all_images"
         image_bytes = _write_images(train_dir, TREE)
-        images = []
-        for relative in TREE:
-            species, *inside = PurePosixPath(relative).parts
-            images.append((train_dir / relative, species, PurePosixPath(*inside)))
+        _write_images(Path(tmp) / "again", TREE)  # a copy: an answer that keeps what it read finds nothing of it
+
+        def listed(folder: Path) -> list:
+            parts = [PurePosixPath(relative).parts for relative in TREE]
+            return [(folder / relative, species, PurePosixPath(*inside))
+                    for relative, (species, *inside) in zip(TREE, parts, strict=True)]
+
+        images = listed(train_dir)
         expected = [unique_name(species, file) for _, species, file in images]
+        again = listed(Path(tmp) / "again")
         held, (names, _) = held_by(lambda: link_into_one_folder(images, out_dir),
-                                   lambda: link_into_one_folder(images, Path(tmp) / "all_images_2"))
+                                   lambda: link_into_one_folder(again, Path(tmp) / "all_images_2"))
         refuse_if_all_held(held, len(TREE), image_bytes, "A hard link is made without reading the image at all.")
         if names is None or list(names) != expected:
             raise Incorrect(f"it returned {names!r}; copy_into_one_folder returns the new names in order: "

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from . import Exercise, Incorrect, image_number, pixel_value, tiny_image_folder
+from .loader_checks import check_images, check_kwargs_reach_keras, check_pydataset, min_count, numbered_noise_png
 
 COUNT, BATCH, SIZE, WORKERS = 10, 4, 8, 3  # 10 images in batches of 4: 4 + 4 + 2, the last one partial
 SIZES = [4, 4, 2]
+#: The memory checks' data set (:func:`~seedlings_utils.exercises.loader_checks.check_pydataset`): enough images
+#: of noise, in batches of MEMORY_BATCH, that holding them all is far more than a few batches.
+MEMORY_BATCH, MEMORY_SIZE = 2, 32
+MEMORY_COUNT = min_count(MEMORY_BATCH)
 
 
 def _pydataset_class(answer, name: str):
@@ -28,15 +32,6 @@ def _pydataset_class(answer, name: str):
         raise Incorrect(f"pass the class itself, `ex.qN.check({name})`, a subclass of keras.utils.PyDataset "
                         f"(got {answer!r})")
     return answer
-
-
-def _check_scale(images: np.ndarray, where: str) -> None:
-    top = float(np.max(images))
-    if top > 1.0 + 1e-6:
-        raise Incorrect(f"{where}: values up to {top:.0f}: not scaled. Divide the 0-255 pixels by 255, once")
-    if top <= 1 / 255 + 1e-6:
-        raise Incorrect(f"{where}: every value is at most {top:.4f} (1/255 = 0.0039): scaled twice, like the 2019 "
-                        "recipe. Divide by 255 exactly once")
 
 
 def _batch(batch, i: int) -> tuple[np.ndarray, list[int], list[int]]:
@@ -50,7 +45,7 @@ def _batch(batch, i: int) -> tuple[np.ndarray, list[int], list[int]]:
                         f"image_size={SIZE}: np.stack the batch's images, each (image_size, image_size, 3)")
     if len(labels) != len(images):
         raise Incorrect(f"batch {i}: {len(images)} images but {len(labels)} labels: one label per image")
-    _check_scale(images, f"batch {i}")
+    check_images(images, f"batch {i}")
     return images, [image_number(image) for image in images], [int(v) for v in labels.ravel()]
 
 
@@ -75,26 +70,29 @@ def _npy_folder(folder: str, count: int, shift: int = 0) -> list[str]:
     return names
 
 
+def _noise_npy_folder(folder: Path, count: int) -> list[str]:
+    """``count`` .npy files of uint8 noise (MEMORY_SIZE px): the memory check's data set."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = [f"noise_{i:04d}.npy" for i in range(count)]
+    for name in names:
+        np.save(folder / name, rng.integers(0, 256, (MEMORY_SIZE, MEMORY_SIZE, 3), dtype=np.uint8))
+    return names
+
+
+def _noise_png_folder(folder: Path, count: int) -> list[str]:
+    """``count`` numbered PNGs of noise (MEMORY_SIZE px): the memory check's data set."""
+    names = [f"noise_{i:04d}.png" for i in range(count)]
+    for i, name in enumerate(names):
+        numbered_noise_png(folder / name, i, MEMORY_SIZE)
+    return names
+
+
 def _build_npy(cls, folder: str, names: list[str]):
+    """The answer over ``names``, read by WORKERS threads, once its keyword arguments are seen to reach Keras."""
     labels = np.arange(len(names))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            ds = cls(folder, np.array(names), labels, batch_size=BATCH, workers=WORKERS)
-        except TypeError as err:
-            if "workers" in str(err) or "unexpected keyword" in str(err):
-                raise Incorrect(f"{cls.__name__}(..., workers={WORKERS}) failed ({err}): accept **kwargs in "
-                                "__init__ and pass them on with super().__init__(**kwargs)") from err
-            raise
-        workers = ds.workers  # Keras warns here when super().__init__ was never called
-    if any("super().__init__" in str(w.message) for w in caught):
-        raise Incorrect("Keras warned 'Your `PyDataset` class should call `super().__init__(**kwargs)`': your "
-                        f"__init__ never calls it, so the workers={WORKERS} you passed were lost and Keras would "
-                        "load with 1 worker. Start __init__ with super().__init__(**kwargs)")
-    if workers != WORKERS:
-        raise Incorrect(f"workers={WORKERS} was passed, but Keras sees workers={workers}: hand the keyword "
-                        "arguments on, super().__init__(**kwargs), not super().__init__()")
-    return ds
+    check_kwargs_reach_keras(lambda **kw: cls(folder, np.array(names), labels, batch_size=BATCH, **kw), cls.__name__)
+    return cls(folder, np.array(names), labels, batch_size=BATCH, workers=WORKERS)
 
 
 def _held_pixels(ds) -> int:
@@ -161,12 +159,14 @@ def _check_npy(answer) -> str:
             raise Incorrect("the files changed on disk between two epochs, yet the second epoch returned the images "
                             "of the first: your data set keeps the images it has read, a cache that grows to the "
                             "whole data set in memory. Read each batch from disk every time")
-        if _held_pixels(ds) >= COUNT * one_image:
-            raise Incorrect(f"after an epoch your data set holds {_held_pixels(ds)} bytes of arrays, as much as all "
-                            f"{COUNT} images: it keeps every image it read in memory. Keep no pixels between batches")
-    return (f"{COUNT} .npy images with batch_size {BATCH} come as {' + '.join(map(str, SIZES))}, float32 in [0, 1], "
-            f"each with its label, read from disk when asked (the files changed between epochs and your batches "
-            f"followed), with workers={WORKERS}.")
+    with tempfile.TemporaryDirectory() as folder:
+        names = _noise_npy_folder(Path(folder), MEMORY_COUNT)
+        labels = np.arange(MEMORY_COUNT)
+        held = check_pydataset(lambda **kw: cls(folder, np.array(names), labels, batch_size=MEMORY_BATCH, **kw),
+                               MEMORY_BATCH, name=cls.__name__)
+    return (f"{COUNT} .npy images with batch_size {BATCH} come as {' + '.join(map(str, SIZES))}, each with its "
+            f"label, read from disk when asked (the files changed between epochs and your batches followed); "
+            f"with workers={WORKERS}; {held}.")
 
 
 def _orders(cls, folder: str, names: list[str], seed: int, epoch: int, epochs: int) -> list[list[int]]:
@@ -227,8 +227,14 @@ def _check_shuffled(answer) -> str:
                             "gives orders that depend on how many epochs this object has lived through, which a new "
                             "runtime forgets: draw each epoch's order from (seed, epoch) alone, "
                             "np.random.default_rng([seed, epoch]).permutation(n)")
+    with tempfile.TemporaryDirectory() as folder:
+        names = _noise_png_folder(Path(folder), MEMORY_COUNT)
+        labels = np.arange(MEMORY_COUNT)
+        held = check_pydataset(lambda **kw: cls(folder, np.array(names), labels, batch_size=MEMORY_BATCH,
+                                                image_size=MEMORY_SIZE, seed=0, epoch=0, **kw),
+                               MEMORY_BATCH, name=cls.__name__)
     return ("every epoch reads each image once, with its label, in a new order; the seed repeats the orders, and a "
-            "run resumed at epoch 3 reads exactly what the third epoch of a run from the start read.")
+            f"run resumed at epoch 3 reads exactly what the third epoch of a run from the start read; {held}.")
 
 
 #: The loaders the third exercise describes: what one image costs, and what the right setting must satisfy.

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import Exercise, Incorrect, image_number, tiny_image_folder
+from .loader_checks import check_pydataset, min_count, numbered_noise_png, watch
 
 #: The checkers' own cache: 11 images of 8 x 8 px in shards of 4, 4 and 3 (image k is red ``pixel_value(k)``).
 COUNT, SHARD_SIZE, SIZE = 11, 4, 8
@@ -34,6 +35,25 @@ def _tiny_cache(count: int = COUNT, shard_size: int = SHARD_SIZE, size: int = SI
         images = Path(tmp) / "images"
         names = tiny_image_folder(images, count)
         yield build_image_cache(images, names, size, Path(tmp) / "cache", shard_size=shard_size, progress=False)
+
+
+#: The shared memory check's cache (:func:`~seedlings_utils.exercises.loader_checks.check_pydataset`): images of
+#: noise, enough of them in batches of MEMORY_BATCH that holding them all is far more than a few batches.
+MEMORY_BATCH, MEMORY_SHARD, MEMORY_SIZE = 2, 16, 32
+MEMORY_COUNT = min_count(MEMORY_BATCH)
+
+
+@contextlib.contextmanager
+def _noise_cache(count: int, shard_size: int, size: int) -> Iterator[Path]:
+    """A cache of ``count`` images of noise (``size`` px), built by the lesson's ``build_image_cache``."""
+    from ..cache import build_image_cache
+
+    with tempfile.TemporaryDirectory() as tmp:
+        names = [f"noise_{i:04d}.png" for i in range(count)]
+        for i, name in enumerate(names):
+            numbered_noise_png(Path(tmp) / "images" / name, i, size)
+        yield build_image_cache(Path(tmp) / "images", names, size, Path(tmp) / "cache", shard_size=shard_size,
+                                progress=False)
 
 
 @contextlib.contextmanager
@@ -88,26 +108,6 @@ def _check_pixels(images, what: str) -> None:
                         "and not what Keras expects; convert first: `.astype(np.float32) / 255.0`")
 
 
-@contextlib.contextmanager
-def _held_memory() -> Iterator[dict]:
-    """The most memory NumPy (and Python) allocated at once while the block ran, beyond what was there before:
-    ``held["peak"]`` in bytes. Pages of memory-mapped files are not allocations: reading through a map is free."""
-    import tracemalloc
-
-    held = {"peak": 0}
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    tracemalloc.reset_peak()
-    try:
-        yield held
-    finally:
-        held["peak"] = tracemalloc.get_traced_memory()[1] - base
-        if started:
-            tracemalloc.stop()
-
-
 def _everything_in_memory(held: int, total: int, what: str, allowance: int = 0) -> None:
     """``what`` held (beyond ``allowance``, e.g. the batch it returns) more than half the images' bytes at once."""
     if held - allowance >= 0.6 * total:
@@ -128,9 +128,9 @@ def _check_resize_cache(resize_cache) -> str:
         resize_cache(warm, out, 4)  # a first call imports what it needs: not part of what it holds
     with _tiny_cache(Q1_COUNT, Q1_SHARD, Q1_SIZE) as cache, tempfile.TemporaryDirectory() as out:
         total = Q1_COUNT * Q1_SIZE * Q1_SIZE * 3
-        with _npy_reads() as seen, _held_memory() as held:
+        with _npy_reads() as seen, watch() as held:
             shards = resize_cache(cache, out, Q1_NEW)
-        _everything_in_memory(held["peak"], total, "resize_cache")
+        _everything_in_memory(held.peak_bytes, total, "resize_cache")
         _full_reads(seen, writes_allowed=True)
         info = read_cache_info(cache)
         expected = list(info["shards"])
@@ -266,18 +266,22 @@ def _check_streaming_cache(StreamingCache) -> str:  # noqa: N803 (the learner's 
     with _tiny_cache(Q1_COUNT, Q1_SHARD, Q1_SIZE) as cache:
         ds = StreamingCache(cache, np.zeros(Q1_COUNT, np.int64), batch_size=2)
         ds[0]  # a first batch may import or open what it needs
-        with _held_memory() as held:
+        with watch() as held:
             ds[len(ds) - 1]
         float_batch = 2 * Q1_SIZE * Q1_SIZE * 3 * 4
         try:
-            _everything_in_memory(held["peak"], Q1_COUNT * Q1_SIZE * Q1_SIZE * 3, "reading one batch",
+            _everything_in_memory(held.peak_bytes, Q1_COUNT * Q1_SIZE * Q1_SIZE * 3, "reading one batch",
                                   allowance=2 * float_batch)
         except Incorrect as err:
             raise Incorrect(f"{err}. Here load_batch reads the whole cache for every batch: np.concatenate (or "
                             "np.vstack) of the memory maps copies every image into new memory each time, even "
                             "when only a few rows are kept. Index each shard's map with its own rows instead") from None
+    with _noise_cache(MEMORY_COUNT, MEMORY_SHARD, MEMORY_SIZE) as cache:
+        held = check_pydataset(lambda **kw: StreamingCache(cache, np.zeros(MEMORY_COUNT, np.int64),
+                                                           batch_size=MEMORY_BATCH, **kw), MEMORY_BATCH,
+                               name="StreamingCache")
     return ("the same batches as ConcatenatedCache, only memory maps held between batches, and each batch "
-            "copies only its own images.")
+            f"copies only its own images; {held}.")
 
 
 q2 = Exercise(

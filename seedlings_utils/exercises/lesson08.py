@@ -2,7 +2,8 @@
 a cache file without losing the shuffle; the chain for a new file format (raw bytes).
 
 Each check first builds the learner's pipeline for :data:`N` file names (without reading them) and reads
-back what every buffer would hold with :func:`~seedlings_utils.tfdata_inspect.pipeline_steps`; then it runs the
+back what every buffer would hold (:func:`~seedlings_utils.exercises.loader_checks.check_pipeline`: a few
+batches of decoded images at most, anywhere; exercise 3's shuffle after its cache file up to 1,000); then it runs the
 pipeline on a few numbered images of its own (:func:`~seedlings_utils.exercises.tiny_image_folder`), whose
 labels are their numbers, so that a label next to the wrong picture shows.
 """
@@ -15,13 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from . import Exercise, Incorrect, image_number, tiny_image_folder
+from .loader_checks import FEW_BATCHES, check_images, check_pipeline, decoded_before_the_pipeline, few
 
 #: File names the checks build each pipeline for (only its graph is built: no file is read).
 N = 20_000
 #: Images in the checks' own folder, and the size and batch the checks ask for.
 COUNT, SIZE, BATCH = 12, 8, 5
-#: The most decoded images a buffer may hold in exercise 3 ("at most 1,000") and, as "a few batches", in 1.
-BOUND_Q3, BOUND_Q1 = 1000, 4096
+#: The most decoded images exercise 3's shuffle after the cache file may hold ("at most 1,000"); every other buffer
+#: of every exercise holds a few batches at most (:func:`~seedlings_utils.exercises.loader_checks.check_pipeline`).
+BOUND_Q3 = 1000
 #: Bytes of one uint8 image at 128 px, for the messages: what a buffer would cost at the full recipe.
 BYTES_128 = 128 * 128 * 3
 
@@ -49,12 +52,12 @@ def _steps(ds):
     return pipeline_steps(ds)
 
 
-def _decoding(steps, what: str, in_memory_check: bool = False) -> int:
+def _decoding(steps, what: str) -> int:
     """Index of the map that reads and decodes the files."""
     for i, step in enumerate(steps):
         if step.kind == "map" and step.decodes:
             return i
-    if in_memory_check and _holds_decoded_images(steps):
+    if decoded_before_the_pipeline(steps):
         raise Incorrect(f"`{what}` starts from images decoded before the pipeline: every image of the data set is "
                         f"held in memory (100,000 at 128 px: {_gigabytes(100_000)}). Start from the file paths and "
                         "decode inside the pipeline, in a map")
@@ -62,35 +65,10 @@ def _decoding(steps, what: str, in_memory_check: bool = False) -> int:
                     "(`ds.map(lambda path, label: (decode_and_resize(path, image_size), label), ...)`)")
 
 
-def _holds_decoded_images(steps) -> bool:
-    """True when a source step's elements are already images (a tensor of rank 3 or more per element)."""
-    return any(step.kind == "source" and step.image_source for step in _all_steps(steps))
-
-
-def _all_steps(steps):
-    for step in steps:
-        yield step
-        for branch in step.branches:
-            yield from _all_steps(branch)
-
-
-def _images_held(steps, start: int, batch_size: int) -> list[tuple[int, int]]:
-    """``(step index, images held)`` for each shuffle from ``start`` on (one after ``batch`` holds batches)."""
-    held, per_element = [], 1
-    for i, step in enumerate(steps[start:], start):
-        if step.kind == "batch":
-            per_element = batch_size
-        elif step.kind == "shuffle":
-            held.append((i, step.buffer_size * per_element))
-    return held
-
-
-def _no_cache_in_memory(steps, decoded: int) -> None:
-    for step in steps[decoded:]:
-        if step.kind == "cache" and not step.filename:
-            raise Incorrect(f"`.cache()` without a file name keeps every decoded image in memory from the first "
-                            f"epoch on: {N:,} images here, and 100,000 images at 128 px would take "
-                            f"{_gigabytes(100_000)}. Remove it (exercise 3 caches to a file instead).")
+def _bounded(ds, what: str, allowed: dict[int, int] | None = None) -> tuple[list, int]:
+    """The pipeline's steps and its decoding map, once no buffer is seen to hold more than a few batches."""
+    steps, decoded = check_pipeline(ds, BATCH, what, allowed)
+    return steps, _decoding(steps, what) if decoded is None else decoded
 
 
 def _names_shuffled(steps, decoded: int, n: int) -> None:
@@ -140,12 +118,9 @@ def _check_batches(images: list[np.ndarray], labels: np.ndarray, what: str, epoc
     x = np.concatenate(images)
     if x.shape[1:] != (SIZE, SIZE, 3):
         raise Incorrect(f"images of shape {x.shape[1:]}, expected ({SIZE}, {SIZE}, 3) for image_size={SIZE}")
-    if x.dtype != np.float32:
-        raise Incorrect(f"images are {x.dtype}, expected float32 in [0, 1]: `tf.cast(images, tf.float32) / 255.0`")
-    if x.max() > 1.0:
-        raise Incorrect(f"images go up to {x.max():.0f}: divide by 255 to bring them into [0, 1]")
-    if x.max() < 0.4:
+    if x.dtype == np.float32 and 1 / 255 < x.max() < 0.4:
         raise Incorrect(f"the brightest value is {x.max():.4f}, not about 0.5: the images were divided by 255 twice")
+    check_images(x, f"epoch {epoch}'s images")
     numbers = [image_number(image) for image in x]
     if sorted(numbers) != list(range(COUNT)):
         missing = sorted(set(range(COUNT)) - set(numbers))
@@ -170,17 +145,11 @@ def _check_bounded(answer, what: str = "bounded_pipeline", make_files=tiny_image
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         names = make_files(folder, COUNT)
-        paths = _repeated_paths(folder, names, N)
-        steps = _steps(_as_dataset(answer, what, paths, np.zeros(N, np.int64), SIZE, BATCH, 0))
-        decoded = _decoding(steps, what, True)
-        _no_cache_in_memory(steps, decoded)
-        for _, images in _images_held(steps, decoded, BATCH):
-            if images > BOUND_Q1:
-                raise Incorrect(f"a shuffle after decoding holds {images:,} decoded images in its buffer "
-                                f"({_gigabytes(images)} at 128 px; the whole data set when it is len(paths)). "
-                                "Shuffle the file names, before the decoding map, instead.")
-        _names_shuffled(steps, decoded, N)
         ds = _as_dataset(answer, what, [str(folder / name) for name in names], np.arange(COUNT), SIZE, BATCH, 0)
+        _bounded(ds, what)  # images decoded before the pipeline show here, on a few files
+        paths = _repeated_paths(folder, names, N)
+        steps, decoded = _bounded(_as_dataset(answer, what, paths, np.zeros(N, np.int64), SIZE, BATCH, 0), what)
+        _names_shuffled(steps, decoded, N)
         orders = []
         for epoch in (1, 2):
             images, labels = _batches(ds, what)
@@ -189,7 +158,7 @@ def _check_bounded(answer, what: str = "bounded_pipeline", make_files=tiny_image
     if orders[0] == orders[1]:
         raise Incorrect("epochs 1 and 2 came in the same order: shuffle anew every epoch")
     return ("the names are shuffled before decoding (all of them: a full new order each epoch), and "
-            "no buffer holds more than a few batches of images")
+            f"no buffer holds more than a few batches of images ({FEW_BATCHES} batches of {BATCH}: {few(BATCH)})")
 
 
 q1 = Exercise(
@@ -248,8 +217,9 @@ def _check_labelled(answer) -> str:
                             "with deterministic=False an image that decodes fast overtakes a slow one and "
                             "every later label sits next to the wrong picture. Start from one dataset of "
                             "(path, label) pairs and map a function of both that returns (image, label).")
-        decoded = _decoding(steps, "labelled_images", True)
-        _no_cache_in_memory(steps, decoded)
+        decoded = _decoding(steps, "labelled_images")  # images decoded before the pipeline show here, on a few files
+        _bounded(_as_dataset(answer, "labelled_images", _repeated_paths(folder, names, N), np.zeros(N, np.int64), SIZE),
+                 "labelled_images")
         step = steps[decoded]
         if not step.parallel or step.deterministic != "false":
             raise Incorrect("decoding must stay parallel and unordered (`num_parallel_calls=AUTOTUNE, "
@@ -308,9 +278,13 @@ def _check_cached(answer) -> str:
         folder = Path(tmp) / "images"
         names = tiny_image_folder(folder, COUNT)
         graph_cache = str(Path(tmp) / "graph" / "cache")
-        steps = _steps(_as_dataset(answer, "cached_pipeline", _repeated_paths(folder, names, N),
-                                   np.zeros(N, np.int64), SIZE, BATCH, 0, graph_cache))
-        decoded = _decoding(steps, "cached_pipeline", True)
+        few_files = _as_dataset(answer, "cached_pipeline", [str(folder / name) for name in names], np.arange(COUNT),
+                                SIZE, BATCH, 0, graph_cache)
+        _decoding(_steps(few_files), "cached_pipeline")  # images decoded before the pipeline show here, on a few files
+        ds_graph = _as_dataset(answer, "cached_pipeline", _repeated_paths(folder, names, N), np.zeros(N, np.int64),
+                               SIZE, BATCH, 0, graph_cache)
+        steps = _steps(ds_graph)
+        decoded = _decoding(steps, "cached_pipeline")
         caches = [i for i, s in enumerate(steps) if s.kind == "cache"]
         if not caches:
             raise Incorrect("there is no `.cache(cache_file)`: every epoch decodes every image again")
@@ -327,11 +301,14 @@ def _check_cached(answer) -> str:
             raise Incorrect("the cache holds whole batches, so a shuffle after it can only move whole batches "
                             "and the same images share a batch in every epoch: cache single images and batch "
                             "after the shuffle")
-        for i, images in _images_held(steps, decoded, BATCH):
-            if images > BOUND_Q3:
-                where = "after the cache" if i > cache else "after decoding"
-                raise Incorrect(f"the shuffle {where} holds {images:,} decoded images ({_gigabytes(images)} at "
-                                f"128 px): the task allows {BOUND_Q3:,} at most")
+        for i, step in enumerate(steps[cache:], cache):
+            if step.kind == "shuffle" and step.buffer_size > BOUND_Q3 and not any(s.kind == "batch"
+                                                                                 for s in steps[cache:i]):
+                raise Incorrect(f"the shuffle after the cache holds {step.buffer_size:,} decoded images "
+                                f"({_gigabytes(step.buffer_size)} at 128 px): the task allows {BOUND_Q3:,} at most")
+        unbatched = [i for i, s in enumerate(steps[cache:], cache) if s.kind == "shuffle"
+                     and not any(b.kind == "batch" for b in steps[cache:i])]
+        _bounded(ds_graph, "cached_pipeline", {i: BOUND_Q3 for i in unbatched})
         after = [s for s in steps[cache:] if s.kind == "shuffle"]
         if not after:
             raise Incorrect("nothing shuffles after the cache: it replays the first epoch's order, so every "
