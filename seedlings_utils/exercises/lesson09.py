@@ -375,8 +375,8 @@ def _check_fast_photos(FastPhotos) -> str:  # noqa: N803 (the learner's class)
     import tempfile
     import warnings
 
-    from ._held_in_memory import watch
     from .lesson05 import _pydataset_class
+    from .loader_checks import watch
 
     cls = _pydataset_class(FastPhotos, "FastPhotos")
     _warm_up()

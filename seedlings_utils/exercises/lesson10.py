@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import Exercise, Incorrect, image_number, tiny_image_folder
-from ._held_in_memory import held_by, noise_png
+from .loader_checks import held_by, noise_png
 
 #: (images, processes) the shard check tries: even and odd splits, more processes than a remainder, and
 #: fewer images than processes (some shards are then empty, which must still be an even split).
