@@ -172,6 +172,22 @@ def test_lesson_10_left_a_job_that_trained_in_step(executed_lessons):
     assert Job.read(crash, processes).weights_identical()
 
 
+def test_lesson_12_read_every_shard_from_the_bucket_and_its_cache_saved_the_second_epoch(executed_lessons):
+    """What lesson 12 left: an index whose shards hold the training set once, and a whole-data-set cache that
+    downloaded nothing in epoch 2 (a smaller one downloaded again), equal steps for every process."""
+    from seedlings_utils.split import load_split
+
+    data_dir, _ = executed_lessons
+    shards = data_dir / "shards"
+    summary = json.loads((shards / "summary.json").read_text())
+    index = json.loads((shards / "index.json").read_text())
+    x_train = load_split(data_dir)[0]
+    assert summary["images"] == len(x_train) == sum(shard["count"] for shard in index["shards"])
+    assert summary["shards"] == len(index["shards"]) and summary["epoch_2_downloads"]["whole data set"] == 0
+    assert summary["epoch_2_downloads"]["small"] > 0 or summary["shards"] <= summary["cache_shards"]
+    assert summary["steps_each"] >= 1 and len(summary["naive_steps"]) == summary["processes"]
+
+
 @pytest.mark.slow
 def test_lesson_11_killed_runs_resumed_to_the_uninterrupted_runs_samples_and_weights(executed_lessons):
     """What lesson 11's training processes wrote: each route killed with SIGKILL in epoch 1 and resumed."""
