@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tqdm.auto import tqdm
 
-from .errors import DataSourceError
 from .files import write_text_atomically
+from .sources import DataSourceError
 
 SCHEMES = ("http", "https", "file")
 PART_SUFFIX = ".part"

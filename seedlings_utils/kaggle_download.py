@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataSourceError
 from .files import write_text_atomically
 from .platform_info import is_colab
+from .sources import DataSourceError
 
 COMPETITION = "plant-seedlings-classification"
 RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"

@@ -1,9 +1,12 @@
-"""Where the course runs: Colab or not, the platform, the installed versions and whether they are new enough."""
+"""Where the course runs: Colab or not, the platform, the installed versions and whether they are new enough, and
+the lines its libraries print to a terminal at start-up that say nothing to a learner (the lesson runner, the site
+and the training-process launcher hide them)."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -79,3 +82,18 @@ def describe_platform(tensorflow: bool = True) -> str:
     if problems:
         lines.append("WARNING, these packages are too old or missing: " + "; ".join(problems))
     return "\n".join(lines)
+
+
+#: TensorFlow's and XLA's C++ start-up lines (glog's ``I0000 ...``, printed before TF_CPP_MIN_LOG_LEVEL is read),
+#: the kernel's transport notice, nbformat's cell-id notice, and the kernel's shutdown message.
+TERMINAL_NOISE = re.compile(
+    r"^[EWI]\d{4} |absl::InitializeLog|All log messages before absl|cudart_stub\.cc|cuda_(dnn|fft|blas|executor)"
+    r"|cuInit|Unable to register cu|computation_placer|oneDNN custom operations|Kernel is running over TCP"
+    r"|MissingIDFieldWarning|_validate\(nbdict|KeyboardInterrupt caught in kernel"
+    r"|This TensorFlow binary is optimized|rebuild TensorFlow with"
+)
+
+
+def is_noise(line: str) -> bool:
+    """True for a start-up line of :data:`TERMINAL_NOISE`."""
+    return bool(TERMINAL_NOISE.search(line))

@@ -29,8 +29,8 @@ import keras
 import numpy as np
 
 from .dataset import SeedlingsDataset
+from .platform_info import is_noise
 from .split import load_split
-from .terminal import is_noise
 
 WORKER_MODULE = "seedlings_utils.worker"  # what every process runs: python -m seedlings_utils.worker ...
 

@@ -21,12 +21,16 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from .errors import DataSourceError
 from .files import folder_replaced_when_done, write_text_atomically
 from .images import has_image_extension
 from .locking import output_lock
 
 SOURCES = ("synthetic", "local", "kaggle", "url")
+
+
+class DataSourceError(RuntimeError):
+    """The raw data could not be obtained (missing credentials, a failed download, a bad archive...): the message
+    says what happened, where, and what to do next."""
 SOURCE_RECORD = ".source.json"
 #: The names a labelled validation folder may have beside ``train/`` (any case); it becomes ``raw/val``.
 VAL_FOLDER_NAMES = ("val", "valid", "validation")

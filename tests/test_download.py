@@ -21,7 +21,7 @@ import pytest
 
 from seedlings_utils import download as download_module
 from seedlings_utils.download import download_url, redact_url, sha256_of
-from seedlings_utils.errors import DataSourceError
+from seedlings_utils.sources import DataSourceError
 
 DATA = random.Random(0).randbytes(300_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from seedlings_utils.errors import DataSourceError
 from seedlings_utils.kaggle_download import (
     COMPETITION,
     RULES_URL,
@@ -25,6 +24,7 @@ from seedlings_utils.kaggle_download import (
     download_competition,
     find_kaggle_credentials,
 )
+from seedlings_utils.sources import DataSourceError
 
 SECRET = "SECRET-KEY-1234"
 ENV_NAMES = ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME",

@@ -22,13 +22,12 @@ from seedlings_utils.all_images import (
     read_skipped,
 )
 from seedlings_utils.earlier_lessons import ensure_split
-from seedlings_utils.errors import DataSourceError
 from seedlings_utils.flatten import FLAT_SEPARATOR
 from seedlings_utils.images import why_unusable
 from seedlings_utils.index import build_index
 from seedlings_utils.parameters import ParameterError, check_fits_data
 from seedlings_utils.results import list_test_images
-from seedlings_utils.sources import fetch_raw_data
+from seedlings_utils.sources import DataSourceError, fetch_raw_data
 from seedlings_utils.split import split_train_val
 from tools.lessons import headline, run_lessons
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from seedlings_utils.data_dirs import resolve_data_dir
 from seedlings_utils.parameters import KNOBS, quick_parameters
-from seedlings_utils.terminal import TERMINAL_NOISE
+from seedlings_utils.platform_info import TERMINAL_NOISE
 
 from .paths import NOTEBOOKS_DIR, lesson_notebooks
 

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from seedlings_utils.config import GITHUB_REF, GITHUB_REPO, REPO_URL
 from seedlings_utils.data_dirs import default_data_dir
-from seedlings_utils.terminal import TERMINAL_NOISE
+from seedlings_utils.platform_info import TERMINAL_NOISE
 
 from .paths import BUILD_DIR, NOTEBOOKS_DIR, REPO_ROOT, lesson_notebooks
 
