@@ -16,7 +16,7 @@ import numpy as np
 from absl import flags
 from tqdm.auto import tqdm
 
-from .processes import default_compile_cache
+from .jobs.launcher import default_compile_cache
 from .resume import FINAL_WEIGHTS, ID_LOG, grain_epochs
 
 #: Written by a process that waits to be killed (seedlings_utils.resume_worker's HoldAt).

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seedlings_utils import processes, train_job, worker
+from seedlings_utils import train_job
 from seedlings_utils.distributed import ShardDataset, process_shard
 from seedlings_utils.exercises import image_number, tiny_image_folder
-from seedlings_utils.processes import Job, WorkerFailed, launch, read_problems
+from seedlings_utils.jobs import launcher as processes
+from seedlings_utils.jobs import worker
+from seedlings_utils.jobs.launcher import Job, WorkerFailed, launch, read_problems
 from tools.paths import NOTEBOOKS_DIR
 
 pytestmark = pytest.mark.long_file(7)  # tests/conftest.py: long files start first
@@ -81,7 +83,7 @@ def test_read_problems_names_each_mistake():
 
 def test_worker_command():
     command = processes.worker_command(data_dir="d", epochs=2, augment=True, workers=None, fail_process=False)
-    assert command[1:] == ["-m", "seedlings_utils.worker", "--data-dir", "d", "--epochs", "2", "--augment"]
+    assert command[1:] == ["-m", "seedlings_utils.jobs.worker", "--data-dir", "d", "--epochs", "2", "--augment"]
 
 
 # ---- the launcher, with stand-in processes (no JAX: seconds) ----
@@ -245,11 +247,11 @@ def run_crash_demo(tmp_path: Path, first_run: WorkerFailed) -> tuple[dict, list[
         (run_dir / "checkpoint.json").write_text('{"epochs_done": 2}')
         return Restarted()
 
-    stub = type("processes", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed,
+    stub = type("jobs", (), {"run_job": staticmethod(run_job), "WorkerFailed": WorkerFailed,
                                     "read_problems": staticmethod(lambda reads, names: [])})
     (tmp_path / "runs" / "crash_demo").mkdir(parents=True)
     (tmp_path / "runs" / "crash_demo" / "checkpoint.json").write_text('{"epochs_done": 1}')
-    namespace = dict(processes=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
+    namespace = dict(jobs=stub, json=json, runs=tmp_path / "runs", DATA_DIR=tmp_path, NUM_PROCESSES=3,
                      GOING_DEEPER=True, DISTRIBUTED_EPOCHS=2, JOB_TIMEOUT=60, options={}, X_train=[])
     exec(crash_demo_cell(), namespace)
     return namespace, calls
@@ -280,10 +282,10 @@ def test_the_going_deeper_jobs_start_nothing_unless_asked(tmp_path, capsys):
     def refuse(*args, **kwargs):
         raise AssertionError("a job was started with GOING_DEEPER = False")
 
-    stub = type("processes", (), {"run_job": staticmethod(refuse), "tensorflow_attempt": staticmethod(refuse),
+    stub = type("jobs", (), {"run_job": staticmethod(refuse), "tensorflow_attempt": staticmethod(refuse),
                                     "TF_ATTEMPT_RECORDED": processes.TF_ATTEMPT_RECORDED})
     for cell in ("10-21", "10-e15", "10-e17"):
-        exec(cells[cell], dict(processes=stub, runs=tmp_path, GOING_DEEPER=False, RUN_TF_ATTEMPT=True,
+        exec(cells[cell], dict(jobs=stub, runs=tmp_path, GOING_DEEPER=False, RUN_TF_ATTEMPT=True,
                                NUM_PROCESSES=2, DISTRIBUTED_EPOCHS=2))
         assert "GOING_DEEPER = True" in capsys.readouterr().out, cell
 
@@ -341,7 +343,7 @@ def test_a_process_waiting_for_a_peer_that_never_comes_is_stopped(tiny_data_dir,
     script = ("import os, runpy, sys, time\n"
               "if os.environ['KERAS_DISTRIBUTION_PROCESS_ID'] == '1':\n    time.sleep(300)\n"
               "sys.argv = ['worker'] + sys.argv[1:]\n"
-              "runpy.run_module('seedlings_utils.worker', run_name='__main__')")
+              "runpy.run_module('seedlings_utils.jobs.worker', run_name='__main__')")
     command = [PY, "-c", script] + processes.worker_command(
         data_dir=tiny_data_dir, out_dir=tmp_path / "job", **TINY)[3:]
     with pytest.raises(WorkerFailed, match=r"ran past its time limit \(timeout = 20 s\)"):

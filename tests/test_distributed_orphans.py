@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from seedlings_utils import processes, worker
+from seedlings_utils.jobs import launcher as processes
+from seedlings_utils.jobs import worker
 
 from .test_distributed import TINY
 from .test_distributed import tiny_data_dir as tiny_data_dir_fixture
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Run by the test as the launcher: the real launch() of ``argv[1]`` (a JSON command) as ``argv[2]`` processes.
 LAUNCHER = """
 import json, sys
-from seedlings_utils.processes import launch
+from seedlings_utils.jobs.launcher import launch
 launch(json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], timeout=300, show="none", compile_cache=None)
 """
 
@@ -41,7 +42,7 @@ import os, sys, time
 from pathlib import Path
 here, i = Path(sys.argv[1]), int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"])
 (here / f"pid{i}").write_text(str(os.getpid()))
-from seedlings_utils import processes
+from seedlings_utils.jobs import launcher as processes
 if i == 1:
     processes._watch_launcher = lambda launcher, poll: None
 if i == 2:
@@ -151,7 +152,7 @@ def test_a_process_started_by_hand_is_not_guarded(monkeypatch):
 
 
 def test_the_worker_entry_guards_itself_before_anything_else(monkeypatch):
-    """``python -m seedlings_utils.worker`` (training and the TensorFlow attempt) calls the guard first."""
+    """``python -m seedlings_utils.jobs.worker`` (training and the TensorFlow attempt) calls the guard first."""
     calls = []
     monkeypatch.setattr(worker, "stop_with_launcher", lambda: calls.append("guard"))
     monkeypatch.setattr(worker, "_tensorflow_worker", lambda: calls.append("tensorflow"))
@@ -168,7 +169,7 @@ def test_real_training_processes_stop_when_their_launcher_is_killed(tiny_data_di
     """The issue's reproduction: a job of two real training processes, its launcher killed while they train."""
     run_dir = tmp_path / "job"
     options = {**TINY, "epochs": 100_000}  # would train for hours
-    script = ("import sys\nfrom seedlings_utils.processes import run_job\n"
+    script = ("import sys\nfrom seedlings_utils.jobs.launcher import run_job\n"
               f"run_job(sys.argv[1], sys.argv[2], 2, timeout=3600, show='none', **{options!r})")
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
     launcher = subprocess.Popen([PY, "-c", script, str(tiny_data_dir), str(run_dir)], env=env, text=True,

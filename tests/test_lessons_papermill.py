@@ -151,7 +151,7 @@ def test_headline_reports_the_numbers_of_two_classes(lessons):
 @pytest.mark.slow
 def test_lesson_10_left_a_job_that_trained_in_step(executed_lessons):
     """What lesson 10 left in DATA_DIR (every lesson run once, in order, with the quick parameters)."""
-    from seedlings_utils.processes import Job, read_problems
+    from seedlings_utils.jobs.launcher import Job, read_problems
     from seedlings_utils.split import load_split
 
     data_dir, _ = executed_lessons

@@ -7,7 +7,7 @@ at 1x and 10x the data (it must stay flat: no process holds the data set, or its
 The data set is the course's synthetic one, built by lessons 01-04's own code; the 10x scale is the same
 images hard-linked under new names (copied where links are impossible), so the processes read ten times
 as many files. Every job is a real job of ``python -m tools.distributed`` processes on 127.0.0.1,
-started by :func:`seedlings_utils.processes.run_job`. Speed is measured after the first step of each
+started by :func:`seedlings_utils.jobs.launcher.run_job`. Speed is measured after the first step of each
 epoch (which compiles); peak memory is each process's peak resident memory (``VmHWM``) while training,
 counted from the end of its first step (start-up and compiling, reported apart, depend on whether JAX's
 compilation cache already holds the programs, not on the data). Results go to
@@ -29,8 +29,8 @@ import numpy as np
 from seedlings_utils.earlier_lessons import ALL_IMAGES_DIR, ensure_split
 from seedlings_utils.files import write_text_atomically
 from seedlings_utils.index import CLASSES_FILE
+from seedlings_utils.jobs.launcher import run_job
 from seedlings_utils.platform_info import installed_version
-from seedlings_utils.processes import run_job
 from seedlings_utils.split import load_split, save_split
 
 from .bench_page import run_stamp

@@ -297,7 +297,7 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
         for job_dir in sorted((data_dir / "distributed").glob("*_processes")):
             if not (job_dir / "process_0.json").is_file():
                 continue
-            from seedlings_utils.processes import Job
+            from seedlings_utils.jobs.launcher import Job
 
             job = Job.read(job_dir, int(job_dir.name.split("_")[0]))
             losses = job.losses()[0]

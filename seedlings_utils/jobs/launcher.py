@@ -2,8 +2,8 @@
 
 A launcher that starts N processes on this machine as a cluster launcher (Slurm, Kubernetes, a shell loop over
 ssh) would start one per machine: a free port, a log per process, a timeout, every process stopped when one
-fails or when the launcher itself dies. Each process runs ``python -m seedlings_utils.worker``
-(:mod:`seedlings_utils.worker`). Then :class:`Job` reads back what the processes wrote, :func:`read_problems`
+fails or when the launcher itself dies. Each process runs ``python -m seedlings_utils.jobs.worker``
+(:mod:`seedlings_utils.jobs.worker`). Then :class:`Job` reads back what the processes wrote, :func:`read_problems`
 checks their reads, and :func:`tensorflow_attempt` runs the TensorFlow route
 (``tf.distribute.MultiWorkerMirroredStrategy``) again to see whether it still fails as recorded.
 """
@@ -28,11 +28,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .dataset import SeedlingsDataset
-from .platform_info import is_noise
-from .split import load_split
+from ..dataset import SeedlingsDataset
+from ..platform_info import is_noise
+from ..split import load_split
 
-WORKER_MODULE = "seedlings_utils.worker"  # what every process runs: python -m seedlings_utils.worker ...
+WORKER_MODULE = "seedlings_utils.jobs.worker"  # what every process runs: python -m seedlings_utils.jobs.worker
 
 #: The environment variables ``keras.distribution.initialize`` reads (a cluster launcher sets them).
 ADDRESS_VAR, COUNT_VAR, INDEX_VAR = (
@@ -90,7 +90,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def worker_command(**options) -> list[str]:
-    """``python -m seedlings_utils.worker --data-dir ... --epochs ...`` for these options (``True``: a bare
+    """``python -m seedlings_utils.jobs.worker --data-dir ... --epochs ...`` for these options (``True``: a bare
     flag; ``None`` and ``False``: left out)."""
     command = [sys.executable, "-m", WORKER_MODULE]
     for name, value in options.items():

@@ -1,10 +1,10 @@
-"""The command line every process of a lesson 10 job runs: ``python -m seedlings_utils.worker``.
+"""The command line every process of a lesson 10 job runs: ``python -m seedlings_utils.jobs.worker``.
 
-:func:`~seedlings_utils.processes.launch` starts it N times on this machine; on N machines, run on each (one
+:func:`~seedlings_utils.jobs.launcher.launch` starts it N times on this machine; on N machines, run on each (one
 process per machine; the address is machine 0's)::
 
     KERAS_BACKEND=jax KERAS_DISTRIBUTION_JOB_ADDRESSES=10.0.0.1:1234 KERAS_DISTRIBUTION_NUM_PROCESSES=N \\
-    KERAS_DISTRIBUTION_PROCESS_ID=<0..N-1> python -m seedlings_utils.worker --script train_job.py \\
+    KERAS_DISTRIBUTION_PROCESS_ID=<0..N-1> python -m seedlings_utils.jobs.worker --script train_job.py \\
     --data-dir ... --out-dir ...
 
 Besides the checkpoint, each process writes what the lesson's checks read back: its epochs' times and losses,
@@ -26,9 +26,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .processes import COUNT_VAR, INDEX_VAR, stop_with_launcher
-from .profiling import peak_rss_mb, reset_peak_rss
-from .train_job import train_process
+from ..profiling import peak_rss_mb, reset_peak_rss
+from ..train_job import train_process
+from .launcher import COUNT_VAR, INDEX_VAR, stop_with_launcher
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -94,7 +94,7 @@ def script_train_process(script: str | Path) -> Callable:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """One process of a job (``python -m seedlings_utils.worker``); returns its exit status."""
+    """One process of a job (``python -m seedlings_utils.jobs.worker``); returns its exit status."""
     stop_with_launcher()  # first: a process started by launch() must never outlive it
     parser = argparse.ArgumentParser(description="Train lesson 06's CNN as one of several processes (lesson 10).")
     parser.add_argument("--data-dir", help="DATA_DIR with all_images/ and lesson 04's split (required)")
