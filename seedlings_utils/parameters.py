@@ -297,6 +297,21 @@ def _val_fraction_fits_classes(values: Mapping[str, object], counts: Mapping[str
             f"{math.ceil(low * 1000) / 1000} to {high} fits)."]
 
 
+@data_rule
+def _kill_point_inside_an_epoch(values: Mapping[str, object], counts: Mapping[str, int]) -> list[str]:
+    """Lesson 11: the disconnect must cut an epoch, so it comes before the epoch's last batch."""
+    if not {"KILL_AFTER_BATCH", "BATCH_SIZE"} <= values.keys():
+        return []
+    batches = -(-counts["train_count"] // values["BATCH_SIZE"])  # ceil: the last batch may be short
+    if values["KILL_AFTER_BATCH"] <= batches - 2:
+        return []
+    fits = (f"the largest that fits is {batches - 2}" if batches >= 2 else
+            "none fits: lower BATCH_SIZE so that an epoch has at least 2 batches")
+    return [f"KILL_AFTER_BATCH = {values['KILL_AFTER_BATCH']!r}: with {counts['train_count']} training images in "
+            f"batches of {values['BATCH_SIZE']}, an epoch has {batches} batches (0 to {batches - 1}), so the "
+            f"disconnect must come after one of batches 0 to {batches - 2} to cut an epoch; {fits}."]
+
+
 def check_fits_data(namespace: Mapping[str, object], *, train_count: int, class_count: int,
                     val_count: int = 0) -> None:
     """Check the knobs in ``namespace`` against the data they will run on, before any work: raise one

@@ -1,5 +1,6 @@
-"""Lesson 11's training runs as separate processes: start one, kill it for real in the middle of an epoch, and
-read back what each step trained on (the id log) and the weights it ended with."""
+"""Lesson 11's runs: what the notebook's own runs leave for the tests and ``make lessons`` (:func:`record_run`), and
+its Going deeper runs as separate processes: start one, kill it for real in the middle of an epoch, and read back
+what each step trained on (the id log) and the weights it ended with."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import grain
 import numpy as np
-from absl import flags
 from tqdm.auto import tqdm
 
+from .cache import CachedDataset
 from .jobs.launcher import default_compile_cache
-from .resume import FINAL_WEIGHTS, ID_LOG, grain_epochs
+from .resume import FINAL_WEIGHTS, ID_LOG, grain_epochs, with_workers
+
+#: What :func:`record_run` writes in a run folder of the notebook's own runs.
+STEPS_FILE, REFERENCE_WEIGHTS = "steps.json", "reference_weights.npz"
 
 #: Written by a process that waits to be killed (seedlings_utils.resume_worker's HoldAt).
 HOLDING_FILE = "holding"
@@ -59,10 +63,35 @@ def once_per_epoch(steps: list[tuple[int, int, list[int]]], count: int) -> dict[
     return problems
 
 
-def final_weights(run_dir: str | Path) -> list[np.ndarray]:
-    """The weights a finished run of :func:`train_run` saved, in ``model.get_weights()`` order."""
-    with np.load(Path(run_dir) / FINAL_WEIGHTS) as saved:
+def final_weights(run_dir: str | Path, name: str = FINAL_WEIGHTS) -> list[np.ndarray]:
+    """The weights a finished run saved (``train_run``, or :func:`record_run`), in ``model.get_weights()`` order."""
+    with np.load(Path(run_dir) / name) as saved:
         return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def record_run(run_dir: str | Path, position: dict, steps: list, model, reference: list, reference_model) -> None:
+    """Write what a resumed run of the notebook and its uninterrupted reference trained on, and their weights:
+    ``steps.json`` ({"resumed_from": [epoch, next batch], "resumed": steps, "reference": steps}: the resumed run's
+    steps are those in its final weights), ``final_weights.npz``, ``reference_weights.npz``."""
+    run_dir = Path(run_dir)
+    record = {"resumed_from": [position["epoch"], position["next_batch"]], "resumed": steps, "reference": reference}
+    (run_dir / STEPS_FILE).write_text(json.dumps(record), encoding="utf-8")
+    np.savez(run_dir / FINAL_WEIGHTS, *model.get_weights())
+    np.savez(run_dir / REFERENCE_WEIGHTS, *reference_model.get_weights())
+
+
+class CacheSource:
+    """Lesson 07's memory-mapped cache as a Grain data source: record ``i`` is (image ``i``, its label, ``i``) (the
+    benchmark's Grain loader; the lesson reads the image files, :class:`seedlings_utils.resume.ImageFiles`)."""
+
+    def __init__(self, cache_dir, labels):
+        self.cache = CachedDataset(cache_dir, labels, batch_size=1)  # lesson 07's reader, for its shards
+
+    def __len__(self):
+        return len(self.cache.labels)
+
+    def __getitem__(self, index):
+        return self.cache.load_batch(np.array([index]))[0], self.cache.labels[index], index
 
 
 def _images_and_labels(batch: tuple) -> tuple:
@@ -73,12 +102,8 @@ def grain_training_batches(cache_dir: str | Path, labels, batch_size: int, seed:
                            workers: int = 0) -> grain.IterDataset:
     """:func:`grain_epochs` as ``fit`` takes it, ``(images, labels)`` batches, read by ``workers`` processes (the
     benchmark's Grain loader)."""
-    dataset = grain_epochs(cache_dir, labels, batch_size, seed, epochs).map(_images_and_labels).to_iter_dataset()
-    if not workers:
-        return dataset
-    if not flags.FLAGS.is_parsed():  # google/grain#1355, as in GrainLoader
-        flags.FLAGS.mark_as_parsed()
-    return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    dataset = grain_epochs(CacheSource(cache_dir, labels), batch_size, seed, epochs).map(_images_and_labels)
+    return with_workers(dataset.to_iter_dataset(), workers)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

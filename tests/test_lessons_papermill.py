@@ -190,21 +190,44 @@ def test_lesson_12_read_every_shard_from_the_bucket_and_its_cache_saved_the_seco
 
 @pytest.mark.slow
 def test_lesson_11_killed_runs_resumed_to_the_uninterrupted_runs_samples_and_weights(executed_lessons):
-    """What lesson 11's training processes wrote: each route killed with SIGKILL in epoch 1 and resumed."""
-    from seedlings_utils.resume_runs import final_weights, once_per_epoch, read_id_log, trained_steps
+    """What lesson 11 wrote: its own cells' runs, cut in epoch 1 and resumed in the notebook's process (steps.json and
+    the weights of each route and of its uninterrupted reference), and Going deeper's processes, killed with SIGKILL
+    in epoch 1 and resumed."""
+    from seedlings_utils.resume_runs import (
+        REFERENCE_WEIGHTS,
+        STEPS_FILE,
+        final_weights,
+        once_per_epoch,
+        read_id_log,
+        trained_steps,
+    )
     from seedlings_utils.split import load_split
 
     data_dir, _ = executed_lessons
     runs, count = data_dir / "resume", len(load_split(data_dir)[0])
-    for route in ("position", "grain"):
-        killed, resumed = read_id_log(runs / route)
-        assert killed["steps"][-1][0] == 1 and resumed["start"][0] == 1 and 0 < resumed["start"][1]
-        steps, reference = trained_steps(runs / route), trained_steps(runs / f"{route}_reference")
-        assert steps == reference and once_per_epoch(steps, count) == {0: "", 1: ""}, route
-        weights, expected = final_weights(runs / route), final_weights(runs / f"{route}_reference")
+    batches = -(-count // QUICK_PARAMETERS["BATCH_SIZE"])
+    for route in ("position", "grain"):  # the notebook's own process
+        record = json.loads((runs / route / STEPS_FILE).read_text())
+        assert record["resumed_from"][0] == 1 and 0 < record["resumed_from"][1] < batches, route
+        assert [tuple(step[:2]) for step in record["reference"]] == [(e, b) for e in range(2) for b in range(batches)]
+        assert record["resumed"] == record["reference"], route
+        steps = [tuple(step) for step in record["resumed"]]
+        assert once_per_epoch(steps, count) == {0: "", 1: ""}, route
+        weights, expected = final_weights(runs / route), final_weights(runs / route, REFERENCE_WEIGHTS)
         assert all(np.array_equal(a, b) for a, b in zip(weights, expected, strict=True)), route
-    backup = once_per_epoch(trained_steps(runs / "backup"), count)
+    deep = runs / "processes"  # Going deeper (GOING_DEEPER = True in this run)
+    for route in ("position", "grain"):
+        killed, resumed = read_id_log(deep / route)
+        assert killed["steps"][-1][0] == 1 and resumed["start"][0] == 1 and 0 < resumed["start"][1]
+        steps, reference = trained_steps(deep / route), trained_steps(deep / f"{route}_reference")
+        assert steps == reference and once_per_epoch(steps, count) == {0: "", 1: ""}, route
+        weights, expected = final_weights(deep / route), final_weights(deep / f"{route}_reference")
+        assert all(np.array_equal(a, b) for a, b in zip(weights, expected, strict=True)), route
+    backup = once_per_epoch(trained_steps(deep / "backup"), count)
     assert backup[0] == "" and "trained twice" in backup[1]  # the same check fails for BackupAndRestore alone
+    summary = json.loads((runs / "summary.json").read_text())
+    assert summary["exact"] == {"position": True, "grain": True, "position (killed process)": True,
+                                "grain (killed process)": True}
 
 
 @pytest.mark.slow

@@ -113,3 +113,21 @@ def test_a_setting_the_data_cannot_satisfy_names_the_knob_and_the_largest_value_
     with pytest.raises(ParameterError, match=r"BATCH_SIZE = 64: .* the largest that fits is 40"):
         check_fits_data({"BATCH_SIZE": 64}, train_count=40, class_count=2)
     check_fits_data({"BATCH_SIZE": 40}, train_count=40, class_count=2)
+
+
+def test_a_kill_point_beyond_the_end_of_an_epoch_is_refused_naming_the_largest_that_fits():
+    """Lesson 11: 160 training images in batches of 32 are 5 batches (0 to 4): the disconnect must cut an epoch, so it
+    comes after batch 3 at the latest."""
+    from seedlings_utils.parameters import check_fits_data
+
+    knobs = {"BATCH_SIZE": 32, "SAVE_EVERY": 2}
+    for kill in (4, 10):
+        with pytest.raises(ParameterError, match=rf"KILL_AFTER_BATCH = {kill}: .*an epoch has 5 batches.* the largest "
+                                                 r"that fits is 3"):
+            check_fits_data({**knobs, "KILL_AFTER_BATCH": kill}, train_count=160, class_count=2)
+    check_fits_data({**knobs, "KILL_AFTER_BATCH": 3}, train_count=160, class_count=2)
+    check_fits_data({**knobs, "KILL_AFTER_BATCH": 3}, train_count=129, class_count=2)  # 5 batches, the last of 1
+    with pytest.raises(ParameterError, match=r"KILL_AFTER_BATCH = 3: .* the largest that fits is 2"):
+        check_fits_data({**knobs, "KILL_AFTER_BATCH": 3}, train_count=128, class_count=2)
+    with pytest.raises(ParameterError, match=r"KILL_AFTER_BATCH = 0: .*none fits: lower BATCH_SIZE"):
+        check_fits_data({**knobs, "KILL_AFTER_BATCH": 0}, train_count=20, class_count=2)

@@ -305,12 +305,14 @@ def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str
                          f" over {len(losses)} epochs; identical weights: {job.weights_identical()}")
     if (data_dir / "resume" / "summary.json").is_file():
         resumed = json.loads((data_dir / "resume" / "summary.json").read_text())
-        twice = "; ".join(f"epoch {e}: {problem}" for e, problem in resumed["backup_problems"].items() if problem)
+        backup = resumed.get("backup_problems")  # None: Going deeper's processes did not run
+        twice = "; ".join(f"epoch {e}: {problem}" for e, problem in (backup or {}).items() if problem)
         epoch, batch = resumed["kill_after"]
-        lines.append(f"Resume (11):         killed after batch {batch} of epoch {epoch}; resumed exactly (samples, "
+        lines.append(f"Resume (11):         cut after batch {batch} of epoch {epoch}; resumed exactly (samples, "
                      "order, weights): "
                      + ", ".join(f"{route} {exact}" for route, exact in resumed["exact"].items())
-                     + f"; BackupAndRestore alone: {twice or 'no image twice'}")
+                     + "; BackupAndRestore alone: "
+                     + (twice or "no image twice" if backup is not None else "not run (GOING_DEEPER = False)"))
     if (data_dir / "shards" / "summary.json").is_file():
         bucket = json.loads((data_dir / "shards" / "summary.json").read_text())
         lines.append(f"Bucket (12):         {bucket['images']} images in {bucket['shards']} shards; epoch 2 downloaded "
