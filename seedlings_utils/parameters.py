@@ -144,7 +144,7 @@ KNOBS: dict[str, Knob] = {
                         "and submission (empty: `DATA_DIR`); on Colab, a Drive folder survives a disconnect", ""),
     "IMAGE_SIZE": Knob(_whole(16, 4096, "lesson 06's CNN halves the side four times"), "training",
                        "side in pixels of the square images fed to the model", 128, quick=64,
-                       lesson_defaults={"09": 224, "10": 64, "11": 64}),
+                       lesson_defaults={"09": 224, "10": 64, "11": 64, "12": 64}),
     "BATCH_SIZE": Knob(_whole(1), "training", "images per training step", 32),
     "EPOCHS": Knob(_EPOCHS, "training", "training epochs of the lesson's model (lesson 06), and nothing else", 40,
                    quick=20),
@@ -160,7 +160,7 @@ KNOBS: dict[str, Knob] = {
     "DETERMINISTIC": Knob(_FLAG, "training", "repeatable TensorFlow ops (05-09), at a cost in speed that lesson 06 "
                           "measures", False),
     "BASE_FILTERS": Knob(_whole(1), "training", "width of the CNN (filters of its first layer)", 32, quick=16,
-                         lesson_defaults={"10": 16, "11": 16}),
+                         lesson_defaults={"10": 16, "11": 16, "12": 16}),
     "LEARNING_RATE": Knob(_number(0, 10), "training", "Adam's learning rate", 1e-3),
     "SHARD_SIZE": Knob(_whole(1), "training", "images per shard: per cache file in lesson 07; per TFRecord shard in "
                        "lesson 12 (fewer requests per image with bigger shards, more memory per reader and more to "

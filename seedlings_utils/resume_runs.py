@@ -23,7 +23,7 @@ from .resume import FINAL_WEIGHTS, ID_LOG, grain_epochs, with_workers
 #: What :func:`record_run` writes in a run folder of the notebook's own runs.
 STEPS_FILE, REFERENCE_WEIGHTS = "steps.json", "reference_weights.npz"
 
-#: Written by a process that waits to be killed (seedlings_utils.resume_worker's HoldAt).
+#: Written by a process that waits to be killed (seedlings_utils.jobs.resume_worker's HoldAt).
 HOLDING_FILE = "holding"
 
 
@@ -112,7 +112,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def run_training(route: str, data_dir: str | Path, run_dir: str | Path, kill_after: tuple[int, int] | None = None,
                  timeout: float = 600.0, progress: bool = True, **options) -> str:
-    """Run :func:`train_run` in a new process (``python -m seedlings_utils.resume_worker``), on JAX, on the CPU.
+    """Run :func:`train_run` in a new process (``python -m seedlings_utils.jobs.resume_worker``), on JAX, on the CPU.
 
     With ``kill_after=(epoch, batch)`` the process waits after that step and its saves (:class:`HoldAt`), and is
     killed with SIGKILL as soon as it says so: no clean-up, no last save, as when a machine is lost. Its whole
@@ -122,8 +122,8 @@ def run_training(route: str, data_dir: str | Path, run_dir: str | Path, kill_aft
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "seedlings_utils.resume_worker", "--route", route, "--data-dir", str(data_dir),
-               "--run-dir", str(run_dir)]
+    command = [sys.executable, "-m", "seedlings_utils.jobs.resume_worker", "--route", route,
+               "--data-dir", str(data_dir), "--run-dir", str(run_dir)]
     for name, value in options.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
     if kill_after is not None:

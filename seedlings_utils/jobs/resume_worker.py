@@ -1,4 +1,4 @@
-"""The command each of lesson 11's training processes runs: ``python -m seedlings_utils.resume_worker --route ...``
+"""The command each of lesson 11's training processes runs: ``python -m seedlings_utils.jobs.resume_worker --route ...``
 (one run of :func:`seedlings_utils.resume.train_run`, resumed from ``--run-dir`` when a checkpoint is there)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ sys.modules.setdefault("tensorflow", None)
 
 import keras  # noqa: E402
 
-from .resume import ID_LOG, ROUTES, train_run  # noqa: E402
-from .resume_runs import HOLDING_FILE  # noqa: E402
+from ..resume import ID_LOG, ROUTES, train_run  # noqa: E402
+from ..resume_runs import HOLDING_FILE  # noqa: E402
 
 
 class HoldAt(keras.callbacks.Callback):
