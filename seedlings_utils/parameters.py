@@ -82,6 +82,8 @@ RULES: dict[str, Callable[[object], str | None]] = {
     "IMAGE_SIZE": _whole(16, 4096, "lesson 06's CNN halves the side four times"),
     "BATCH_SIZE": _whole(1),
     "EPOCHS": _EPOCHS,
+    "FIRST_EPOCHS": _EPOCHS,
+    "FIRST_IMAGE_SIZE": _whole(24, 1024, "lesson 01's first model: three convolutions and two poolings"),
     "DEMO_EPOCHS": _EPOCHS,
     "TIMED_EPOCHS": _EPOCHS,
     "HEAD_EPOCHS": _EPOCHS,
