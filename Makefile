@@ -31,7 +31,7 @@ SYNTHETIC_PER_CLASS ?= 60
 IMAGE_SIZE ?= 64
 EPOCHS ?= 20
 BASE_FILTERS ?= 16
-# Lesson 01's first model: its own epochs (EPOCHS is lesson 06's).
+# A first, plain fit (lesson 01's first model, lesson 06's first version); EPOCHS is lesson 06's recipe.
 FIRST_EPOCHS ?= 3
 # Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job;
 # lesson 11: one Grain worker process.
