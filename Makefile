@@ -32,7 +32,7 @@ IMAGE_SIZE ?= 64
 EPOCHS ?= 20
 BASE_FILTERS ?= 16
 # A first, plain fit (lesson 01's first model, lesson 06's first version); EPOCHS is lesson 06's recipe.
-FIRST_EPOCHS ?= 3
+FIRST_EPOCHS ?= 2
 # Lesson 09 offline: random weights (WEIGHTS=imagenet downloads them), few epochs; lesson 10: three epochs a job;
 # lesson 11: one Grain worker process.
 WEIGHTS ?= None
