@@ -146,8 +146,12 @@ KNOBS: dict[str, Knob] = {
                        "side in pixels of the square images fed to the model", 128, quick=64,
                        lesson_defaults={"09": 224, "10": 64, "11": 64, "12": 64}),
     "BATCH_SIZE": Knob(_whole(1), "training", "images per training step", 32),
-    "EPOCHS": Knob(_EPOCHS, "training", "training epochs of the lesson's model (lesson 06), and nothing else", 40,
-                   quick=20),
+    "EPOCHS": Knob(_EPOCHS, "training", "training epochs of lesson 06's recipe (early stopping may end it sooner), "
+                   "and nothing else", 40, quick=8),
+    "FIRST_EPOCHS": Knob(_EPOCHS, "training", "epochs of a first, plain fit: lesson 01's first model, lesson 06's "
+                         "first version", 5, quick=2),
+    "FIRST_IMAGE_SIZE": Knob(_whole(24, 1024, "lesson 01's first model: three convolutions and two poolings"),
+                             "training", "side in pixels of lesson 01's first model's images", 64),
     "DEMO_EPOCHS": Knob(_EPOCHS, "training", "epochs of the short demonstration fits in lessons 05 and 08", 2),
     "TIMED_EPOCHS": Knob(_EPOCHS, "training", "epochs timed with each loader in lesson 07", 1),
     "SPEED_BATCHES": Knob(_whole(1), "training", "batches read when a lesson measures a loader's images/s "

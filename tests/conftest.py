@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .helpers import NBVAL_PARAMETERS, QUICK_PARAMETERS, REPO, make_kaggle_tree
+from .helpers import NBVAL_PARAMETERS, REPO, TEST_PARAMETERS, make_kaggle_tree
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -79,7 +79,7 @@ def executed_lessons(tmp_path_factory) -> tuple[Path, list[Path]]:
 
     root = tmp_path_factory.mktemp("lessons")
     photos, data_dir = make_photo_folder(root / "photos", **OWN_PHOTOS), root / "data"
-    parameters = {**QUICK_PARAMETERS, "DATA_DIR": str(data_dir), "DATA_SOURCE": "local", "SOURCE_PATH": str(photos)}
+    parameters = {**TEST_PARAMETERS, "DATA_DIR": str(data_dir), "DATA_SOURCE": "local", "SOURCE_PATH": str(photos)}
     try:
         return data_dir, run_lessons(parameters, data_dir / "executed", keep_going=True)
     except LessonsFailed as failure:

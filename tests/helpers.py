@@ -10,32 +10,31 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seedlings_utils.parameters import quick_parameters
+
 REPO = Path(__file__).resolve().parents[1]
 
-#: Small settings for running every lesson in the tests ("small for testing efficiency"). Large enough
-#: that the CNN must really learn: the checks ask for accuracy well above chance.
-QUICK_PARAMETERS = {
+#: The tests' settings: ``make lessons``' quick settings (the quick values of seedlings_utils.parameters.KNOBS, so a
+#: changed quick value reaches the tests too), made smaller where a test run can afford less ("small for testing
+#: efficiency"), with every Going deeper training asked for. Large enough that the CNN must really learn: the checks
+#: ask for accuracy well above chance.
+TEST_PARAMETERS = {
+    **quick_parameters(),
     "SYNTHETIC_PER_CLASS": 40,
     "IMAGE_SIZE": 48,
     "BATCH_SIZE": 16,
-    "EPOCHS": 15,
-    "BASE_FILTERS": 16,
     "SPEED_BATCHES": 4,
     "DEMO_EPOCHS": 1,
     "TIMED_EPOCHS": 1,
-    "WEIGHTS": None,  # lesson 09: random weights, no download
     "HEAD_EPOCHS": 2,
     "FINE_TUNE_EPOCHS": 1,
     "WAIT_REPEATS": 1,
-    "DISTRIBUTED_EPOCHS": 2,  # lesson 10: two epochs, so that its crash in epoch 2 has a checkpoint to resume from
-    "GRAIN_WORKERS": 1,  # lesson 11: one Grain worker process (each one starts Python, Keras and JAX)
     "SEED": 7,
     "GOING_DEEPER": True,  # the papermill run also runs every Going deeper training (a learner asks for them)
 }
 
-#: nbval runs each lesson alone; lesson 06's check there asks only for 3 x chance, the papermill run's test for
-#: 0.5 (so 15 epochs there).
-NBVAL_PARAMETERS = {**QUICK_PARAMETERS, "EPOCHS": 8}
+#: nbval runs each lesson alone on its core path (no Going deeper section is left to ask for).
+NBVAL_PARAMETERS = TEST_PARAMETERS
 
 TINY_SPECIES = ("Charlock", "Common wheat", "Maize")
 

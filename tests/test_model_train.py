@@ -81,13 +81,22 @@ class Disconnect(keras.callbacks.Callback):
 
     def __init__(self, after_epoch: int):
         super().__init__()
-        self.after_epoch, self.weights, self.iterations = after_epoch, {}, {}
+        self.after_epoch, self.weights, self.iterations, self.learning_rates = after_epoch, {}, {}, {}
 
     def on_epoch_end(self, epoch, logs=None):
         self.weights[epoch] = _weights(self.model)
         self.iterations[epoch] = int(self.model.optimizer.iterations)
+        self.learning_rates[epoch] = float(self.model.optimizer.learning_rate)
         if epoch == self.after_epoch:
             raise KeyboardInterrupt
+
+
+class LowerRate(keras.callbacks.Callback):
+    """Halves the learning rate after the first epoch, as ReduceLROnPlateau does when the validation loss stalls."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.model.optimizer.learning_rate = float(self.model.optimizer.learning_rate) / 2
 
 
 class StartState(keras.callbacks.Callback):
@@ -97,6 +106,7 @@ class StartState(keras.callbacks.Callback):
         if not hasattr(self, "epoch"):
             self.epoch, self.weights = epoch, _weights(self.model)
             self.iterations = int(self.model.optimizer.iterations)
+            self.learning_rate = float(self.model.optimizer.learning_rate)
 
 
 @pytest.mark.slow
@@ -107,13 +117,14 @@ def test_training_writes_checkpoint_history_and_resumes(tiny_run, tmp_path):
     train = SeedlingsDataset(image_dir, filenames[tr], labels[tr], batch_size=4, image_size=16, shuffle=True, seed=0)
     val = SeedlingsDataset(image_dir, filenames[va], labels[va], batch_size=4, image_size=16)
     assert not set(filenames[tr]) & set(filenames[va])
-    model = build_cnn(len(classes), 16, base_filters=4, blocks=2, seed=0)
+    model = build_cnn(len(classes), 16, base_filters=4, blocks=2, learning_rate=1e-3, seed=0)
     run = tmp_path / "run"
     run.mkdir()
 
     cut = Disconnect(after_epoch=1)  # a Colab disconnect after the second epoch
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(train, validation_data=val, epochs=4, callbacks=[*training_callbacks(run), cut], verbose=0)
+    with pytest.raises(KeyboardInterrupt):  # LowerRate: what ReduceLROnPlateau does after a stalled epoch
+        model.fit(train, validation_data=val, epochs=4, callbacks=[LowerRate(), *training_callbacks(run), cut],
+                  verbose=0)
     assert (run / BACKUP_DIR).exists()
 
     resumed = build_cnn(len(classes), 16, base_filters=4, blocks=2, seed=1)  # a new runtime: other weights
@@ -124,6 +135,8 @@ def test_training_writes_checkpoint_history_and_resumes(tiny_run, tmp_path):
     assert start.epoch == 2 and len(history.history["loss"]) == 2, "only the two missing epochs should run"
     assert _same(start.weights, cut.weights[1]), "the resumed run must start from the weights saved at the cut"
     assert start.iterations == cut.iterations[1] > 0, "and from the optimizer's state (its step count) too"
+    assert start.learning_rate == pytest.approx(cut.learning_rates[1]) and cut.learning_rates[1] < 1e-3, \
+        "and with the learning rate lowered before the cut, not the new model's 1e-3"
     assert not (run / BACKUP_DIR).exists()
     logged = load_history(run / "history.csv")
     assert logged["epoch"] == [0, 1, 2, 3]
@@ -169,6 +182,25 @@ def test_best_checkpoint_survives_a_resume(tiny_run, tmp_path):
         "a resumed epoch worse than the best before the cut overwrote model.keras"
     assert _same(saved, first.weights[1])
     assert load_history(run / "history.csv")["val_accuracy"] == scores
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_the_run_and_leaves_the_best_epoch_in_the_model(tiny_run, tmp_path):
+    """Scores that stop improving after epoch 1: with patience 1 (2 epochs for early stopping) the run ends after
+    epoch 3, and both the model in memory and model.keras hold epoch 1's weights, not the last epoch's."""
+    source, image_dir, filenames, labels, classes = tiny_run
+    tr, va = _split_one_per_class(labels)
+    train = SeedlingsDataset(image_dir, filenames[tr], labels[tr], batch_size=5, image_size=16, shuffle=True, seed=0)
+    val = SeedlingsDataset(image_dir, filenames[va], labels[va], batch_size=5, image_size=16)
+    scores = [0.5, 0.9, 0.6, 0.7, 0.95, 0.95]
+    scripted = ScriptedScores(scores)
+    model = build_cnn(len(classes), 16, base_filters=4, blocks=2, seed=0)
+    history = model.fit(train, validation_data=val, epochs=len(scores), verbose=0,
+                        callbacks=[scripted, *training_callbacks(tmp_path, patience=1)])
+    assert history.history["val_accuracy"] == scores[:4], "two epochs without a better score: the run stops"
+    assert _same(_weights(model), scripted.weights[1]) and not _same(scripted.weights[1], scripted.weights[3])
+    assert _same(_weights(keras.models.load_model(tmp_path / "model.keras")), scripted.weights[1])
+    assert not (tmp_path / BACKUP_DIR).exists() and load_history(tmp_path / "history.csv")["epoch"] == [0, 1, 2, 3]
 
 
 def test_best_logged_and_a_fresh_run_ignore_old_scores(tmp_path):

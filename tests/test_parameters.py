@@ -9,7 +9,7 @@ import pytest
 from seedlings_utils.parameters import KNOBS, RULES, UNSET, ParameterError, check_parameters, quick_parameters
 from tools.lessons import lesson_notebooks
 
-from .helpers import NBVAL_PARAMETERS, QUICK_PARAMETERS
+from .helpers import NBVAL_PARAMETERS, TEST_PARAMETERS
 
 
 def parameters_cell(notebook) -> tuple[dict, str]:
@@ -27,7 +27,7 @@ def test_every_lesson_checks_every_knob_and_its_defaults_pass(notebook):
     assert set(defaults) <= set(RULES), f"knobs without a rule: {sorted(set(defaults) - set(RULES))}"
     assert "check_parameters(globals())" in next_cell, "the cell after the parameters must check them"
     check_parameters(defaults)
-    check_parameters({**defaults, **QUICK_PARAMETERS})
+    check_parameters({**defaults, **TEST_PARAMETERS})
     check_parameters({**defaults, **NBVAL_PARAMETERS})
 
 
