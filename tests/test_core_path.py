@@ -57,6 +57,20 @@ def test_the_core_path_of_the_course_is_short():
     assert sum(words.values()) <= CORE_WORDS_LIMIT, f"{sum(words.values())} words on the core path: {words}"
 
 
+def test_lesson_11s_core_is_done_in_the_learners_process_and_short():
+    """Lesson 11's core path trains in the notebook's own process (no process, no Grain worker, no launcher) and
+    says its idea in at most 600 words."""
+    import re
+
+    path = next(p for p in NOTEBOOKS if p.name.startswith("11_"))
+    cells = json.loads(path.read_text())["cells"]
+    core = "\n".join("".join(c["source"]) for c, deeper in zip(cells, going_deeper_cells(cells), strict=True)
+                     if c["cell_type"] == "code" and not deeper)
+    assert lesson_words(path)["core_words"] <= 600
+    started = re.findall(r"subprocess|Popen|multiprocessing|run_training\(|mp_prefetch|worker_count=[1-9]|jobs\.", core)
+    assert not started, f"lesson 11's core starts processes: {started}"
+
+
 def test_nbval_runs_every_lesson_alone_on_its_core_path(tmp_path):
     """`make test`'s nbval copies (tests/conftest.py): each lesson, its "Going deeper" sections removed, with its
     own empty DATA_DIR. nbval executing them is the check that a learner who skips every "Going deeper" section,
