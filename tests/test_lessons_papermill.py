@@ -138,7 +138,8 @@ def test_headline_reports_the_numbers_of_two_classes(lessons):
     assert "Validation accuracy:" in text
     assert "chance is 1/2 = 0.500" in text and "1/12" not in text and "images/s" in text
     assert "Transfer (09):       validation accuracy" in text and "RANDOM weights" in text
-    assert "Waiting (09, CPU, no GPU): PyDataset, 2 threads" in text and "tf.data" in text
+    assert "Waiting (09, CPU, no GPU): before: 1 worker decoding" in text and "after: the cache" in text
+    assert "PyDataset, 2 threads" in text and "tf.data" in text  # Going deeper's loaders too (GOING_DEEPER = True)
     assert "Processes (10):      1 process:" in text and "2 processes:" in text and "identical weights: True" in text
     assert "Resume (11):" in text and "position True, grain True" in text
 

@@ -2,6 +2,7 @@
 the later lessons that need the failed one skipped, the others run; a summary and a non-zero exit. Tiny
 notebooks in a temporary folder (a kernel start each), never the course's lessons."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -148,7 +149,10 @@ def test_make_lessons_passes_every_knob_named_on_its_command_line_over_the_quick
     with pytest.raises(ValueError, match="EPOCH is not a knob of the lessons; did you mean EPOCHS"):
         knobs_from_make("EPOCH=3", {"EPOCH": "3"})
     # make itself: the recipe names the knobs set on the command line, with the quick settings under them
-    dry = subprocess.run(["make", "-n", "lessons", "EPOCHS=3", "GOING_DEEPER=True"], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout.splitlines()[-1]
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")  # when the tests run under make test itself
+    environment = {name: value for name, value in os.environ.items() if name not in outer}
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "lessons", "EPOCHS=3", "GOING_DEEPER=True"], cwd=REPO,
+                         capture_output=True, text=True, check=True, env=environment).stdout
+    dry = next(line for line in dry.splitlines() if "tools.lessons run" in line)
     assert "tools.lessons run --quick --from-make" in dry and "EPOCHS=3" in dry and "GOING_DEEPER=True" in dry
     assert quick_parameters()["EPOCHS"] != 3  # so that the test above shows the command line winning
