@@ -98,7 +98,32 @@ def test_write_page_reads_the_json_files_and_refuses_a_missing_one(tmp_path):
     (tmp_path / "distributed.json").write_text(json.dumps(small_distributed()))
     page = bench_page.write_page(tmp_path, tmp_path / "docs" / "benchmark.md", draw=False).read_text()
     assert page == bench_page.render(small_bench(), small_distributed())
-    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["benchmark.md"]  # no temporary file left
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == ["benchmark", "benchmark.md"]  # no temporary file
+    copied = tmp_path / "docs" / "benchmark"  # the page's source, committed beside it
+    assert json.loads((copied / "bench.json").read_text()) == small_bench()
+    assert json.loads((copied / "distributed.json").read_text()) == small_distributed()
+
+
+def test_the_committed_page_is_what_its_committed_json_renders_to():
+    assert bench_page.stale_page() is None, bench_page.stale_page()
+    bench, _ = bench_page.read_results(bench_page.DEFAULT_OUT.parent / "benchmark")
+    assert bench["machine"].get("commit"), "the committed run names the commit it measured"
+    loaders = set(bench["images_per_second"]) | {row["loader"] for row in bench["memory"]}
+    assert any("Grain" in name for name in loaders), f"no Grain row in the committed run: {sorted(loaders)}"
+
+
+def test_a_page_that_differs_from_its_json_is_stale(tmp_path):
+    bench_dir = tmp_path / "runs"
+    bench_dir.mkdir()
+    (bench_dir / "bench.json").write_text(json.dumps(small_bench()))
+    out = bench_page.write_page(bench_dir, tmp_path / "docs" / "benchmark.md", draw=False)
+    assert "is not what" in bench_page.stale_page(out)  # written without its plots: not the page make bench writes
+    out.write_text(bench_page.render(small_bench(), None, bench_page.plot_paths(out, None)))
+    assert bench_page.stale_page(out) is None
+    out.write_text(out.read_text().replace("Measured", "Measured by hand"))
+    assert "is not what" in bench_page.stale_page(out)
+    (out.parent / "benchmark" / "bench.json").unlink()
+    assert "has no JSON beside it" in bench_page.stale_page(out)
 
 
 def test_run_stamp_names_this_checkouts_commit_and_a_date():

@@ -2,11 +2,14 @@
 
     python -m tools.bench_page                              # runs/bench/*.json -> docs/benchmark.md
     python -m tools.bench_page --bench runs/bench --out docs/benchmark.md
+    python -m tools.bench_page --check                      # exit 1 when the page is not what its JSON renders to
 
 It reads ``bench.json`` (``python -m tools.bench``) and, when present, ``distributed.json``
 (``python -m tools.bench_distributed``), and writes the page: the stamp (machine, versions, commit, date, all
 from the JSON), a table per measurement, the targets met or missed, and the plots drawn again from the same
-JSON into ``docs/benchmark/``. ``make bench`` runs it after the benchmark; commit the page and its plots.
+JSON into ``docs/benchmark/``, beside a copy of the JSON it rendered. ``make bench`` runs it after the benchmark;
+commit the page, its plots and its JSON together: a test renders the page again from the committed JSON and fails
+when the two differ.
 """
 
 from __future__ import annotations
@@ -195,28 +198,54 @@ def render(bench: dict, distributed: dict | None = None, plots: dict[str, str] |
     return text.rstrip("\n") + "\n"
 
 
-def write_page(bench_dir: str | Path = BENCH_DIR, out: str | Path = DEFAULT_OUT, draw: bool = True) -> Path:
-    """Read ``bench_dir/bench.json`` (and ``distributed.json`` when there), write the page to ``out`` and, with
-    ``draw``, its plots to ``out``'s folder ``<stem>/``; returns the page's path."""
-    bench_dir, out = Path(bench_dir), Path(out)
+def read_results(bench_dir: str | Path) -> tuple[dict, dict | None]:
+    """``bench.json`` and, when there, ``distributed.json`` of ``bench_dir``."""
+    bench_dir = Path(bench_dir)
     source = bench_dir / "bench.json"
     if not source.is_file():
         raise FileNotFoundError(f"{source} is missing: run `make bench` (or `python -m tools.bench`) first.")
-    bench = json.loads(source.read_text())
     distributed_file = bench_dir / "distributed.json"
-    distributed = json.loads(distributed_file.read_text()) if distributed_file.is_file() else None
+    return (json.loads(source.read_text()),
+            json.loads(distributed_file.read_text()) if distributed_file.is_file() else None)
+
+
+def plot_paths(out: Path, distributed: dict | None) -> dict[str, str]:
+    """Where the page's plots are, relative to the page: its folder ``<stem>/``."""
+    return {"bench": f"{out.stem}/bench.png", **({"distributed": f"{out.stem}/distributed.png"} if distributed else {})}
+
+
+def write_page(bench_dir: str | Path = BENCH_DIR, out: str | Path = DEFAULT_OUT, draw: bool = True) -> Path:
+    """Read ``bench_dir/bench.json`` (and ``distributed.json`` when there), write the page to ``out``, a copy of
+    that JSON to ``out``'s folder ``<stem>/`` (the page's source, committed beside it) and, with ``draw``, its plots
+    there too; returns the page's path."""
+    out = Path(out)
+    bench, distributed = read_results(bench_dir)
+    figure_dir = out.parent / out.stem
+    figure_dir.mkdir(parents=True, exist_ok=True)
     plots = {}
     if draw:
-        figure_dir = out.parent / out.stem
-        figure_dir.mkdir(parents=True, exist_ok=True)
+        plots = plot_paths(out, distributed)
         save_bench_plot(bench, figure_dir / "bench.png")
-        plots["bench"] = f"{out.stem}/bench.png"
         if distributed:
             save_distributed_plot(distributed, figure_dir / "distributed.png")
-            plots["distributed"] = f"{out.stem}/distributed.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    for name, result in (("bench.json", bench), ("distributed.json", distributed)):
+        if result is not None and (Path(bench_dir) / name).resolve() != (figure_dir / name).resolve():
+            write_text_atomically(figure_dir / name, json.dumps(result, indent=1) + "\n")
     write_text_atomically(out, render(bench, distributed, plots))
     return out
+
+
+def stale_page(out: str | Path = DEFAULT_OUT) -> str | None:
+    """None when the page ``out`` is what its committed JSON (``<stem>/*.json`` beside it) renders to; else why."""
+    out = Path(out)
+    try:
+        bench, distributed = read_results(out.parent / out.stem)
+    except FileNotFoundError as error:
+        return f"{out} has no JSON beside it ({error})"
+    wanted = render(bench, distributed, plot_paths(out, distributed))
+    if not out.is_file() or out.read_text() != wanted:
+        return f"{out} is not what {out.parent / out.stem}/bench.json renders to: run python -m tools.bench_page"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", default=str(BENCH_DIR), help="the folder of bench.json (default: runs/bench)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="the page (default: docs/benchmark.md)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--check", action="store_true", help="only compare the page with its committed JSON")
     args = parser.parse_args(argv)
+    if args.check:
+        problem = stale_page(args.out)
+        print(problem or f"OK: {args.out} is what its JSON renders to", file=sys.stderr if problem else sys.stdout)
+        return 1 if problem else 0
     try:
         page = write_page(args.bench, args.out, draw=not args.no_plots)
     except FileNotFoundError as error:
