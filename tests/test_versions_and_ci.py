@@ -74,3 +74,26 @@ def test_github_workflow_runs_make_test_and_passes_actionlint():
         pytest.skip("actionlint is not installed (requirements-dev.txt has no wheel of it for this platform)")
     result = subprocess.run([actionlint, "-no-color", *map(str, workflows)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_what_a_lesson_installs_on_colab_is_what_the_requirement_files_say():
+    """A lesson's setup cell that installs more than the course's package on Colab names the same ranges as the
+    requirement files (s3fs is pinned there to the fsspec Colab ships, so only its name must be listed)."""
+    import json
+
+    listed = {Requirement(line).name: Requirement(line)
+              for line in requirement_lines() + requirement_lines("requirements-dev.txt")}
+    seen = 0
+    for notebook in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        setup = "".join(json.loads(notebook.read_text())["cells"][2]["source"])
+        for line in setup.splitlines():
+            if "%pip install" not in line or "seedlings-utils @" in line:
+                continue
+            for text in re.findall(r'"([^"]+)"', line.split("#")[0]):
+                if "{" in text:  # a version computed on Colab (s3fs=={fsspec.__version__})
+                    assert text.split("==")[0] in listed, (notebook.name, text)
+                    continue
+                req = Requirement(text)
+                assert req.name in listed and req.specifier == listed[req.name].specifier, (notebook.name, text)
+                seen += 1
+    assert seen, "no lesson installs anything beyond the course's package: this test checks nothing"
