@@ -37,7 +37,7 @@ def ensure_raw(
 ) -> RawData:
     """Lesson 01's ``raw/``.
 
-    With ``course_dir`` (what lessons 02-10 pass, see :func:`course_data`): the data lesson 01 recorded there,
+    With ``course_dir`` (what every lesson after 01 passes, see :func:`course_data`): the data lesson 01 recorded there,
     rebuilt in this runtime when ``raw/`` does not hold it yet (:func:`~seedlings_utils.sources.raw_from_course`);
     with no record there, what ``raw/`` holds, else the synthetic set of ``synthetic_per_class`` images per
     species. Without ``course_dir``: ``raw/`` as it is when a finished one exists (whatever its source), else
@@ -59,7 +59,7 @@ def ensure_raw(
 
 def course_data(course_dir: str | Path | None, data_dir: str | Path, synthetic_per_class: int = 400,
                 seed: int = 42, progress: bool = True) -> dict:
-    """The cell after the parameters of lessons 02-10: this runtime's ``raw/`` from lesson 01's record.
+    """The cell after the parameters of every lesson after 01: this runtime's ``raw/`` from lesson 01's record.
 
     Resolves ``COURSE_DIR`` (on Colab: a folder on Google Drive, mounted first; elsewhere ``DATA_DIR``), says
     in one line which data the lesson uses, builds ``raw/`` (:func:`ensure_raw`: a zip is unpacked from
