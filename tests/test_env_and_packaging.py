@@ -208,7 +208,8 @@ def test_parse_value():
 def test_data_and_build_outputs_are_ignored_by_git():
     import subprocess
 
-    paths = ["data/x.png", "build/nbval/x", "runs/bench/x.json", ".venv", ".venv/bin/python", ".venv-3.13/bin/python"]
+    # the environments by their own names only: a path inside one that is a link makes git refuse the whole question
+    paths = ["data/x.png", "build/nbval/x", "runs/bench/x.json", ".venv", ".venv-3.13"]
     found = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
     assert found.stdout.split() == paths
 
