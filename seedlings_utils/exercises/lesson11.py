@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import Exercise, Incorrect, image_number, pixel_value
+from .lesson05 import _held_pixels  # bytes of arrays an object keeps in its attributes
 
 #: (seed, count) the order check tries, over epochs 0-3.
 ORDERS = ((42, 10), (7, 25), (0, 3))
@@ -95,23 +96,6 @@ def _png_folder(folder: Path, shift: int = 0) -> list[str]:
     return names
 
 
-def _held_bytes(obj) -> int:
-    """Bytes of NumPy arrays an object keeps in its attributes (in lists, tuples, sets and dicts too)."""
-    seen, total, todo = set(), 0, list(vars(obj).values())
-    while todo:
-        value = todo.pop()
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        if isinstance(value, np.ndarray) and value.dtype != object and value.dtype.kind not in "US":
-            total += value.nbytes
-        elif isinstance(value, list | tuple | set):
-            todo.extend(value)
-        elif isinstance(value, dict):
-            todo.extend(value.values())
-    return total
-
-
 def _build(cls, folder: Path, names: list[str], batch_size: int, seed: int = SEED):
     labels = np.arange(COUNT) % 3
     with warnings.catch_warnings(record=True) as caught:
@@ -130,7 +114,7 @@ def _build(cls, folder: Path, names: list[str], batch_size: int, seed: int = SEE
                         "reached keras.utils.PyDataset. Hand them on: super().__init__(..., **kwargs)")
     if not callable(getattr(ds, "start", None)):
         raise Incorrect("your data set has no start(epoch, sample) method: the resume calls it before fit")
-    held = _held_bytes(ds)
+    held = _held_pixels(ds)
     if held >= COUNT // 2 * IMAGE_SIZE * IMAGE_SIZE * 3:
         raise Incorrect(f"right after __init__ your data set holds {held} bytes of arrays, as much as half the "
                         f"check's {COUNT} images: it decoded images ahead, the data set in memory. Keep the names, "
@@ -195,7 +179,7 @@ def _check_samples(cls) -> str:
             epochs[epoch] = numbers
         if epochs[0] == epochs[1]:
             raise Incorrect("epochs 0 and 1 have the same order: the order of epoch e comes from (seed, e)")
-        held = _held_bytes(ds)
+        held = _held_pixels(ds)
         if held >= COUNT // 2 * IMAGE_SIZE * IMAGE_SIZE * 3:
             raise Incorrect(f"after two epochs your data set holds {held} bytes of arrays, as much as half the "
                             f"check's {COUNT} images: it keeps batches it already served. Keep no pixels between "
@@ -335,7 +319,7 @@ def _check_keeper(cls) -> str:
         raise Incorrect(f"a new iterator set to state_after({trained}) served {following}, no batch of this epoch")
     for _ in range(12):
         next(keeper)
-    held = _held_bytes(keeper)
+    held = _held_pixels(keeper)
     one_batch = GRAIN_BATCH * GRAIN_SIDE * GRAIN_SIDE * 3 * 4
     if held > 3 * one_batch:
         raise Incorrect(f"after 20 batches your keeper holds {held / one_batch:.0f} batches of images ({held} bytes): "
