@@ -9,7 +9,7 @@ as the same Python value, so a typo fails here, in words, and not deep inside Te
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
@@ -28,16 +28,25 @@ def _whole(low: int, high: int | None = None, why: str = "") -> Callable[[object
             return allowed + (f" ({why})" if why else "")
         return None
 
+    check.smallest = low  # the smallest value the rule accepts: every lesson must run there (smallest_parameters)
+    check.high = high
     return check
 
 
-def _number(low: float, high: float | None = None, why: str = "") -> Callable[[object], str | None]:
+def _number(low: float, high: float | None = None, why: str = "",
+            smallest: float | Callable[[Mapping[str, int]], float | None] | None = None,
+            ) -> Callable[[object], str | None]:
+    """A number strictly between ``low`` and ``high``. An open bound has no smallest value, so ``smallest`` says the
+    smallest one a lesson must still handle: a number, or a function of the data's counts (``train_count``,
+    ``val_count``, ``class_count``) that returns it, or None when it is not for the data."""
     def check(value: object) -> str | None:
         if isinstance(value, bool) or not isinstance(value, Real) or not low < value < (high or float("inf")):
             allowed = f"a number above {low}" + (f" and below {high}" if high else "")
             return allowed + (f" ({why})" if why else "")
         return None
 
+    check.smallest = smallest
+    check.high = high
     return check
 
 
@@ -68,6 +77,8 @@ def _weights(value: object) -> str | None:
 
 
 _FLAG = _one_of(True, False)
+_NO_SMALLEST_RATE = ("any rate above 0 is accepted, and none is the smallest: a rate near 0 trains nothing, which the "
+                     "lessons' checks that the model learned rightly report")
 _EPOCHS = _whole(1, why="0 epochs would train nothing and leave no results to check")
 
 class _Unset:
@@ -86,6 +97,8 @@ class Knob:
     ``default`` is what every parameters cell that has the knob sets, except the lessons named in
     ``lesson_defaults`` (a check compares them: tests/test_parameters.py); ``quick`` is what ``make lessons`` uses
     (``UNSET``: the default). The lessons that use a knob are read from the notebooks, never typed here.
+    A numeric knob's smallest value is its rule's (:func:`smallest_parameters`, which the tests run every lesson
+    at); ``not_at_smallest`` says why a numeric knob is left at its quick value there instead.
     """
 
     rule: Callable[[object], str | None]
@@ -94,10 +107,21 @@ class Knob:
     default: object
     quick: object = UNSET
     lesson_defaults: Mapping[str, object] = field(default_factory=dict)
+    not_at_smallest: str = ""
 
     def default_in(self, lesson: str) -> object:
         """The default of this knob in lesson ``"NN"``'s parameters cell."""
         return self.lesson_defaults.get(lesson, self.default)
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the knob is a number (its rule is a range: ``_whole`` or ``_number``)."""
+        return hasattr(self.rule, "smallest")
+
+    @property
+    def smallest(self) -> float | Callable[[Mapping[str, int]], float | None] | None:
+        """The smallest value the rule accepts (a function of the data's counts for some), None if it has none."""
+        return getattr(self.rule, "smallest", None)
 
 
 #: The groups of knobs, in the order the parameters page shows them.
@@ -131,10 +155,13 @@ KNOBS: dict[str, Knob] = {
     "SYNTHETIC_PER_CLASS": Knob(
         _whole(2, 100_000, "each species needs an image for training and one for validation"), "data",
         "synthetic images per species, on average (species differ in size, like the real ones); in lessons 02 and "
-        "later used only when `COURSE_DIR` holds no record from lesson 01", 400, quick=60),
+        "later used only when `COURSE_DIR` holds no record from lesson 01", 400, quick=60,
+        not_at_smallest="the size of the data, not a setting of a lesson: the smallest-values run keeps the tests' "
+        "data, and the knobs the data limits take the smallest values its data rules accept (VAL_FRACTION)"),
     "SEED": Knob(_whole(0, 2**32 - 1, "NumPy's seeds"), "data",
                  "one seed for data generation, splitting, shuffling and weights", 42),
-    "VAL_FRACTION": Knob(_number(0, 1, "the share of each species kept for validation"), "data",
+    "VAL_FRACTION": Knob(_number(0, 1, "the share of each species kept for validation",
+                                 smallest=lambda counts: smallest_val_fraction(counts)), "data",
                          "the share of each class kept for validation", 0.2),
     "FLATTEN_METHOD": Knob(
         _one_of(*LINK_METHODS), "data",
@@ -165,7 +192,8 @@ KNOBS: dict[str, Knob] = {
                           "measures", False),
     "BASE_FILTERS": Knob(_whole(1), "training", "width of the CNN (filters of its first layer)", 32, quick=16,
                          lesson_defaults={"10": 16, "11": 16, "12": 16}),
-    "LEARNING_RATE": Knob(_number(0, 10), "training", "Adam's learning rate", 1e-3),
+    "LEARNING_RATE": Knob(_number(0, 10), "training", "Adam's learning rate", 1e-3,
+                          not_at_smallest=_NO_SMALLEST_RATE),
     "SHARD_SIZE": Knob(_whole(1), "training", "images per shard: per cache file in lesson 07; per TFRecord shard in "
                        "lesson 12 (fewer requests per image with bigger shards, more memory per reader and more to "
                        "read again after a failure)", 2048, lesson_defaults={"12": 64}),
@@ -181,7 +209,8 @@ KNOBS: dict[str, Knob] = {
     "HEAD_EPOCHS": Knob(_EPOCHS, "transfer", "epochs of phase 1 (new head, frozen backbone)", 10, quick=4),
     "FINE_TUNE_EPOCHS": Knob(_EPOCHS, "transfer", "epochs of phase 2 (fine-tuning)", 10, quick=2),
     "FINE_TUNE_LAYERS": Knob(_whole(1), "transfer", "the backbone's last layers trained in phase 2", 33),
-    "FINE_TUNE_LEARNING_RATE": Knob(_number(0, 10), "transfer", "the learning rate of phase 2", 1e-5),
+    "FINE_TUNE_LEARNING_RATE": Knob(_number(0, 10), "transfer", "the learning rate of phase 2", 1e-5,
+                                    not_at_smallest=_NO_SMALLEST_RATE),
     "MIXED_PRECISION": Knob(_one_of("auto", True, False), "transfer",
                             '`"auto"` (on with a GPU, off on a CPU), `True` or `False`', "auto"),
     "WAIT_REPEATS": Knob(_whole(1), "transfer", "timed runs per loader when measuring the wait for data (the median "
@@ -193,7 +222,9 @@ KNOBS: dict[str, Knob] = {
                           "them)", 2),
     "AUGMENT": Knob(_FLAG, "processes", "augmentation in the jobs", False),
     "JOB_TIMEOUT": Knob(_number(0, why="seconds a training job of lessons 10 and 11 may run"), "processes",
-                        "seconds a training job (lessons 10 and 11) may run", 900),
+                        "seconds a training job (lessons 10 and 11) may run", 900,
+                        not_at_smallest="a limit, not a size: any positive number of seconds is accepted, and a job "
+                        "that needs longer is stopped and named, as it must be"),
     "RUN_TF_ATTEMPT": Knob(_FLAG, "processes", "with `GOING_DEEPER`, run the failing TensorFlow route again (two "
                            "more processes)", False),
     "RESUME_EPOCHS": Knob(_whole(2, why="lesson 11 kills its runs in the second epoch"), "resume",
@@ -241,9 +272,8 @@ def _consistency(values: Mapping[str, object]) -> list[str]:
     return problems
 
 
-def check_parameters(namespace: Mapping[str, object]) -> None:
-    """Check every lesson knob found in ``namespace`` (a notebook passes ``globals()``); raise one
-    :class:`ParameterError` listing each bad one: its name, its value and what it may be."""
+def _problems(namespace: Mapping[str, object]) -> list[str]:
+    """What :func:`check_parameters` finds wrong, one line a problem, each starting with the knob to change."""
     present = {name: namespace[name] for name in RULES if name in namespace}
     problems, good = [], {}
     for name, value in present.items():
@@ -252,7 +282,13 @@ def check_parameters(namespace: Mapping[str, object]) -> None:
             good[name] = value
         else:
             problems.append(f"{name} = {value!r}: must be {allowed}.")
-    problems += _consistency(good)
+    return problems + _consistency(good)
+
+
+def check_parameters(namespace: Mapping[str, object]) -> None:
+    """Check every lesson knob found in ``namespace`` (a notebook passes ``globals()``); raise one
+    :class:`ParameterError` listing each bad one: its name, its value and what it may be."""
+    problems = _problems(namespace)
     if problems:
         raise ParameterError("Parameter" + ("s" if len(problems) > 1 else "") + " to fix in the parameters cell "
                              "(or on make lessons' command line):\n  " + "\n  ".join(problems))
@@ -291,14 +327,39 @@ def _val_fraction_fits_classes(values: Mapping[str, object], counts: Mapping[str
     held = math.ceil(fraction * n)
     if k <= held <= n - k:
         return []
-    if 2 * k > n:
+    fits = _val_fraction_range(n, k)
+    if fits is None:
         return [f"VAL_FRACTION = {fraction!r}: this data has {n} images in {k} classes, too few to put one image of "
                 "each class on each side of a stratified split; add images, or a val/ folder of your own."]
-    low, high = k / n, math.floor((n - k) / n * 1000) / 1000  # ceil(low n) = k; ceil(high n) <= n - k
+    low, high = fits
     return [f"VAL_FRACTION = {fraction!r}: a stratified split of {n} images in {k} classes needs one image of each "
-            f"class on each side, so {'at least' if held < k else 'at most'} "
-            f"{math.ceil(low * 1000) / 1000 if held < k else high} (any value from "
-            f"{math.ceil(low * 1000) / 1000} to {high} fits)."]
+            f"class on each side, so {'at least' if held < k else 'at most'} {low if held < k else high} (any value "
+            f"from {low} to {high} fits)."]
+
+
+def _val_fraction_range(n: int, k: int) -> tuple[float, float] | None:
+    """The values of ``VAL_FRACTION``, to 3 decimals, that split ``n`` images of ``k`` classes with one image of each
+    class on each side (None: too few images)."""
+    import math
+
+    if 2 * k > n:
+        return None
+
+    def fits(thousandths: int) -> bool:  # the rule's own test, as it is made on the float the learner types
+        return 0 < thousandths < 1000 and k <= math.ceil(thousandths / 1000 * n) <= n - k
+
+    # ceil(f n) >= k when f n > k - 1, and ceil(f n) <= n - k when f n <= n - k
+    low, high = (k - 1) * 1000 // n + 1, (n - k) * 1000 // n
+    low += next(step for step in range(1000) if fits(low + step) or low + step >= high)
+    high -= next(step for step in range(1000) if fits(high - step) or high - step <= low)
+    return (low / 1000, high / 1000) if fits(low) and fits(high) else None
+
+
+def smallest_val_fraction(counts: Mapping[str, int]) -> float | None:
+    """The smallest ``VAL_FRACTION`` this data accepts (:func:`_val_fraction_fits_classes`): one image of each class
+    for validation. None when the data brings its own validation set (nothing is split) or has too few images."""
+    fits = _val_fraction_range(counts["train_count"], counts["class_count"]) if not counts["val_count"] else None
+    return fits and fits[0]
 
 
 @data_rule
@@ -320,9 +381,55 @@ def check_fits_data(namespace: Mapping[str, object], *, train_count: int, class_
                     val_count: int = 0) -> None:
     """Check the knobs in ``namespace`` against the data they will run on, before any work: raise one
     :class:`ParameterError` listing each knob this data cannot satisfy, with the largest value that fits."""
-    values = {name: namespace[name] for name in RULES if name in namespace and RULES[name](namespace[name]) is None}
     counts = {"train_count": int(train_count), "val_count": int(val_count), "class_count": int(class_count)}
-    problems = [problem for rule in DATA_RULES for problem in rule(values, counts)]
+    problems = _data_problems(namespace, counts)
     if problems:
         raise ParameterError("Parameter" + ("s" if len(problems) > 1 else "") + " this data cannot satisfy (fix them "
                              "in the parameters cell or on make lessons' command line):\n  " + "\n  ".join(problems))
+
+
+def _data_problems(namespace: Mapping[str, object], counts: Mapping[str, int]) -> list[str]:
+    """What :func:`check_fits_data` finds wrong, one line a problem, each starting with the knob to change."""
+    values = {name: namespace[name] for name in RULES if name in namespace and RULES[name](namespace[name]) is None}
+    return [problem for rule in DATA_RULES for problem in rule(values, counts)]
+
+
+def smallest_settings(names: Iterable[str] | None = None, *, going_deeper: bool = False,
+                      counts: Mapping[str, int] | None = None) -> tuple[dict[str, object], dict[str, str]]:
+    """Every numeric knob at the smallest value its rule accepts, the others at their quick values, with
+    ``GOING_DEEPER = going_deeper``: what a lesson must run at (the tests run every lesson there).
+
+    The knobs ``names`` (a lesson's; default: all) are checked together by :func:`check_parameters` and, with the
+    data's ``counts`` (``train_count``, ``val_count``, ``class_count``, as lesson 04 sees them), by
+    :func:`check_fits_data`: where a rule forbids a combination, the knob its problem names first is raised, one
+    step at a time, to the smallest value that passes. Returns the values and, for each knob raised, the problem
+    that raised it (the rule's own words). A knob whose smallest value depends on the data (``VAL_FRACTION``) stays
+    at its quick value without ``counts``; a knob with ``not_at_smallest`` stays there always.
+    """
+    values: dict[str, object] = {**quick_parameters(), "GOING_DEEPER": going_deeper}
+    for name, knob in KNOBS.items():
+        smallest = knob.smallest
+        if callable(smallest):
+            smallest = smallest(counts) if counts else None
+        if smallest is not None and not knob.not_at_smallest:
+            values[name] = smallest
+    checked = set(KNOBS if names is None else names)
+    raised: dict[str, str] = {}
+    while True:
+        namespace = {name: value for name, value in values.items() if name in checked}
+        problems = _problems(namespace) + (_data_problems(namespace, counts) if counts else [])
+        if not problems:
+            return values, raised
+        name = problems[0].split(" = ")[0]
+        high = getattr(KNOBS[name].rule, "high", None) if name in KNOBS else None
+        step = values.get(name)
+        if not KNOBS.get(name, KNOBS["SEED"]).numeric or not isinstance(step, int) or (high and step >= high):
+            raise ParameterError(f"no set of smallest values passes: {problems[0]}")
+        raised.setdefault(name, problems[0])
+        values[name] = step + 1
+
+
+def smallest_parameters(names: Iterable[str] | None = None, *, going_deeper: bool = False,
+                        counts: Mapping[str, int] | None = None) -> dict[str, object]:
+    """The values of :func:`smallest_settings` (without the reasons for the knobs it raised)."""
+    return smallest_settings(names, going_deeper=going_deeper, counts=counts)[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .helpers import NBVAL_PARAMETERS, REPO, TEST_PARAMETERS, make_kaggle_tree
+from .helpers import REPO, TEST_PARAMETERS, make_kaggle_tree, nbval_parameters, nbval_settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -116,12 +116,12 @@ def chromium() -> str:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Write the notebooks nbval runs into each ``build/nbval*`` folder named on the command line (the
-    Makefile names one per run, so two runs never share it): every lesson with the quick parameters
-    injected and its own empty DATA_DIR, on its core path (every "Going deeper" section removed), as if a
-    learner who skips them opened that lesson first in a fresh runtime. (The papermill run executes every
-    lesson whole, in order: test_lessons_papermill.py.) A run that names no such folder (a unit test alone)
-    prepares nothing. Under pytest-xdist only the controller prepares them, before it starts the workers that
-    collect them."""
+    Makefile names one per run, so two runs never share it): every lesson with its knobs at their smallest
+    accepted values injected (tests.helpers.nbval_settings) and its own empty DATA_DIR, on its core path (every
+    "Going deeper" section removed), as if a learner who skips them opened that lesson first in a fresh runtime.
+    (The papermill run executes every lesson whole, in order: test_lessons_papermill.py.) A run that names no
+    such folder (a unit test alone) prepares nothing. Under pytest-xdist only the controller prepares them, before
+    it starts the workers that collect them."""
     from tools.lessons import prepare_for_nbval
 
     if hasattr(session.config, "workerinput"):  # an xdist worker: the controller has prepared them already
@@ -129,7 +129,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     for arg in session.config.args:
         path = Path(arg.split("::")[0]).resolve()
         if path.parent == REPO / "build" and path.name.startswith("nbval") and not path.suffix:
-            prepare_for_nbval(path, NBVAL_PARAMETERS, core=True)
+            prepare_for_nbval(path, nbval_parameters, core=True)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Where nbval's lessons run above their knobs' smallest values, each with the rule that says why."""
+    from tools.paths import lesson_notebooks
+
+    lines = []
+    for notebook in lesson_notebooks():
+        values, raised = nbval_settings(notebook.name[:2])
+        lines += [f"nbval, lesson {notebook.name[:2]}: {name} = {values[name]!r}, the smallest that passes "
+                  f"({why})" for name, why in raised.items()]
+    return lines
 
 
 #: The long notebooks under nbval, by lesson number: the place each starts in among the long files (a notebook

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from seedlings_utils.parameters import quick_parameters
+from seedlings_utils.synthetic import synthetic_class_counts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,8 +34,31 @@ TEST_PARAMETERS = {
     "GOING_DEEPER": True,  # the papermill run also runs every Going deeper training (a learner asks for them)
 }
 
-#: nbval runs each lesson alone on its core path (no Going deeper section is left to ask for).
-NBVAL_PARAMETERS = TEST_PARAMETERS
+#: The data nbval's lessons run on, as lesson 04 counts it: the synthetic set at the tests' size, nothing given for
+#: validation.
+NBVAL_DATA = {"train_count": sum(synthetic_class_counts(TEST_PARAMETERS["SYNTHETIC_PER_CLASS"]).values()),
+              "class_count": len(synthetic_class_counts(TEST_PARAMETERS["SYNTHETIC_PER_CLASS"])), "val_count": 0}
+
+
+def nbval_settings(lesson: str) -> tuple[dict, dict[str, str]]:
+    """What nbval runs lesson ``"NN"`` at, alone on its core path, and why a knob is above its smallest value.
+
+    Every numeric knob of the lesson at the smallest value its rule accepts, jointly with the lesson's other
+    knobs and on ``NBVAL_DATA`` (``smallest_settings``: where a rule forbids the combination, the knob it names
+    is raised to the smallest value that fits, and the rule's own message says why), the rest at the tests'
+    values. A rule and its lesson agree: every lesson runs at the smallest value each of its knobs accepts."""
+    from seedlings_utils.parameters import smallest_settings
+    from tools.lessons import lesson_notebooks
+    from tools.pages import parameters_cell
+
+    knobs = parameters_cell(lesson_notebooks(lessons=[lesson])[0])
+    values, raised = smallest_settings(knobs, counts=NBVAL_DATA)
+    return {**TEST_PARAMETERS, **values, "SYNTHETIC_PER_CLASS": TEST_PARAMETERS["SYNTHETIC_PER_CLASS"]}, raised
+
+
+def nbval_parameters(lesson: str) -> dict:
+    """The knobs nbval runs lesson ``"NN"`` at (:func:`nbval_settings`)."""
+    return nbval_settings(lesson)[0]
 
 TINY_SPECIES = ("Charlock", "Common wheat", "Maize")
 

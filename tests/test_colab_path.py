@@ -16,7 +16,7 @@ import pytest
 from seedlings_utils.sources import COURSE_RECORD
 from tools.lessons import run_lessons
 
-from .helpers import NBVAL_PARAMETERS
+from .helpers import TEST_PARAMETERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.long_file(4)]
 
@@ -26,7 +26,7 @@ def served_zip(folder: Path, scratch: Path) -> set[str]:
     into ``folder/seedlings.zip`` under a wrapper folder; returns its ``train/<species>/<name>`` entries."""
     from seedlings_utils.synthetic import make_synthetic_seedlings
 
-    make_synthetic_seedlings(scratch, per_class=NBVAL_PARAMETERS["SYNTHETIC_PER_CLASS"], seed=123, progress=False)
+    make_synthetic_seedlings(scratch, per_class=TEST_PARAMETERS["SYNTHETIC_PER_CLASS"], seed=123, progress=False)
     train = set()
     with zipfile.ZipFile(folder / "seedlings.zip", "w") as archive:
         for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
@@ -42,7 +42,7 @@ def test_lessons_01_05_06_each_in_its_own_runtime_fetch_the_zip_once_and_train_o
     zip_train = served_zip(folder, tmp_path / "scratch")
     drive = tmp_path / "drive"
     runtime = {lesson: tmp_path / f"runtime-{lesson}" for lesson in ("01", "05", "06")}
-    quick = {**NBVAL_PARAMETERS, "COURSE_DIR": str(drive)}
+    quick = {**TEST_PARAMETERS, "COURSE_DIR": str(drive)}
     run_lessons({**quick, "DATA_DIR": str(runtime["01"]), "DATA_SOURCE": "url",
                  "SOURCE_PATH": f"{base}/seedlings.zip"}, tmp_path / "executed-01", lessons=["01"], core=True)
     record = json.loads((drive / COURSE_RECORD).read_text())

@@ -15,7 +15,7 @@ from tools.lessons import (
     prepare_for_nbval,
 )
 
-from .helpers import NBVAL_PARAMETERS
+from .helpers import nbval_parameters
 
 NOTEBOOKS = lesson_notebooks()
 #: Prose words on the core path of all lessons together, exercises included (issue 23: it held 17,000).
@@ -75,7 +75,7 @@ def test_nbval_runs_every_lesson_alone_on_its_core_path(tmp_path):
     """`make test`'s nbval copies (tests/conftest.py): each lesson, its "Going deeper" sections removed, with its
     own empty DATA_DIR. nbval executing them is the check that a learner who skips every "Going deeper" section,
     in a fresh runtime, gets through each lesson, its check (which prints OK:) and its exercises."""
-    written = prepare_for_nbval(tmp_path / "nbval", NBVAL_PARAMETERS, core=True)
+    written = prepare_for_nbval(tmp_path / "nbval", nbval_parameters, core=True)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
     assert sorted(p.name for p in (tmp_path / "nbval").glob("*.ipynb")) == [p.name for p in NOTEBOOKS], \
         "nothing but the lessons in the folder nbval collects"

@@ -9,7 +9,7 @@ import pytest
 from seedlings_utils.parameters import KNOBS, RULES, UNSET, ParameterError, check_parameters, quick_parameters
 from tools.lessons import lesson_notebooks
 
-from .helpers import NBVAL_PARAMETERS, TEST_PARAMETERS
+from .helpers import NBVAL_DATA, TEST_PARAMETERS, nbval_parameters, nbval_settings
 
 
 def parameters_cell(notebook) -> tuple[dict, str]:
@@ -28,7 +28,7 @@ def test_every_lesson_checks_every_knob_and_its_defaults_pass(notebook):
     assert "check_parameters(globals())" in next_cell, "the cell after the parameters must check them"
     check_parameters(defaults)
     check_parameters({**defaults, **TEST_PARAMETERS})
-    check_parameters({**defaults, **NBVAL_PARAMETERS})
+    check_parameters({**defaults, **{k: v for k, v in nbval_parameters(notebook.name[:2]).items() if k in defaults}})
 
 
 @pytest.mark.parametrize("notebook", lesson_notebooks(), ids=lambda p: p.name[:2])
@@ -50,6 +50,69 @@ def test_every_knob_is_used_by_a_lesson_and_its_quick_value_passes_its_rule():
         assert knob.quick is UNSET or knob.rule(knob.quick) is None, (name, knob.quick)
         assert all(knob.rule(value) is None for value in knob.lesson_defaults.values()), name
     assert quick_parameters() == {name: k.quick for name, k in KNOBS.items() if k.quick is not UNSET}
+
+
+def test_every_numeric_knob_has_a_smallest_value_or_says_why_not():
+    """A new knob cannot skip the smallest-values run: a numeric one has a range rule (``_whole``: its lower bound;
+    ``_number``: an open bound, so ``smallest=``), or says why it is left at its quick value."""
+    for name, knob in KNOBS.items():
+        if isinstance(knob.default, int | float) and not isinstance(knob.default, bool):
+            assert knob.numeric, f"{name}: a number whose rule is not _whole or _number has no smallest value"
+        if not knob.numeric:
+            continue
+        assert knob.smallest is not None or knob.not_at_smallest, (
+            f"{name}: no smallest value; give its _number a smallest=, or say in not_at_smallest why it has none")
+        if knob.smallest is not None and not callable(knob.smallest):
+            assert knob.rule(knob.smallest) is None, (name, knob.smallest)
+            below = knob.smallest - (1 if isinstance(knob.smallest, int) else 1e-9)
+            assert knob.rule(below) is not None, f"{name}: {below} passes, so {knob.smallest} is not the smallest"
+
+
+def test_smallest_parameters_raise_only_what_a_rule_forbids_and_say_which_rule():
+    from seedlings_utils.parameters import check_fits_data, smallest_settings
+
+    values, raised = smallest_settings(["IMAGE_SIZE", "BATCH_SIZE", "NUM_PROCESSES", "EPOCHS"])
+    assert (values["IMAGE_SIZE"], values["BATCH_SIZE"], values["NUM_PROCESSES"], values["EPOCHS"]) == (16, 1, 1, 1)
+    assert raised == {}
+    values, raised = smallest_settings(["IMAGE_SIZE", "WEIGHTS", "DISTRIBUTED_EPOCHS", "GOING_DEEPER"],
+                                       going_deeper=True)
+    assert values["IMAGE_SIZE"] == 32 and values["DISTRIBUTED_EPOCHS"] == 2
+    assert raised["IMAGE_SIZE"].startswith("IMAGE_SIZE = 16: lesson 09's MobileNetV3Small needs at least 32")
+    assert raised["DISTRIBUTED_EPOCHS"].startswith("DISTRIBUTED_EPOCHS = 1 with GOING_DEEPER = True")
+    counts = {"train_count": 480, "class_count": 12, "val_count": 0}  # one image of each class for validation
+    values, _ = smallest_settings(["VAL_FRACTION"], counts=counts)
+    assert values["VAL_FRACTION"] == 0.023  # 11.04 of 480 images: ceil gives 12, one of each class
+    check_fits_data(values, **counts)
+    with pytest.raises(ParameterError, match="VAL_FRACTION = 0.022: .*at least 0.023"):
+        check_fits_data({"VAL_FRACTION": 0.022}, **counts)
+    given_val = smallest_settings(["VAL_FRACTION"], counts={**counts, "val_count": 40})[0]  # nothing is split
+    assert "VAL_FRACTION" not in given_val and "VAL_FRACTION" not in smallest_settings(["VAL_FRACTION"])[0]
+
+
+@pytest.mark.parametrize("notebook", lesson_notebooks(), ids=lambda p: p.name[:2])
+def test_nbval_runs_each_lesson_at_its_knobs_smallest_accepted_values(notebook):
+    """nbval's settings (tests/conftest.py) for this lesson: each numeric knob at its rule's smallest value, or
+    at the smallest value the rule named in ``raised`` lets pass (one less fails it), accepted with the lesson's
+    defaults and on the data nbval runs on."""
+    from seedlings_utils.parameters import check_fits_data
+
+    defaults, _ = parameters_cell(notebook)
+    values, raised = nbval_settings(notebook.name[:2])
+    settings = {**defaults, **{name: value for name, value in values.items() if name in defaults}}
+    check_parameters(settings)
+    check_fits_data(settings, **NBVAL_DATA)
+    for name in defaults:
+        knob = KNOBS[name]
+        if not knob.numeric or knob.not_at_smallest:
+            continue
+        smallest = knob.smallest(NBVAL_DATA) if callable(knob.smallest) else knob.smallest
+        if name in raised:
+            below = {**settings, name: settings[name] - 1}
+            with pytest.raises(ParameterError, match=f"{name} = {below[name]!r}"):
+                check_parameters(below)
+                check_fits_data(below, **NBVAL_DATA)
+        else:
+            assert settings[name] == smallest, (name, settings[name], smallest)
 
 
 @pytest.mark.parametrize(("name", "value", "allowed"), [

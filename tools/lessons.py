@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from seedlings_utils.data_dirs import resolve_data_dir
@@ -233,9 +233,11 @@ def run_lessons(
 
 
 def prepare_for_nbval(
-    output_dir: str | Path, parameters: dict, notebooks_dir: str | Path = NOTEBOOKS_DIR, core: bool = False
+    output_dir: str | Path, parameters: dict | Callable[[str], dict], notebooks_dir: str | Path = NOTEBOOKS_DIR,
+    core: bool = False,
 ) -> list[Path]:
-    """Copies of every lesson with ``parameters`` injected, each with its OWN empty ``DATA_DIR``.
+    """Copies of every lesson with ``parameters`` injected (a dict, or a function of the lesson's number that
+    returns that lesson's), each with its OWN empty ``DATA_DIR``.
 
     nbval then runs each one as a learner opening that lesson first in a fresh runtime would; with ``core``,
     as one who also skips every "Going deeper" section (:func:`core_only`).
@@ -246,7 +248,8 @@ def prepare_for_nbval(
         data_dir = output_dir / f"data-{notebook.name[:2]}"
         if data_dir.exists():
             shutil.rmtree(data_dir)
-        written += run_lessons({**parameters, "DATA_DIR": str(data_dir)}, output_dir, notebooks_dir,
+        lesson = parameters(notebook.name[:2]) if callable(parameters) else parameters
+        written += run_lessons({**lesson, "DATA_DIR": str(data_dir)}, output_dir, notebooks_dir,
                                lessons=[notebook.name[:2]], prepare_only=True, core=core)
     return written
 
