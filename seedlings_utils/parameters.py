@@ -155,9 +155,7 @@ KNOBS: dict[str, Knob] = {
     "SYNTHETIC_PER_CLASS": Knob(
         _whole(2, 100_000, "each species needs an image for training and one for validation"), "data",
         "synthetic images per species, on average (species differ in size, like the real ones); in lessons 02 and "
-        "later used only when `COURSE_DIR` holds no record from lesson 01", 400, quick=60,
-        not_at_smallest="the size of the data, not a setting of a lesson: the smallest-values run keeps the tests' "
-        "data, and the knobs the data limits take the smallest values its data rules accept (VAL_FRACTION)"),
+        "later used only when `COURSE_DIR` holds no record from lesson 01", 400, quick=60),
     "SEED": Knob(_whole(0, 2**32 - 1, "NumPy's seeds"), "data",
                  "one seed for data generation, splitting, shuffling and weights", 42),
     "VAL_FRACTION": Knob(_number(0, 1, "the share of each species kept for validation",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seedlings_utils.parameters import quick_parameters
+from seedlings_utils.parameters import KNOBS, quick_parameters
 from seedlings_utils.synthetic import synthetic_class_counts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,10 +34,18 @@ TEST_PARAMETERS = {
     "GOING_DEEPER": True,  # the papermill run also runs every Going deeper training (a learner asks for them)
 }
 
-#: The data nbval's lessons run on, as lesson 04 counts it: the synthetic set at the tests' size, nothing given for
-#: validation.
-NBVAL_DATA = {"train_count": sum(synthetic_class_counts(TEST_PARAMETERS["SYNTHETIC_PER_CLASS"]).values()),
-              "class_count": len(synthetic_class_counts(TEST_PARAMETERS["SYNTHETIC_PER_CLASS"])), "val_count": 0}
+#: The data nbval's lessons run on, as lesson 04 counts it: the synthetic set at its smallest (SYNTHETIC_PER_CLASS
+#: is a knob too: 2 images a species), nothing given for validation.
+NBVAL_DATA = {"train_count": sum(synthetic_class_counts(KNOBS["SYNTHETIC_PER_CLASS"].smallest).values()),
+              "class_count": len(synthetic_class_counts(KNOBS["SYNTHETIC_PER_CLASS"].smallest)), "val_count": 0}
+
+
+def lesson_knobs(lesson: str) -> dict[str, object]:
+    """The knobs lesson ``"NN"``'s parameters cell sets, with its defaults."""
+    from tools.lessons import lesson_notebooks
+    from tools.pages import parameters_cell
+
+    return parameters_cell(lesson_notebooks(lessons=[lesson])[0])
 
 
 def nbval_settings(lesson: str) -> tuple[dict, dict[str, str]]:
@@ -48,12 +56,9 @@ def nbval_settings(lesson: str) -> tuple[dict, dict[str, str]]:
     is raised to the smallest value that fits, and the rule's own message says why), the rest at the tests'
     values. A rule and its lesson agree: every lesson runs at the smallest value each of its knobs accepts."""
     from seedlings_utils.parameters import smallest_settings
-    from tools.lessons import lesson_notebooks
-    from tools.pages import parameters_cell
 
-    knobs = parameters_cell(lesson_notebooks(lessons=[lesson])[0])
-    values, raised = smallest_settings(knobs, counts=NBVAL_DATA)
-    return {**TEST_PARAMETERS, **values, "SYNTHETIC_PER_CLASS": TEST_PARAMETERS["SYNTHETIC_PER_CLASS"]}, raised
+    values, raised = smallest_settings(lesson_knobs(lesson), counts=NBVAL_DATA)
+    return {**TEST_PARAMETERS, **values}, raised
 
 
 def nbval_parameters(lesson: str) -> dict:
