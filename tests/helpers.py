@@ -24,7 +24,7 @@ TEST_PARAMETERS = {
     "SYNTHETIC_PER_CLASS": 40,
     "IMAGE_SIZE": 48,
     "BATCH_SIZE": 16,
-    "SPEED_BATCHES": 4,
+    "SPEED_BATCHES": 1,
     "DEMO_EPOCHS": 1,
     "TIMED_EPOCHS": 1,
     "HEAD_EPOCHS": 2,
@@ -32,6 +32,11 @@ TEST_PARAMETERS = {
     "WAIT_REPEATS": 1,
     "SEED": 7,
     "GOING_DEEPER": True,  # the papermill run also runs every Going deeper training (a learner asks for them)
+    # at their smallest values, where the papermill run's checks still mean the same (nbval runs the core there)
+    "SHUFFLE_BUFFER": 1,
+    "GRAIN_WORKERS": 0,  # Grain's worker processes: tests/test_resume.py's killed run has one
+    "KILL_AFTER_BATCH": 0,
+    "SAVE_EVERY": 1,
 }
 
 #: The data nbval's lessons run on, as lesson 04 counts it: the synthetic set at its smallest (SYNTHETIC_PER_CLASS
