@@ -40,14 +40,15 @@ def why_going_deeper(lesson: str) -> list[str]:
     the papermill run does not give it (empty: nbval and the papermill run reach them all)."""
     cells = json.loads(lesson_notebooks(lessons=[lesson])[0].read_text(encoding="utf-8"))["cells"]
     values, raised = deeper_settings(lesson)
-    core = nbval_parameters(lesson)
+    core, papermill = nbval_parameters(lesson), {**lesson_knobs(lesson), **TEST_PARAMETERS}
     only = {name for name in knobs_read(cells, True) - knobs_read(cells, False)
             if KNOBS[name].numeric and not KNOBS[name].not_at_smallest}
     more = {name: why for name, why in raised.items() if values[name] != core[name]}
-    return [f"{name} = {values[name]!r}, " + (f"where its rule asks more with GOING_DEEPER ({more[name]})" if name in
-                                                 more else "read only by Going deeper")
-            + f"; the papermill run has {TEST_PARAMETERS.get(name, lesson_knobs(lesson)[name])!r}"
-            for name in sorted(only | set(more)) if TEST_PARAMETERS.get(name, lesson_knobs(lesson)[name]) != values[name]]
+    return [f"{name} = {values[name]!r}, "
+            + (f"where its rule asks more with GOING_DEEPER ({more[name]})" if name in more
+               else "read only by Going deeper")
+            + f"; the papermill run has {papermill[name]!r}"
+            for name in sorted(only | set(more)) if papermill[name] != values[name]]
 
 
 DEEPER = [path.name[:2] for path in lesson_notebooks() if why_going_deeper(path.name[:2])]
