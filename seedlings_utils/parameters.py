@@ -413,18 +413,18 @@ def smallest_settings(names: Iterable[str] | None = None, *, going_deeper: bool 
             values[name] = smallest
     checked = set(KNOBS if names is None else names)
     raised: dict[str, str] = {}
-    while True:
+    for _ in range(10_000):  # a rule that raising cannot satisfy (a knob too large for the data) ends here
         namespace = {name: value for name, value in values.items() if name in checked}
         problems = _problems(namespace) + (_data_problems(namespace, counts) if counts else [])
         if not problems:
             return values, raised
-        name = problems[0].split(" = ")[0]
-        high = getattr(KNOBS[name].rule, "high", None) if name in KNOBS else None
-        step = values.get(name)
-        if not KNOBS.get(name, KNOBS["SEED"]).numeric or not isinstance(step, int) or (high and step >= high):
+        name = problems[0].split(" = ")[0]  # every problem starts with the knob to change
+        knob, step = KNOBS.get(name), values.get(name)
+        if knob is None or not knob.numeric or not isinstance(step, int) or step >= (knob.rule.high or step + 1):
             raise ParameterError(f"no set of smallest values passes: {problems[0]}")
         raised.setdefault(name, problems[0])
         values[name] = step + 1
+    raise ParameterError(f"no set of smallest values passes: {raised[name]}")
 
 
 def smallest_parameters(names: Iterable[str] | None = None, *, going_deeper: bool = False,
