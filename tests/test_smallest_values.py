@@ -55,11 +55,12 @@ DEEPER = [path.name[:2] for path in lesson_notebooks() if why_going_deeper(path.
 
 
 def test_the_going_deeper_runs_here_are_the_ones_nothing_else_reaches(monkeypatch):
-    """The list is computed; this pins what it holds today (lesson 08's Going deeper compares loaders with WORKERS
-    threads, which the papermill run keeps at 2 for the headline's "2 threads"), and shows that a papermill run
-    above a Going deeper knob's smallest value adds its lesson here."""
-    assert DEEPER == ["08"], {lesson: why_going_deeper(lesson) for lesson in DEEPER}
-    assert why_going_deeper("08") == ["WORKERS = 1, read only by Going deeper; the papermill run has 2"]
+    """The list is computed; this pins what it holds today (the papermill run keeps WORKERS at 2 for the headline's
+    "2 threads", and SPEED_BATCHES at 4 for lesson 09's profiler, which analyses the steps between the first and the
+    last), and shows that a papermill run above a Going deeper knob's smallest value adds its lesson here."""
+    assert DEEPER == ["05", "08"], {lesson: why_going_deeper(lesson) for lesson in DEEPER}
+    assert why_going_deeper("08") == ["SPEED_BATCHES = 1, read only by Going deeper; the papermill run has 4",
+                                      "WORKERS = 1, read only by Going deeper; the papermill run has 2"]
     assert why_going_deeper("11") == [] == why_going_deeper("10")
     monkeypatch.setitem(TEST_PARAMETERS, "GRAIN_WORKERS", 1)
     monkeypatch.setitem(TEST_PARAMETERS, "DISTRIBUTED_EPOCHS", 3)
