@@ -90,8 +90,9 @@ def test_what_a_lesson_installs_on_colab_is_what_the_requirement_files_say():
             if "%pip install" not in line or "seedlings-utils @" in line:
                 continue
             for text in re.findall(r'"([^"]+)"', line.split("#")[0]):
-                if "{" in text:  # a version computed on Colab (s3fs=={fsspec.__version__})
-                    assert text.split("==")[0] in listed, (notebook.name, text)
+                if "{" in text:  # a version computed on Colab (s3fs[boto3]=={fsspec.__version__})
+                    named = Requirement(text.split("==")[0])
+                    assert named.name in listed and named.extras == listed[named.name].extras, (notebook.name, text)
                     continue
                 req = Requirement(text)
                 assert req.name in listed and req.specifier == listed[req.name].specifier, (notebook.name, text)
