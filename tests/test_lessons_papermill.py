@@ -161,6 +161,25 @@ def test_every_declared_output_is_there(lessons):
 
 
 @pytest.mark.slow
+def test_lesson_09_profiler_sees_a_sleeping_loader_wait_and_the_free_input_not(executed_lessons):
+    """Lesson 09's profiler cell (Going deeper, run by the papermill run): XProf's analyzer, on traces of the same
+    model's steps, finds the free input waiting for almost nothing and a loader that sleeps three free steps' time
+    per batch waiting at least a third of that sleep more, never much more than it: figures of one run against
+    each other, no clock bounds. Costs nothing here: the lesson wrote them."""
+    data_dir, _ = executed_lessons
+    found = json.loads((data_dir / "profiler_verdict.json").read_text())
+    loaders, sleep_ms = found["loaders"], found["sleep_ms"]
+    assert set(loaders) == {"free input", "sleeping", "before: 1 worker decoding", "after: the cache"}
+    assert all(0 <= p["input_ms"] <= p["step_ms"] and p["verdict"] for p in loaders.values()), loaders
+    free, sleeping = loaders["free input"], loaders["sleeping"]
+    assert sleep_ms == pytest.approx(3 * free["step_ms"], rel=0.01)
+    assert free["input_share"] < 0.05, free  # a batch kept in memory: the analyzer must find no waiting
+    more = sleeping["input_ms"] - free["input_ms"]
+    assert sleep_ms / 3 <= more <= 1.1 * sleep_ms, (more, sleep_ms, loaders)
+    assert sleeping["input_share"] > free["input_share"] + 0.3, loaders
+
+
+@pytest.mark.slow
 def test_lesson_10_left_a_job_that_trained_in_step(executed_lessons):
     """What lesson 10 left in DATA_DIR (every lesson run once, in order, with the quick parameters)."""
     from seedlings_utils.jobs.launcher import Job, read_problems
