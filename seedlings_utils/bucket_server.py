@@ -31,11 +31,32 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class _SlowDownGate:
+    """WSGI middleware in front of moto's app: while its server has "slow down" answers left, an object read (a GET
+    of ``/bucket/key``) gets S3's own answer to too many requests, ``503 SlowDown`` with S3's XML error body, so
+    that botocore and s3fs parse it as they parse a real store's. Everything else goes to moto."""
+
+    BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+            b"<Message>Please reduce your request rate.</Message><RequestId>local</RequestId></Error>")
+
+    def __init__(self, app, server: LocalServer):
+        self.app, self.server = app, server
+
+    def __call__(self, environ, start_response):
+        is_object = environ.get("PATH_INFO", "/").strip("/").count("/") >= 1  # /bucket/key, not /bucket
+        if environ.get("REQUEST_METHOD") == "GET" and is_object and self.server._take_slow_down():
+            start_response("503 Slow Down", [("Content-Type", "application/xml"),
+                                             ("Content-Length", str(len(self.BODY)))])
+            return [self.BODY]
+        return self.app(environ, start_response)
+
+
 class LocalServer:
     """moto's S3 server on ``127.0.0.1``, in a thread of this process: ``start()``, ``stop()``, ``start()`` again.
 
     The objects live in this process's memory and outlive a ``stop()``: a restarted server serves them again on
-    the same port, as a real store that was unreachable for a while does.
+    the same port, as a real store that was unreachable for a while does. ``slow_down(n)``: the next ``n`` object
+    reads are answered ``503 SlowDown``, as a store throttles a client (moto itself never does).
     """
 
     def __init__(self, port: int | None = None):
@@ -47,6 +68,8 @@ class LocalServer:
         self._server_class = ThreadedMotoServer
         self._server = None
         self._lock = threading.Lock()  # a reader's threads may restart it at the same moment
+        self._slow_down, self._slow_lock = 0, threading.Lock()
+        self.slowed_down = 0  # object reads answered 503 SlowDown so far
 
     @property
     def running(self) -> bool:
@@ -57,7 +80,22 @@ class LocalServer:
             if self._server is None:
                 self._server = self._server_class(ip_address="127.0.0.1", port=self.port, verbose=False)
                 self._server.start()
+                wsgi = self._server._server  # werkzeug's server inside moto's thread: its app is swapped for the gate's
+                wsgi.app = _SlowDownGate(wsgi.app, self)
         return self
+
+    def slow_down(self, requests: int) -> None:
+        """Answer the next ``requests`` object reads with ``503 SlowDown`` (0: none from now on)."""
+        with self._slow_lock:
+            self._slow_down = requests
+
+    def _take_slow_down(self) -> bool:
+        with self._slow_lock:
+            if self._slow_down <= 0:
+                return False
+            self._slow_down -= 1
+            self.slowed_down += 1
+            return True
 
     def stop(self) -> None:
         with self._lock:
@@ -113,7 +151,7 @@ def s3_filesystem(endpoint_url: str | None = None, environ: Mapping[str, str] | 
     import s3fs
 
     fs = s3fs.S3FileSystem(endpoint_url=endpoint_url, skip_instance_cache=True, **credentials(environ),
-                           config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": timeout,
+                           config_kwargs={"retries": {"total_max_attempts": 1}, "connect_timeout": timeout,
                                           "read_timeout": timeout})
     fs.retries = 1  # s3fs retries some errors 5 times itself by default
     return fs

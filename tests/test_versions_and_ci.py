@@ -90,10 +90,23 @@ def test_what_a_lesson_installs_on_colab_is_what_the_requirement_files_say():
             if "%pip install" not in line or "seedlings-utils @" in line:
                 continue
             for text in re.findall(r'"([^"]+)"', line.split("#")[0]):
-                if "{" in text:  # a version computed on Colab (s3fs=={fsspec.__version__})
-                    assert text.split("==")[0] in listed, (notebook.name, text)
+                if "{" in text:  # a version computed on Colab (s3fs[boto3]=={fsspec.__version__})
+                    named = Requirement(text.split("==")[0])
+                    assert named.name in listed and named.extras == listed[named.name].extras, (notebook.name, text)
                     continue
                 req = Requirement(text)
                 assert req.name in listed and req.specifier == listed[req.name].specifier, (notebook.name, text)
                 seen += 1
     assert seen, "no lesson installs anything beyond the course's package: this test checks nothing"
+
+
+@pytest.mark.parametrize("runtime", sorted(COLAB_RUNTIMES))
+def test_lesson_12s_floors_are_what_it_gets_on_colab(runtime):
+    """Lesson 12's setup cell installs s3fs at the version of Colab's fsspec and relies on Colab's Flask (moto's server
+    needs it): the floors that `make test-oldest` tests are at or below those, so what a learner gets is tested."""
+    shipped = COLAB_RUNTIMES[runtime]
+    dev = {Requirement(line).name.lower(): Requirement(line) for line in requirement_lines("requirements-dev.txt")}
+    for name, colab_name in (("s3fs", "fsspec"), ("flask", "flask")):
+        floor = next(Version(s.version) for s in dev[name].specifier if s.operator == ">=")
+        assert floor <= Version(shipped[colab_name]), f"{name} {floor}: Colab {runtime} gets {shipped[colab_name]}"
+        assert dev[name].specifier.contains(shipped[colab_name]), (name, shipped[colab_name])

@@ -20,20 +20,24 @@ from .paths import REPO_ROOT
 COLAB_CHECKED = "2026-11-25, from github.com/googlecolab/backend-info (pip-freeze.txt; newest commit 2026-08-19)"
 
 #: What Colab's CPU/GPU runtimes ship: the current one, and the past runtime a notebook can be pinned to that
-#: came just before it. The requirements' ranges must hold both, so installing the course there reinstalls
-#: nothing; the floors in requirements.txt are at most the older one's. Runtimes before 2026.07 have TensorFlow
-#: 2.19 or older, whose ``tf.io.decode_image`` cannot read WebP (lesson 08), and Keras before 3.13, whose
-#: ``set_random_seed`` does not reset ``keras.random``'s global generator (keras-team/keras#21874).
+#: came just before it (every package of requirements.txt, and the two lesson 12's setup cell relies on: fsspec,
+#: whose version the s3fs it installs must have, and Flask, which moto's server needs). The requirements' ranges
+#: must hold both, so installing the course there reinstalls nothing; the floors are at most the older one's.
+#: Runtimes before 2026.07 have TensorFlow 2.19 or older, whose ``tf.io.decode_image`` cannot read WebP (lesson 08),
+#: and Keras before 3.13, whose ``set_random_seed`` does not reset ``keras.random``'s global generator
+#: (keras-team/keras#21874).
 COLAB_RUNTIMES: dict[str, dict[str, str]] = {
     "current (2026-08, Python 3.13)": {
         "tensorflow": "2.20.0", "keras": "3.13.2", "numpy": "2.1.3", "scikit-learn": "1.6.1",
         "scikit-image": "0.25.2", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.3",
-        "packaging": "26.3", "kaggle": "2.0.2", "jax": "0.7.2", "grain": "0.2.18",
+        "packaging": "26.3", "kaggle": "2.0.2", "jax": "0.7.2", "grain": "0.2.18", "array-record": "0.8.3",
+        "fsspec": "2025.3.0", "flask": "3.1.3",
     },
     "2026.07, the newest past runtime (Python 3.12)": {
         "tensorflow": "2.20.0", "keras": "3.13.2", "numpy": "2.0.2", "scikit-learn": "1.6.1",
         "scikit-image": "0.25.2", "pillow": "11.3.0", "matplotlib": "3.10.0", "tqdm": "4.67.3",
-        "packaging": "26.2", "kaggle": "2.0.2", "jax": "0.7.2", "grain": "0.2.17",
+        "packaging": "26.2", "kaggle": "2.0.2", "jax": "0.7.2", "grain": "0.2.17", "array-record": "0.8.3",
+        "fsspec": "2025.3.0", "flask": "3.1.3",
     },
 }
 

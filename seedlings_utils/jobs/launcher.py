@@ -365,7 +365,8 @@ def read_problems(reads: list[dict[int, list[str]]], train_names) -> list[str]:
 
 def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeout: float = 900.0,
             show: str = "all", fresh: bool = True, compile_cache: str | Path | None = "default",
-            timeout_name: str = "timeout", script: str | Path | None = None, **options) -> Job:
+            timeout_name: str = "timeout", script: str | Path | None = None, env: dict | None = None,
+            **options) -> Job:
     """Run a training job of ``num_processes`` processes on this machine and read back what they wrote.
 
     ``options`` are the command line's (``epochs``, ``global_batch``, ``image_size``, ...). ``script``: a Python
@@ -373,7 +374,8 @@ def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeo
     ``fresh`` starts in an empty ``run_dir``, moving an earlier run's to ``<run_dir>.previous`` (so a new run that
     fails has destroyed nothing); ``fresh=False`` keeps it, so the job resumes from its checkpoint.
     ``compile_cache`` and ``timeout_name`` (the setting a timeout's message names: lesson 10 passes
-    ``"JOB_TIMEOUT"``) as for :func:`launch`. Raises :class:`WorkerFailed` when a process fails or dies or the
+    ``"JOB_TIMEOUT"``) and ``env`` (variables every process gets: lesson 12 passes its bucket's address) as for
+    :func:`launch`. Raises :class:`WorkerFailed` when a process fails or dies or the
     job runs past ``timeout`` seconds.
     """
     run_dir = Path(run_dir)
@@ -383,7 +385,7 @@ def run_job(data_dir: str | Path, run_dir: str | Path, num_processes: int, timeo
         os.replace(run_dir, previous)
     command = worker_command(data_dir=Path(data_dir).resolve(), out_dir=run_dir.resolve(),
                              script=script and Path(script).resolve(), **options)
-    launch(command, num_processes, run_dir, timeout=timeout, show=show, compile_cache=compile_cache,
+    launch(command, num_processes, run_dir, timeout=timeout, show=show, env=env, compile_cache=compile_cache,
            timeout_name=timeout_name)
     return Job.read(run_dir, num_processes)
 

@@ -138,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         args.learning_rate, args.seed, args.augment, args.workers, callbacks=[recorder],
         read_log=out_dir / f"reads_{process_id}.jsonl")
     np.savez(out_dir / f"weights_{process_id}.npz", *model.get_weights())
+    # lesson 12's loader counts the images of its shards; lesson 10's lists its files
+    images = train.images if hasattr(train, "images") else len(train.filenames)
     summary = {"process_id": process_id, "num_processes": num_processes,
-               "shard_images": len(train.filenames), "batches_per_epoch": len(train), "local_batch": train.batch_size,
+               "shard_images": images, "batches_per_epoch": len(train), "local_batch": train.batch_size,
                "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
                "startup_peak_rss_mb": recorder.startup_peak_mb,
                "devices": [str(d) for d in keras.distribution.list_devices()]}
