@@ -14,6 +14,7 @@ import pytest
 from seedlings_utils.flatten import FLAT_SEPARATOR
 from tools import site
 from tools.lessons import headline, lesson_notebooks, run_lessons
+from tools.pages import declared_outputs, missing_outputs
 
 from .conftest import LESSONS_FAILED_FILE, OWN_PHOTOS
 from .helpers import TEST_PARAMETERS
@@ -131,17 +132,27 @@ def test_rerun_gives_the_same_outputs_and_duplicates_nothing(lessons):
         assert len(list(csv.DictReader(f))) == json.loads((data_dir / "metrics.json").read_text())["epochs"]
 
 
-def test_headline_reports_the_numbers_of_two_classes(lessons):
-    text = headline(lessons[0])
+def test_headline_gives_each_lessons_title_and_result_with_two_classes(lessons):
+    data_dir, first, *_ = lessons
+    text = headline(first, data_dir)
+    titles = [line for line in text.splitlines() if not line.startswith(" ")][1:]
+    assert [line[:5] for line in titles] == [f"{p.name[:2]} · " for p in first]  # each lesson, in order
     train, val = (len(CLASSES) * OWN_PHOTOS[key] for key in ("per_class", "val_per_class"))
-    assert f"Images:              {train + val} in 2 classes ({train} training, {val} validation;" in text
-    assert "Validation accuracy:" in text
-    assert "chance is 1/2 = 0.500" in text and "1/12" not in text and "images/s" in text
-    assert "Transfer (09):       validation accuracy" in text and "RANDOM weights" in text
-    assert "Waiting (09, CPU, no GPU): before: 1 worker decoding" in text and "after: the cache" in text
-    assert "PyDataset, 2 threads" in text and "tf.data" in text  # Going deeper's loaders too (GOING_DEEPER = True)
-    assert "Processes (10):      1 process:" in text and "2 processes:" in text and "identical weights: True" in text
-    assert "Resume (11):" in text and "position True, grain True" in text
+    assert f"OK: {train + val} images indexed, every label matches its folder, 2 classes" in text  # 03
+    assert f"OK: {train} + {val} = {train + val} images, disjoint, labels kept, the given validation set" in text  # 04
+    assert "1/2 = 0.500" in text and "1/12" not in text  # 06: accuracy against chance for two classes
+    assert text.count("loader speed: PyDataset") == 1 and "tf.data + cache file:" in text  # 08 (Going deeper ran)
+    assert "loader speed: 1 worker:" in text  # 05
+    assert "RANDOM weights" in text and "waiting for data" in text  # 09
+    assert "1 process:" in text and "2 processes:" in text  # 10, GOING_DEEPER = True: one process against N
+    assert "BackupAndRestore alone, killed for real: epoch 0: each image once; epoch 1:" in text  # 11
+
+
+def test_every_declared_output_is_there(lessons):
+    data_dir, first, *_ = lessons
+    run = {**photo_parameters(data_dir), "DATA_DIR": str(data_dir)}
+    assert sum(o.expected(run) for path in first for o in declared_outputs(path)) > len(first)
+    assert missing_outputs(first, run) == [], "declared in the notebook's metadata (seedlings.outputs), not written"
 
 
 # ---- what the later lessons left, and the site made of the executed lessons -------------------------------

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from tools.lessons import NOTEBOOKS_DIR, lesson_needs, lesson_notebooks, main, run_lessons
+from tools.lessons import NOTEBOOKS_DIR, headline, lesson_needs, lesson_notebooks, main, run_lessons
 
 REPO = Path(__file__).resolve().parent.parent
 PLANTED = 'raise ValueError("the planted message")'
@@ -44,6 +44,28 @@ def course(tmp_path) -> Path:
 def test_dependencies_come_from_the_ensure_calls_transitively(course):
     assert lesson_needs(lesson_notebooks(course)) == {
         "01": set(), "02": {"01"}, "03": {"01", "02"}, "04": {"01", "02", "03"}, "05": set()}
+
+
+def test_the_headline_is_each_lessons_title_and_what_its_tagged_cell_printed(tmp_path):
+    """No kernel: two executed notebooks written by hand, one with its result cell tagged, one without."""
+    stream = nbformat.v4.new_output
+    tagged = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 03 · Index the files\n\nText."),
+        nbformat.v4.new_code_cell("print('not the result')", outputs=[stream("stream", name="stdout", text="noise\n")]),
+        nbformat.v4.new_code_cell("...", metadata={"tags": ["headline"]}, outputs=[
+            stream("stream", name="stdout", text="OK: 30 images, "),
+            stream("stream", name="stderr", text="a warning\n"),
+            stream("stream", name="stdout", text="3 classes\nchance 1/3\n")]),
+    ])
+    untagged = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 04 · Split"),
+                                               nbformat.v4.new_code_cell("print('OK')")])
+    nbformat.write(tagged, tmp_path / "03_index.ipynb")
+    nbformat.write(untagged, tmp_path / "04_split.ipynb")
+    assert headline([tmp_path / "03_index.ipynb", tmp_path / "04_split.ipynb"], "/data").splitlines() == [
+        "Lesson outputs:      /data",
+        "03 · Index the files", "    OK: 30 images, 3 classes", "    chance 1/3",
+        "04 · Split", "    (no cell tagged headline)",
+    ]
 
 
 def test_the_course_lessons_need_what_they_rebuild():

@@ -7,7 +7,8 @@ import pytest
 
 from seedlings_utils.config import COLAB_INSTALL, GITHUB_REF, GITHUB_REPO
 from seedlings_utils.parameters import KNOBS
-from tools.lessons import lesson_notebooks
+from tools.lessons import HEADLINE_TAG, going_deeper_cells, lesson_notebooks
+from tools.pages import declared_outputs
 
 NOTEBOOKS = lesson_notebooks()
 CONTRACT_PARAMETERS = {"DATA_DIR", "COURSE_DIR", "SYNTHETIC_PER_CLASS", "SEED"}
@@ -53,6 +54,21 @@ def test_template_and_links(path):
     assert len(check) == 1 and "OK:" in source(nb[check[0] + 1]), "one '## Check' section, its cell prints OK:"
     # every lesson ends with its exercises, right after the check
     assert source(nb[headings[-1]]).startswith("## Exercises") and headings[-2] == check[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_core_cell_gives_the_lessons_result_and_its_outputs_are_declared(path):
+    """``make lessons`` prints what the cell tagged ``headline`` printed, under the lesson's title; docs/parameters.md's
+    outputs table and the papermill test read what the notebook's metadata declares it leaves."""
+    nb = cells(path)
+    deeper = going_deeper_cells(nb)
+    tagged = [i for i, c in enumerate(nb) if HEADLINE_TAG in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged {HEADLINE_TAG!r}, not one"
+    cell = nb[tagged[0]]
+    assert cell["cell_type"] == "code" and "print(" in source(cell), "the headline cell prints the lesson's result"
+    assert not deeper[tagged[0]], "the headline cell is on the core path (not in a Going deeper section)"
+    outputs = declared_outputs(path)  # raises, naming the notebook, when missing or malformed
+    assert len({o.path for o in outputs}) == len(outputs), f"{path.name}: an output declared twice"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

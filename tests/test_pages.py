@@ -78,3 +78,50 @@ def test_the_package_map_lists_every_module_with_its_source(tmp_path):
         "| `seedlings_utils.jobs` | hand-written | Processes. |",
         "| `seedlings_utils.jobs.launch` | hand-written | Start the processes of a job. |",
     ]
+
+
+def test_the_outputs_table_comes_from_each_notebooks_metadata(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS_DIR, notebooks)
+    path = lesson_notebooks(notebooks)[1]
+    nb = json.loads(path.read_text())
+    nb["metadata"]["seedlings"]["outputs"].append({"path": "new.json", "what": "a new result", "when": "asked"})
+    path.write_text(json.dumps(nb))
+    row = next(line for line in pages.outputs_table(notebooks).splitlines() if line.startswith(f"| {path.name[:2]} |"))
+    assert row.endswith(", `new.json` (a new result) when asked |")
+    nb["metadata"]["seedlings"]["outputs"].append({"path": "../outside.json"})
+    path.write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match=rf"{path.name}: output .*outside.json.*a path inside DATA_DIR"):
+        pages.outputs_table(notebooks)
+    del nb["metadata"]["seedlings"]
+    path.write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match=rf"{path.name}: its metadata must list what the lesson leaves"):
+        pages.outputs_table(notebooks)
+
+
+def test_a_declared_output_is_expected_unless_it_has_a_condition_its_knob_does_not_ask_for(tmp_path):
+    run = {"DATA_DIR": str(tmp_path), "RESULTS_DIR": str(tmp_path / "results"), "GOING_DEEPER": False}
+    always, results = pages.Output("speed.json"), pages.Output("RESULTS_DIR/model.keras")
+    maybe, deeper = pages.Output("raw/test/", when="there are test images"), pages.Output(
+        "summary.json", when="`GOING_DEEPER` is True", knob="GOING_DEEPER")
+    assert [o.expected(run) for o in (always, results, maybe, deeper)] == [True, True, False, False]
+    assert deeper.expected({**run, "GOING_DEEPER": True})
+    assert results.location(run) == tmp_path / "results" / "model.keras"
+    assert results.location({**run, "RESULTS_DIR": ""}) == tmp_path / "model.keras"  # DATA_DIR unless set
+    (tmp_path / "speed.json").mkdir()  # a folder where a file is declared
+    assert not always.found(run)
+    (tmp_path / "speed.json").rmdir()
+    (tmp_path / "speed.json").write_text("{}")
+    assert always.found(run)
+
+
+def test_missing_outputs_names_the_lesson_and_the_output_it_did_not_leave(tmp_path):
+    executed = tmp_path / "07_cache.ipynb"
+    executed.write_text(json.dumps({"cells": [], "metadata": {"seedlings": {"outputs": [
+        {"path": "cache/"}, {"path": "cache_speed.json"}, {"path": "later.json", "when": "asked"}]}}}))
+    (tmp_path / "cache").mkdir()
+    run = {"DATA_DIR": str(tmp_path)}
+    missing = pages.missing_outputs([executed], run)
+    assert missing == [f"07_cache.ipynb: cache_speed.json ({tmp_path / 'cache_speed.json'})"]
+    (tmp_path / "cache_speed.json").write_text("{}")
+    assert pages.missing_outputs([executed], run) == []

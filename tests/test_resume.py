@@ -198,22 +198,6 @@ def test_backup_and_restore_alone_trains_part_of_the_cut_epoch_twice_in_another_
     assert os.path.getsize(run_dir / resume.FINAL_WEIGHTS) > 0
 
 
-def test_make_lessons_headline_gives_lesson_11s_result(tmp_path):
-    from tools.lessons import headline
-
-    (tmp_path / "resume").mkdir()
-    summary = {"kill_after": [1, 10], "exact": {"position": True, "grain": False}}
-    (tmp_path / "resume" / "summary.json").write_text(json.dumps(summary))
-    line = next(line for line in headline(tmp_path).splitlines() if line.startswith("Resume (11):"))
-    assert "after batch 10 of epoch 1" in line and "position True, grain False" in line
-    assert "BackupAndRestore alone: not run (GOING_DEEPER = False)" in line
-    summary["exact"]["grain (killed process)"] = True
-    summary["backup_problems"] = {"0": "", "1": "128 trained twice"}
-    (tmp_path / "resume" / "summary.json").write_text(json.dumps(summary))
-    line = next(line for line in headline(tmp_path).splitlines() if line.startswith("Resume (11):"))
-    assert "grain (killed process) True" in line and "BackupAndRestore alone: epoch 1: 128 trained twice" in line
-
-
 # ---- the notebook's own cells train: edited, the run changes ----
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "11_resume_a_long_epoch_exactly.ipynb"

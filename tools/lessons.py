@@ -6,9 +6,10 @@
 Every ``-p NAME VALUE`` is a notebook parameter (docs/parameters.md: the cell tagged ``parameters``);
 values are read as Python literals when they are one (``8``, ``0.2``, ``False``), else as text.
 
-``run`` goes on after a failing lesson: it prints the notebook's own error and the path of a log with the full
-traceback, skips the later lessons that need the failed one (see ``lesson_needs``), runs the others, and exits
-with 1 after a summary.
+``run`` ends with each executed lesson's title and its result: what the lesson's cell tagged ``headline`` printed
+(:func:`headline`). It goes on after a failing lesson: it prints the notebook's own error and the path of a log
+with the full traceback, skips the later lessons that need the failed one (see ``lesson_needs``), runs the others,
+and exits with 1 after a summary.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from seedlings_utils.data_dirs import resolve_data_dir
 from seedlings_utils.parameters import KNOBS, quick_parameters
 from seedlings_utils.platform_info import TERMINAL_NOISE
 
+from .pages import TITLE
 from .paths import NOTEBOOKS_DIR, lesson_notebooks
 
 
@@ -254,73 +256,34 @@ def prepare_for_nbval(
     return written
 
 
-def headline(data_dir: str | Path, results_dir: str | Path | None = None) -> str:
-    """The numbers ``make lessons`` ends with, read from what the lessons wrote (lesson 06's results from
-    ``results_dir``, its ``RESULTS_DIR``, when that is set)."""
-    import numpy as np
+#: The tag of a lesson's one core cell whose printed output is the lesson's result (its check): what ``make lessons``
+#: ends with, under the lesson's title.
+HEADLINE_TAG = "headline"
 
-    data_dir = Path(data_dir)
-    results_dir = Path(results_dir) if results_dir else data_dir
+
+def headline_text(notebook: dict) -> str | None:
+    """What the cell tagged ``headline`` of an executed ``notebook`` printed (its standard output), or ``None`` when
+    no cell is tagged."""
+    for cell in notebook["cells"]:
+        if HEADLINE_TAG in cell.get("metadata", {}).get("tags", []):
+            return "".join("".join(out.get("text", "")) for out in cell.get("outputs", [])
+                           if out.get("output_type") == "stream" and out.get("name") == "stdout")
+    return None
+
+
+def headline(executed: list[Path], data_dir: str | Path) -> str:
+    """The lines ``make lessons`` ends with: for each executed lesson, its title (from its first cell) and what its
+    cell tagged ``headline`` printed."""
     lines = [f"Lesson outputs:      {data_dir}"]
-    classes = json.loads((data_dir / "classes.json").read_text()) if (data_dir / "classes.json").is_file() else []
-    if (data_dir / "filenames.npy").is_file():
-        split = ""
-        if (data_dir / "X_val_filenames.npy").is_file() and (data_dir / "X_train_filenames.npy").is_file():
-            split = (f"{len(np.load(data_dir / 'X_train_filenames.npy'))} training, "
-                     f"{len(np.load(data_dir / 'X_val_filenames.npy'))} validation; ")
-        lines.append(f"Images:              {len(np.load(data_dir / 'filenames.npy'))} in {len(classes)} classes "
-                     f"({split}in {data_dir / 'all_images'})")
-    for name, title in (("loader_speed.json", "Loader speed (05)"), ("cache_speed.json", "Cache speed (07)"),
-                        ("tfdata_speed.json", "tf.data speed (08)")):
-        if (data_dir / name).is_file():
-            speeds = json.loads((data_dir / name).read_text())
-            lines.append(f"{title + ':':<21}" + ", ".join(f"{k}: {v:.0f} images/s" for k, v in speeds.items()))
-    if (results_dir / "metrics.json").is_file():
-        metrics = json.loads((results_dir / "metrics.json").read_text())
-        last = metrics.get("last_epoch_val_accuracy")
-        lines.append(f"Validation accuracy: {metrics['val_accuracy']:.3f} of the best checkpoint"
-                     + (f", {last:.3f} after the last epoch" if last is not None else "")
-                     + f" (micro-F1 {metrics['val_micro_f1']:.3f}"
-                     + (f"; chance is 1/{len(classes)} = {1 / len(classes):.3f})" if classes else ")"))
-    if (data_dir / "transfer_metrics.json").is_file():
-        transfer = json.loads((data_dir / "transfer_metrics.json").read_text())
-        lines.append(f"Transfer (09):       validation accuracy {transfer['val_accuracy']:.3f}, "
-                     f"{transfer['backbone']}, {transfer['weights']}")
-    if (data_dir / "wait_share.json").is_file():
-        waits = json.loads((data_dir / "wait_share.json").read_text())
-        lines.append(f"Waiting (09, {waits['device']}): " + ", ".join(
-            f"{name} {100 * figures['median']:.0f} %" for name, figures in waits["shares"].items()))
-    if (data_dir / "distributed" / "summary.json").is_file():  # lesson 10 with GOING_DEEPER: both jobs compared
-        jobs = json.loads((data_dir / "distributed" / "summary.json").read_text())
-        lines.append("Processes (10):      " + ", ".join(
-            f"{name}: {jobs['images_per_second'][name]:.0f} images/s, accuracy {accuracy:.3f}"
-            for name, accuracy in jobs["validation_accuracy"].items())
-            + f"; identical weights: {jobs['weights_identical']}")
-    else:  # lesson 10's core: its one job
-        for job_dir in sorted((data_dir / "distributed").glob("*_processes")):
-            if not (job_dir / "process_0.json").is_file():
-                continue
-            from seedlings_utils.jobs.launcher import Job
-
-            job = Job.read(job_dir, int(job_dir.name.split("_")[0]))
-            losses = job.losses()[0]
-            lines.append(f"Processes (10):      {job.num_processes} processes, loss {losses[0]:.3f} -> {losses[-1]:.3f}"
-                         f" over {len(losses)} epochs; identical weights: {job.weights_identical()}")
-    if (data_dir / "resume" / "summary.json").is_file():
-        resumed = json.loads((data_dir / "resume" / "summary.json").read_text())
-        backup = resumed.get("backup_problems")  # None: Going deeper's processes did not run
-        twice = "; ".join(f"epoch {e}: {problem}" for e, problem in (backup or {}).items() if problem)
-        epoch, batch = resumed["kill_after"]
-        lines.append(f"Resume (11):         cut after batch {batch} of epoch {epoch}; resumed exactly (samples, "
-                     "order, weights): "
-                     + ", ".join(f"{route} {exact}" for route, exact in resumed["exact"].items())
-                     + "; BackupAndRestore alone: "
-                     + (twice or "no image twice" if backup is not None else "not run (GOING_DEEPER = False)"))
-    if (data_dir / "shards" / "summary.json").is_file():
-        bucket = json.loads((data_dir / "shards" / "summary.json").read_text())
-        lines.append(f"Bucket (12):         {bucket['images']} images in {bucket['shards']} shards; epoch 2 downloaded "
-                     + ", ".join(f"{n} shards with a {label} cache" for label, n in bucket["epoch_2_downloads"].items())
-                     + f"; {bucket['processes']} processes, {bucket['steps_each']} steps each")
+    for path in executed:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+        first = "".join(notebook["cells"][0]["source"]) if notebook["cells"] else ""
+        title = TITLE.search(first)  # ``# NN · Title``
+        lines.append(f"{title[1]} · {title[2]}" if title else Path(path).stem)
+        text = headline_text(notebook)
+        if text is None:
+            text = f"(no cell tagged {HEADLINE_TAG})"
+        lines += [f"    {line}" for line in text.strip("\n").splitlines()]
     return "\n".join(lines)
 
 
@@ -407,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         written, failure = error.written, error
     if args.command == "run":
         print(f"\nExecuted notebooks:  {written[0].parent if written else '-'}")
-        print(headline(resolve_data_dir(parameters.get("DATA_DIR", "")), parameters.get("RESULTS_DIR") or None))
+        print(headline(written, resolve_data_dir(parameters.get("DATA_DIR", ""))))
     if failure:
         print(f"\n{failure}")
     return 1 if failure else 0
