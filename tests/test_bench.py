@@ -236,8 +236,24 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert set(results["images_per_second"]) == {
         "2019 recipe (skimage)", "PyDataset, 1 worker", "PyDataset, 2 threads", "PyDataset, 2 processes",
         "cache (.npy memmap)", "tf.data", "tf.data + cache file", "Grain, 1 worker process",
-        "Grain, 2 worker processes"}
+        "Grain, 2 worker processes", "Keras image_dataset_from_directory", "bucket (S3 server, lesson 12)",
+        "bucket shards on local disk"}
     assert all(v > 0 for v in results["images_per_second"].values())
+    # start-up apart from steady speed, and every loader against its ceiling, measured in the same run
+    loaders = set(results["images_per_second"])
+    assert set(results["first_batch_seconds"]) == set(results["steady_images_per_second"]) == loaders
+    assert all(v > 0 for v in results["first_batch_seconds"].values())
+    assert set(results["ceiling_share"]) == loaders
+    assert all(s["share"] > 0 and s["ceiling"] in results["ceilings"] for s in results["ceiling_share"].values())
+    ceilings = results["ceilings"]
+    assert ceilings["pil_decode"]["threads"] > 0 and ceilings["pil_decode"]["processes"] is None  # --quick: threads
+    assert ceilings["memory_copy"]["bytes_per_image"] == 32 * 32 * 3 and ceilings["cache_disk"]["bytes"] > 0
+    assert set(ceilings["training"]["loaders"]) == set(results["wait_share"])
+    assert results["grain_stages"]["record_reads"] > 0 and results["grain_stages"]["stage_timing"]
+    bucket = results["bucket"]["bucket (S3 server, lesson 12)"]
+    assert bucket["requests"] == bucket["shards"] >= 2 and bucket["bytes_per_image"] > 32 * 32 * 3 / 10
+    assert results["bucket"]["bucket shards on local disk"]["bytes"] == bucket["bytes"]  # the same shards
+    assert (tmp_path / "ceilings.png").stat().st_size > 10_000
     base = results["settings"]["base_images"]
     rows = {(m["loader"], m["factor"]): m for m in results["memory"]}
     assert sorted(rows) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 5))
@@ -273,3 +289,4 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     page = bench_page.write_page(tmp_path, tmp_path / "benchmark.md").read_text()
     assert all(f"| {loader} |" in page for loader in results["images_per_second"])
     assert str(results["machine"]["commit"]) in page and (tmp_path / "benchmark" / "bench.png").is_file()
+    assert (tmp_path / "benchmark" / "ceilings.png").is_file() and "](benchmark/ceilings.png)" in page

@@ -130,3 +130,74 @@ def test_run_stamp_names_this_checkouts_commit_and_a_date():
     stamp = bench_page.run_stamp()
     assert re.fullmatch(r"[0-9a-f]{40}", stamp["commit"]) and isinstance(stamp["uncommitted_changes"], bool)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", stamp["date"])
+
+
+def bench_with_ceilings() -> dict:
+    """small_bench() with what the speed side adds: start-up, steady speed, ceilings, shares, Grain's stages, the
+    bucket loader."""
+    bench = small_bench()
+    bench["settings"]["warmup_batches"] = 1
+    bench["images_per_second"]["Grain, 2 worker processes"] = 300.0
+    bench["first_batch_seconds"] = {"PyDataset, 2 threads": 0.25, "cache (.npy memmap)": 0.01,
+                                    "Grain, 2 worker processes": 3.5}
+    bench["steady_images_per_second"] = {"PyDataset, 2 threads": 1300.0, "cache (.npy memmap)": 60000.0,
+                                         "Grain, 2 worker processes": 3000.0}
+    bench["ceilings"] = {
+        "pil_decode": {"one_core": 800.0, "cores": 2, "images_per_second": 1600.0, "threads": 1500.0,
+                       "threads_count": 2, "processes": None},
+        "memory_copy": {"images_per_second": 400000.0, "gb_per_second": 1.2, "bytes_per_image": 3072,
+                        "copy_and_scale_images_per_second": 100000.0},
+        "cache_disk": {"bytes": 307200, "bytes_per_image": 3072.0, "cold_images_per_second": 50000.0,
+                       "warm_images_per_second": 200000.0, "cold_gb_per_second": 0.15, "warm_gb_per_second": 0.6,
+                       "cold_dropped": True, "how": "posix_fadvise"},
+        "training": {"images_per_second": 200.0, "compute_ms_per_step": 40.0,
+                     "loaders": {"cache (.npy memmap)": {"images_per_second": 186.0, "share": 0.93}}},
+    }
+    bench["ceiling_share"] = {
+        "PyDataset, 2 threads": {"ceiling": "pil_decode", "ceiling_images_per_second": 1600.0,
+                                 "steady_images_per_second": 1300.0, "share": 0.8125},
+        "cache (.npy memmap)": {"ceiling": "memory_copy", "ceiling_images_per_second": 400000.0,
+                                "steady_images_per_second": 60000.0, "share": 0.15},
+        "Grain, 2 worker processes": {"ceiling": "memory_copy", "ceiling_images_per_second": 400000.0,
+                                      "steady_images_per_second": 3000.0, "share": 0.0075}}
+    bench["grain_stages"] = {"images": 128, "cache_whole_batches": 90000.0, "record_reads": 9000.0, "batching": 1e6,
+                             "grain_in_process": 4500.0,
+                             "stage_timing": [{"stage": "MapMapDataset", "elements": 128, "us_per_element": 110.0}]}
+    bench["bucket"] = {"bucket (S3 server, lesson 12)": {"requests": 4, "bytes": 40000, "images": 100, "shards": 4,
+                                                         "shard_size": 25, "requests_per_image": 0.04,
+                                                         "bytes_per_image": 400.0}}
+    return bench
+
+
+def test_every_loader_has_its_ceiling_and_share_on_the_page():
+    bench = bench_with_ceilings()
+    page = bench_page.render(bench, None, {"bench": "b.png", "ceilings": "benchmark/ceilings.png"})
+    speed = row(page, "PyDataset, 2 threads")  # the speed table: first batch, steady, whole run, share
+    assert speed[1:5] == ["0.25", "1,300", "1,234", "81.2 %"]
+    for loader, share in bench["ceiling_share"].items():
+        cells = [line for line in page.splitlines() if line.startswith(f"| {loader} |")]
+        against = next(c for c in cells if f"`{share['ceiling']}`" in c)  # the ceiling table names its ceiling
+        assert f"{share['ceiling_images_per_second']:,.0f}" in against and _pct(share["share"]) in against
+    assert "`memory_copy`" in page and "400,000" in page and "](benchmark/ceilings.png)" in page
+    assert "Lesson 07's cache reads 15.0 % of a memory copy" in page  # the relation, generated from the run
+    assert "PyDataset, 2 threads: 81 % of 2 cores' decoding" in page
+    assert "2 threads of the decoder alone reach 94 %" in page
+    assert "with cache (.npy memmap) 93 %" in page
+    assert row(page, "bucket (S3 server, lesson 12)")[3:5] == ["0.0400", "400"]
+    assert "10.0x what the same image costs" in page  # Grain: record reads against whole-batch reads
+    assert "puts `MapMapDataset` first, with 100 %" in page  # Grain's own stage timing, its largest stage
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f} %"
+
+
+def test_a_loader_without_a_ceiling_says_so_and_an_old_json_renders_as_before():
+    bench = bench_with_ceilings()
+    bench["images_per_second"]["a loader of tomorrow"] = 10.0
+    page = bench_page.render(bench)
+    assert row(page, "a loader of tomorrow")[4] == bench_page.NOT_MEASURED
+    old = bench_page.render(small_bench())  # a run before ceilings: no ceiling section, the old speed table
+    assert "against its ceiling" not in old and row(old, "PyDataset, 2 threads")[1:] == ["1,234", ""]
+    assert bench_page.plot_paths(bench_page.DEFAULT_OUT, None, small_bench()) == {"bench": "benchmark/bench.png"}
+    assert bench_page.plot_paths(bench_page.DEFAULT_OUT, None, bench)["ceilings"] == "benchmark/ceilings.png"

@@ -48,6 +48,7 @@ import numpy as np
 from seedlings_utils.files import write_text_atomically
 from seedlings_utils.profiling import pydataset_batches, trace_loader
 
+from .bench_ceilings import measure_ceilings, speed_results
 from .bench_memory import (
     MEMORY_LOADERS,
     RSS_NOTE,
@@ -84,8 +85,41 @@ def base_data(work_dir: Path, images: int, seed: int, progress: bool) -> tuple[P
     return data_dir / "all_images", filenames, labels
 
 
-def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches, work_dir) -> tuple[dict, dict]:
-    """Traces of every loader on the same files, and the seconds spent building the caches."""
+def species_folders(image_dir, names, labels, folder: Path) -> Path:
+    """``folder/<label>/<name>``: the images ``names`` as hard links (copies where linking fails), one folder per
+    label, what ``keras.utils.image_dataset_from_directory`` reads (lesson 05's ``by_species/``, for these names)."""
+    import shutil
+
+    width = len(str(int(np.max(labels))))  # zero-padded: Keras sorts the folders, the labels keep their order
+    for name, label in zip(np.asarray(names).tolist(), np.asarray(labels).tolist(), strict=True):
+        target = folder / f"{int(label):0{width}d}" / name
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(Path(image_dir) / name, target)
+        except OSError:
+            shutil.copy2(Path(image_dir) / name, target)
+    return folder
+
+
+def keras_from_directory(folder: Path, image_size: int, batch_size: int, batches: int, seed: int = 0):
+    """Keras' own loader on ``folder`` (shuffle on, as a learner trains), scaled to [0, 1] as lesson 05 scales it."""
+    import keras
+    import tensorflow as tf
+
+    ds = keras.utils.image_dataset_from_directory(str(folder), image_size=(image_size, image_size),
+                                                  batch_size=batch_size, shuffle=True, seed=seed, verbose=False)
+    return ds.map(lambda x, y: (x / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE).take(batches).as_numpy_iterator()
+
+
+def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches, work_dir,
+                  extras: dict | None = None) -> tuple[dict, dict]:
+    """Traces of every loader on the same files, and the seconds spent building the caches.
+
+    ``extras`` (a dict), when given, gets what the speed side measures besides the traces: ``cache_dir``,
+    ``tf_cache_files`` (for the ceilings) and ``bucket`` (lesson 12's requests and bytes).
+    """
     from seedlings_utils.cache import CachedDataset, build_image_cache
     from seedlings_utils.dataset import SeedlingsDataset
     from seedlings_utils.recipe2019 import Recipe2019Generator
@@ -127,6 +161,16 @@ def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches,
     build["tf.data + cache file"] = time.perf_counter() - start
     add("tf.data + cache file", lambda: make_tf_dataset(image_dir, names, ys, cache_file=cache_file,
                                                        **common).as_numpy_iterator())
+    folder = species_folders(image_dir, names, ys, work_dir / f"by-label-{n}")  # a peer: Keras' own loader
+    add("Keras image_dataset_from_directory", lambda: keras_from_directory(folder, image_size, batch_size, batches))
+    from .bench_bucket import bucket_loaders
+
+    bucket = bucket_loaders(image_dir, names, ys, image_size, batch_size, work_dir)  # lesson 12: S3 vs local disk
+    for name, figures in bucket.items():
+        traces[name] = figures.pop("trace")
+    if extras is not None:
+        extras.update(cache_dir=cache_dir, bucket=bucket, names=names, labels=ys,
+                      tf_cache_files=sorted(p for p in cache_file.parent.iterdir() if p.name.startswith("data.data")))
     return traces, build
 
 
@@ -211,7 +255,7 @@ def format_table(results: dict) -> str:
 
 def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int, speed_batches: int,
               wait_images: int, seed: int = 42, progress: bool = True, memory_jobs: int = 1,
-              memory_repeats: int = 1, wait_repeats: int = 3) -> dict:
+              memory_repeats: int = 1, wait_repeats: int = 3, ceiling_processes: bool = True) -> dict:
     """The whole benchmark; returns what it writes to ``out_dir/bench.json``."""
     import keras
     import tensorflow as tf
@@ -221,7 +265,12 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
     print(f"Building a synthetic set of about {scales[0]} images ...", flush=True)
     image_dir, filenames, labels = base_data(work_dir, scales[0], seed, progress)
     print("Loader speed:", flush=True)
-    traces, build = loader_speeds(image_dir, filenames, labels, image_size, batch_size, speed_batches, work_dir)
+    extras = {}  # what the ceilings need: the files read, the caches
+    traces, build = loader_speeds(image_dir, filenames, labels, image_size, batch_size, speed_batches, work_dir,
+                                  extras)
+    print("What the machine allows each loader (ceilings):", flush=True)
+    ceilings = measure_ceilings(image_dir, extras["names"], image_size, extras["cache_dir"], extras["tf_cache_files"],
+                                processes=ceiling_processes)
     print("Memory against data set size:", flush=True)
     factors = sorted({max(1, round(s / len(filenames))) for s in scales})
     memory, memory_builds = memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir,
@@ -254,10 +303,15 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
         "traces": {name: trace.as_dict() for name, trace in traces.items()},
         "memory_loaders": MEMORY_LOADERS,  # each loader's lesson, for the plots
     }
+    warmup = max(1, speed_batches // 5)  # the first batch and a few more: start-up, not steady speed
+    results["settings"]["warmup_batches"] = warmup
+    results.update(speed_results(traces, ceilings, extras, wait_runs, batch_size, speed_batches, warmup))
     write_text_atomically(out_dir / "bench.json", json.dumps(results, indent=2))
-    from .bench_plots import save_bench_plot  # here: the fresh processes that measure memory never load matplotlib
+    # here: the fresh processes that measure memory never load matplotlib
+    from .bench_plots import save_bench_plot, save_ceiling_plot
 
     save_bench_plot(results, out_dir / "bench.png")
+    save_ceiling_plot(results, out_dir / "ceilings.png")
     return results
 
 
@@ -287,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run_bench(args.out, sorted(scales), args.image_size if not quick else 32, args.batch_size,
                         args.speed_batches or (2 if quick else 40), args.wait_images or (64 if quick else 1024),
                         progress=not quick, memory_jobs=args.memory_jobs or (2 if quick else 1),
-                        memory_repeats=args.memory_repeats, wait_repeats=args.wait_repeats or (2 if quick else 3))
+                        memory_repeats=args.memory_repeats, wait_repeats=args.wait_repeats or (2 if quick else 3),
+                        ceiling_processes=not quick)  # --quick: decoding in threads only, no process pool to start
     print()
     print(format_table(results))
     print(f"\nWrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
