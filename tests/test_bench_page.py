@@ -161,7 +161,8 @@ def bench_with_ceilings() -> dict:
         "Grain, 2 worker processes": {"ceiling": "memory_copy", "ceiling_images_per_second": 400000.0,
                                       "steady_images_per_second": 3000.0, "share": 0.0075}}
     bench["grain_stages"] = {"images": 128, "cache_whole_batches": 90000.0, "record_reads": 9000.0, "batching": 1e6,
-                             "grain_in_process": 4500.0,
+                             "grain_in_process": 4500.0, "grain_whole_batches_in_process": 45000.0,
+                             "grain_read_threads": 16, "grain_one_read_thread_in_process": 6750.0,
                              "stage_timing": [{"stage": "MapMapDataset", "elements": 128, "us_per_element": 110.0}]}
     bench["bucket"] = {"bucket (S3 server, lesson 12)": {"requests": 4, "bytes": 40000, "images": 100, "shards": 4,
                                                          "shard_size": 25, "requests_per_image": 0.04,
@@ -186,6 +187,8 @@ def test_every_loader_has_its_ceiling_and_share_on_the_page():
     assert row(page, "bucket (S3 server, lesson 12)")[3:5] == ["0.0400", "400"]
     assert "10.0x what the same image costs" in page  # Grain: record reads against whole-batch reads
     assert "puts `MapMapDataset` first, with 100 %" in page  # Grain's own stage timing, its largest stage
+    assert "runs at 10.0x the record-by-record pipeline" in page
+    assert "in 16 threads by default, on 3 cores: with one reader thread the same pipeline runs at 1.5x" in page
 
 
 def _pct(share: float) -> str:

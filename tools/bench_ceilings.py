@@ -268,6 +268,10 @@ def grain_stages(cache_dir, labels, batch_size: int, batches: int) -> dict:
       image), what Grain does for every record;
     - ``batching``: Grain's batching of records already read (stacking them);
     - ``grain_in_process``: the whole Grain pipeline with no worker process (steady speed, after its first batch);
+    - ``grain_one_read_thread_in_process``: the same pipeline with one reader thread instead of Grain's default
+      (``grain_read_threads``, 16 in Grain 0.2.18, whatever the cores), in this process;
+    - ``grain_whole_batches_in_process``: the same shuffle in Grain, each batch's positions read at once with
+      lesson 07's ``load_batch`` (what a fix of the record-by-record read would give), in this process;
     - ``stage_timing``: Grain's own per-stage timing (``ExecutionTrackingMode.STAGE_TIMING``), each stage's
       microseconds per element it produced (its own time, without the stages it reads from).
     The rows with worker processes in the speed table add the transfer between processes to these.
@@ -288,8 +292,19 @@ def grain_stages(cache_dir, labels, batch_size: int, batches: int) -> dict:
     read = [source[int(i)] for i in order[:batch_size]]
     stacked = _best_rate(lambda: sum(len(np.stack([r[0] for r in read])) for _ in range(batches)), 3)
 
-    def in_process():
-        iterator = iter(grain_training_batches(cache_dir, labels, batch_size, workers=0))
+    def whole_batches():  # the same shuffle and batches, each batch read at once: positions first, then pixels
+        positions = grain.MapDataset.range(len(labels)).shuffle(seed=0).batch(batch_size)
+        return positions.map(lambda picked: (cache.load_batch(picked), labels[picked])).to_iter_dataset()
+
+    def read_threads(count):  # grain_training_batches with ``count`` reader threads instead of Grain's default
+        from seedlings_utils.resume import grain_epochs
+        from seedlings_utils.resume_runs import _images_and_labels
+
+        batches_ = grain_epochs(source, batch_size, 0, 1).map(_images_and_labels)
+        return batches_.to_iter_dataset(grain.ReadOptions(num_threads=count))
+
+    def in_process(make=lambda: grain_training_batches(cache_dir, labels, batch_size, workers=0)):
+        iterator = iter(make())
         next(iterator)
         start, count = time.perf_counter(), 0
         for _, (images, _labels) in zip(range(batches), iterator, strict=False):
@@ -322,7 +337,11 @@ def grain_stages(cache_dir, labels, batch_size: int, batches: int) -> dict:
     except (AttributeError, ImportError, ValueError) as error:  # another Grain release: left out, and said why
         stages = [{"stage": f"not available: {type(error).__name__}: {error}", "elements": 0, "us_per_element": None}]
     return {"images": n, "cache_whole_batches": whole, "record_reads": records, "batching": stacked,
-            "grain_in_process": max(in_process() for _ in range(2)), "stage_timing": stages}
+            "grain_in_process": max(in_process() for _ in range(2)),
+            "grain_whole_batches_in_process": max(in_process(whole_batches) for _ in range(2)),
+            "grain_read_threads": grain.ReadOptions().num_threads,
+            "grain_one_read_thread_in_process": max(in_process(lambda: read_threads(1)) for _ in range(2)),
+            "stage_timing": stages}
 
 
 def measure_ceilings(image_dir, names, image_size: int, cache_dir, tf_cache_files, processes: bool = True) -> dict:
