@@ -229,14 +229,14 @@ def loader_wait_shares(image_dir, filenames, labels, image_size: int, batch_size
                        repeats: int = 3, seed: int = 0, progress: bool = True) -> dict:
     """What ``make bench`` reports: :func:`wait_shares` of lesson 09's model for lesson 05's, 07's and 08's loaders.
 
-    The model is lesson 09's as phase 2 trains it (:func:`~seedlings_utils.transfer_models.fine_tuned_model`: the
+    The model is lesson 09's as phase 2 trains it (:func:`~seedlings_utils.backbone_views.fine_tuned_model`: the
     backbone's top unfrozen, augmentation inside), with random weights (timing does not depend on them, and
     the benchmark needs no network). The loaders read the first ``images`` files, rounded down to whole
     batches; one timed run is one pass over them. Returns loader name -> :func:`wait_share`'s figures.
     """
     import keras
 
-    from .transfer_models import fine_tuned_model
+    from .backbone_views import fine_tuned_model
 
     n = min(len(filenames), images) // batch_size * batch_size
     if n == 0:
