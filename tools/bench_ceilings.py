@@ -279,7 +279,7 @@ def grain_stages(cache_dir, labels, batch_size: int, batches: int) -> dict:
     import grain
 
     from seedlings_utils.cache import CachedDataset
-    from seedlings_utils.resume_runs import CacheSource, grain_training_batches
+    from seedlings_utils.killed_runs import CacheSource, grain_training_batches
 
     labels = np.asarray(labels)
     n = min(len(labels), batches * batch_size)
@@ -297,8 +297,8 @@ def grain_stages(cache_dir, labels, batch_size: int, batches: int) -> dict:
         return positions.map(lambda picked: (cache.load_batch(picked), labels[picked])).to_iter_dataset()
 
     def read_threads(count):  # grain_training_batches with ``count`` reader threads instead of Grain's default
+        from seedlings_utils.killed_runs import _images_and_labels
         from seedlings_utils.resume import grain_epochs
-        from seedlings_utils.resume_runs import _images_and_labels
 
         batches_ = grain_epochs(source, batch_size, 0, 1).map(_images_and_labels)
         return batches_.to_iter_dataset(grain.ReadOptions(num_threads=count))
