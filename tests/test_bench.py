@@ -236,8 +236,8 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert set(results["images_per_second"]) == {
         "2019 recipe (skimage)", "PyDataset, 1 worker", "PyDataset, 2 threads", "PyDataset, 2 processes",
         "cache (.npy memmap)", "tf.data", "tf.data + cache file", "Grain, 1 worker process",
-        "Grain, 2 worker processes", "Keras image_dataset_from_directory", "bucket (S3 server, lesson 12)",
-        "bucket shards on local disk"}
+        "Grain, 2 worker processes", "Keras image_dataset_from_directory", "bucket (S3 shards, shard cache)",
+        "bucket (local shards, shard cache)"}
     assert all(v > 0 for v in results["images_per_second"].values())
     # start-up apart from steady speed, and every loader against its ceiling, measured in the same run
     loaders = set(results["images_per_second"])
@@ -250,9 +250,9 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert ceilings["memory_copy"]["bytes_per_image"] == 32 * 32 * 3 and ceilings["cache_disk"]["bytes"] > 0
     assert set(ceilings["training"]["loaders"]) == set(results["wait_share"])
     assert results["grain_stages"]["record_reads"] > 0 and results["grain_stages"]["stage_timing"]
-    bucket = results["bucket"]["bucket (S3 server, lesson 12)"]
+    bucket = results["bucket"]["bucket (S3 shards, shard cache)"]
     assert bucket["requests"] == bucket["shards"] >= 2 and bucket["bytes_per_image"] > 32 * 32 * 3 / 10
-    assert results["bucket"]["bucket shards on local disk"]["bytes"] == bucket["bytes"]  # the same shards
+    assert results["bucket"]["bucket (local shards, shard cache)"]["bytes"] == bucket["bytes"]  # the same shards
     assert (tmp_path / "ceilings.png").stat().st_size > 10_000
     base = results["settings"]["base_images"]
     rows = {(m["loader"], m["factor"]): m for m in results["memory"]}

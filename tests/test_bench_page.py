@@ -164,7 +164,7 @@ def bench_with_ceilings() -> dict:
                              "grain_in_process": 4500.0, "grain_whole_batches_in_process": 45000.0,
                              "grain_read_threads": 16, "grain_one_read_thread_in_process": 6750.0,
                              "stage_timing": [{"stage": "MapMapDataset", "elements": 128, "us_per_element": 110.0}]}
-    bench["bucket"] = {"bucket (S3 server, lesson 12)": {"requests": 4, "bytes": 40000, "images": 100, "shards": 4,
+    bench["bucket"] = {"bucket (S3 shards, shard cache)": {"requests": 4, "bytes": 40000, "images": 100, "shards": 4,
                                                          "shard_size": 25, "requests_per_image": 0.04,
                                                          "bytes_per_image": 400.0}}
     return bench
@@ -184,7 +184,7 @@ def test_every_loader_has_its_ceiling_and_share_on_the_page():
     assert "PyDataset, 2 threads: 81 % of 2 cores' decoding" in page
     assert "2 threads of the decoder alone reach 94 %" in page
     assert "with cache (.npy memmap) 93 %" in page
-    assert row(page, "bucket (S3 server, lesson 12)")[3:5] == ["0.0400", "400"]
+    assert row(page, "bucket (S3 shards, shard cache)")[3:5] == ["0.0400", "400"]
     assert "10.0x what the same image costs" in page  # Grain: record reads against whole-batch reads
     assert "puts `MapMapDataset` first, with 100 %" in page  # Grain's own stage timing, its largest stage
     assert "runs at 10.0x the record-by-record pipeline" in page

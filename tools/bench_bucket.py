@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 BUCKET = "bench/shards"
-S3_LOADER, LOCAL_LOADER = "bucket (S3 server, lesson 12)", "bucket shards on local disk"
+S3_LOADER, LOCAL_LOADER = "bucket (S3 shards, shard cache)", "bucket (local shards, shard cache)"
 
 
 def serve(port: int) -> None:

@@ -45,8 +45,8 @@ LOADER_CEILINGS = {
     "tf.data": "tf_decode",
     "tf.data + cache file": "memory_copy",
     "Keras image_dataset_from_directory": "tf_decode",
-    "bucket (S3 server, lesson 12)": "pil_decode",
-    "bucket shards on local disk": "pil_decode",
+    "bucket (S3 shards, shard cache)": "pil_decode",
+    "bucket (local shards, shard cache)": "pil_decode",
 }
 
 #: What each ceiling is, for the page.
