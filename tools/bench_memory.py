@@ -369,8 +369,14 @@ def _epoch_memory_in_a_fresh_process(loader: str, scale: dict, factor: int, imag
     job = json.dumps({"loader": loader, "scale": scale, "image_size": image_size, "batch_size": batch_size,
                       "read_images": read_images})
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "tools.bench", "epoch-memory", job],
-                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=REPO_ROOT)
+    for attempt in range(2):
+        out = subprocess.run([sys.executable, "-m", "tools.bench", "epoch-memory", job], capture_output=True, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=REPO_ROOT)
+        # CPython 3.11's compile() is not thread-safe (python/cpython#106905): np.load parsing a header in one of
+        # Grain's threads while another parses can fail with this SystemError. Once is bad luck: run it again.
+        if out.returncode == 0 or "AST constructor recursion depth mismatch" not in out.stderr or attempt:
+            break
+        print(f"  {factor:>3}x, {loader}: CPython's compile() raced in a thread (cpython#106905); again", flush=True)
     if out.returncode != 0:
         raise RuntimeError(f"the epoch with {loader} at {factor}x failed:\n{out.stderr[-3000:]}")
     row = {"factor": factor, **json.loads(out.stdout.strip().splitlines()[-1]),
