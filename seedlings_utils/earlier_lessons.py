@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .all_images import MANIFEST_FILE, flatten_images, given_validation
+from .image_scan import MANIFEST_FILE, flatten_images, given_validation
 from .index import CLASSES_FILE, FILENAMES_FILE, LABELS_FILE, build_index, load_index, save_index
 from .sources import (
     COURSE_RECORD,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
-from .all_images import LINK_METHODS
+from .image_scan import LINK_METHODS
 from .sources import SOURCES
 
 

@@ -15,9 +15,9 @@ import keras
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from .all_images import scan_test_images
 from .dataset import SeedlingsDataset
 from .files import replaced_when_done, write_text_atomically
+from .image_scan import scan_test_images
 
 PREVIOUS_RUN_DIR = "previous_run"
 

@@ -271,7 +271,7 @@ def loader_wait_shares(image_dir, filenames, labels, image_size: int, batch_size
     same files (hard links, shuffle on, its buffer of 8 batches of names) and lesson 11's Grain over the same
     cache with 1 and 2 worker processes.
 
-    The model is lesson 09's as phase 2 trains it (:func:`~seedlings_utils.transfer_models.fine_tuned_model`: the
+    The model is lesson 09's as phase 2 trains it (:func:`~seedlings_utils.backbone_views.fine_tuned_model`: the
     backbone's top unfrozen, augmentation inside), with random weights (timing does not depend on them, and
     the benchmark needs no network). The loaders read the first ``images`` files, rounded down to whole
     batches; one timed run is one pass over them, its first ``skip_steps`` steps untimed in both runs (a loader's
@@ -280,8 +280,8 @@ def loader_wait_shares(image_dir, filenames, labels, image_size: int, batch_size
     """
     import keras
 
-    from .resume_runs import grain_training_batches
-    from .transfer_models import fine_tuned_model
+    from .backbone_views import fine_tuned_model
+    from .killed_runs import grain_training_batches
 
     n = min(len(filenames), images) // batch_size * batch_size
     if n == 0:

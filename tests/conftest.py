@@ -49,7 +49,7 @@ def kaggle_tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def indexed(kaggle_tree: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     """The tiny tree flattened and indexed (lessons 02-03): ``(all_images, filenames, labels)``."""
-    from seedlings_utils.all_images import flatten_images
+    from seedlings_utils.image_scan import flatten_images
     from seedlings_utils.index import build_index
 
     out = kaggle_tree.parent / "all_images"

@@ -11,7 +11,7 @@ from PIL import Image
 
 import seedlings_utils.cache as cache_module
 from seedlings_utils.cache import CachedDataset, build_image_cache
-from seedlings_utils.cache_folder import cache_filenames, cache_fingerprint, cache_is_current, shard_name
+from seedlings_utils.cache_manifest import cache_filenames, cache_fingerprint, cache_is_current, shard_name
 from seedlings_utils.dataset import load_image
 from seedlings_utils.profiling import measure_images_per_second, pydataset_batches, trace_loader
 from seedlings_utils.synthetic import make_synthetic_seedlings

@@ -436,7 +436,7 @@ def test_the_processes_run_the_notebooks_training_function_as_edited(tiny_data_d
 def test_the_lessons_script_trains_on_a_learners_own_two_class_folder(tmp_path):
     """A learner's folder (2 classes, JPEGs of mixed sizes, no test/): the script's model has 2 outputs, the two
     processes' shards differ in size (an odd count), and they still read every image once, in step."""
-    from seedlings_utils.all_images import flatten_images
+    from seedlings_utils.image_scan import flatten_images
     from seedlings_utils.index import build_index, save_index
     from seedlings_utils.split import save_split, split_train_val
 

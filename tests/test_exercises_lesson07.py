@@ -7,7 +7,7 @@ import json
 import pytest
 
 from seedlings_utils.cache import CachedDataset
-from seedlings_utils.cache_folder import cache_fingerprint
+from seedlings_utils.cache_manifest import cache_fingerprint
 from seedlings_utils.exercises import CORRECT
 from seedlings_utils.exercises import lesson07 as ex
 from tools.lessons import lesson_notebooks
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlings_utils.cache_folder import cache_filenames, read_cache_info
+from seedlings_utils.cache_manifest import cache_filenames, read_cache_info
 from seedlings_utils.dataset import SeedlingsDataset
 """
 

@@ -5,11 +5,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from seedlings_utils.all_images import MANIFEST_FILE, flatten_images, list_training_images, read_manifest
 from seedlings_utils.dataset import load_image_uint8
 from seedlings_utils.earlier_lessons import ensure_split
 from seedlings_utils.files import zip_folder
 from seedlings_utils.flatten import check_one_file_per_image, copy_into_one_folder, unique_name
+from seedlings_utils.image_scan import MANIFEST_FILE, flatten_images, list_training_images, read_manifest
 from seedlings_utils.index import build_index, labels_from_species, load_classes, load_index, save_index
 from seedlings_utils.split import SPLIT_FILES, load_split, save_split, split_train_val
 from seedlings_utils.stratify import stratifiable

@@ -194,7 +194,7 @@ def test_lesson_11_killed_runs_resumed_to_the_uninterrupted_runs_samples_and_wei
     """What lesson 11 wrote: its own cells' runs, cut in epoch 1 and resumed in the notebook's process (steps.json and
     the weights of each route and of its uninterrupted reference), and Going deeper's processes, killed with SIGKILL
     in epoch 1 and resumed."""
-    from seedlings_utils.resume_runs import (
+    from seedlings_utils.killed_runs import (
         REFERENCE_WEIGHTS,
         STEPS_FILE,
         final_weights,

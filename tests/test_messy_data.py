@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seedlings_utils import all_images as flatten_module
-from seedlings_utils.all_images import (
+from seedlings_utils import image_scan as flatten_module
+from seedlings_utils.dataset import SeedlingsDataset, load_image
+from seedlings_utils.image_scan import (
     EMPTY_CLASS_REASON,
     MANIFEST_FILE,
     SKIPPED_FILE,
@@ -21,7 +22,6 @@ from seedlings_utils.all_images import (
     scan_test_images,
     scan_training_images,
 )
-from seedlings_utils.dataset import SeedlingsDataset, load_image
 from seedlings_utils.images import to_rgb, why_unusable
 from seedlings_utils.index import build_index
 from seedlings_utils.results import list_test_images

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from seedlings_utils.all_images import flatten_images
 from seedlings_utils.dataset import SeedlingsDataset
+from seedlings_utils.image_scan import flatten_images
 from seedlings_utils.index import build_index
 from seedlings_utils.model import build_cnn
 from seedlings_utils.results import (

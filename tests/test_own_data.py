@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seedlings_utils.all_images import (
+from seedlings_utils.earlier_lessons import ensure_split
+from seedlings_utils.flatten import FLAT_SEPARATOR
+from seedlings_utils.image_scan import (
     MANIFEST_FILE,
     NO_TRAINING_REASON,
     SKIPPED_FILE,
@@ -21,8 +23,6 @@ from seedlings_utils.all_images import (
     read_manifest,
     read_skipped,
 )
-from seedlings_utils.earlier_lessons import ensure_split
-from seedlings_utils.flatten import FLAT_SEPARATOR
 from seedlings_utils.images import why_unusable
 from seedlings_utils.index import build_index
 from seedlings_utils.parameters import ParameterError, check_fits_data

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seedlings_utils import resume, resume_runs
+from seedlings_utils import killed_runs, resume
 from seedlings_utils.exercises import image_number, tiny_image_folder
 
 
@@ -161,39 +161,39 @@ def test_a_grain_run_killed_mid_epoch_resumes_to_the_uninterrupted_runs_samples_
     the Grain route at the lesson's scale, are checked on lesson 11's own runs: test_lessons_papermill.py.)"""
     route, options = "grain", dict(TINY, workers=1)
     # the reference reads in its own process: Grain's worker processes must not change the order
-    reference = resume_runs.run_training(route, tiny_data_dir, tmp_path / "reference", **dict(options, workers=0))
+    reference = killed_runs.run_training(route, tiny_data_dir, tmp_path / "reference", **dict(options, workers=0))
     assert reference == "finished"
-    assert resume_runs.run_training(route, tiny_data_dir, tmp_path / "run", kill_after=KILL, **options) == "killed"
+    assert killed_runs.run_training(route, tiny_data_dir, tmp_path / "run", kill_after=KILL, **options) == "killed"
     position = json.loads((tmp_path / "run" / "position.json").read_text())
     assert (position["epoch"], position["next_batch"]) == (1, 2)
     assert not (tmp_path / "run" / resume.FINAL_WEIGHTS).exists(), "the killed process never finished"
-    assert resume_runs.run_training(route, tiny_data_dir, tmp_path / "run", **options) == "finished"
+    assert killed_runs.run_training(route, tiny_data_dir, tmp_path / "run", **options) == "finished"
 
-    killed, resumed = resume_runs.read_id_log(tmp_path / "run")
+    killed, resumed = killed_runs.read_id_log(tmp_path / "run")
     assert killed["steps"][-1][:2] == KILL and resumed["start"] == (1, 2)
     assert resumed["steps"][0][:2] == (1, 2), "the resumed process starts at the saved batch"
-    steps, reference = resume_runs.trained_steps(tmp_path / "run"), resume_runs.trained_steps(tmp_path / "reference")
+    steps, reference = killed_runs.trained_steps(tmp_path / "run"), killed_runs.trained_steps(tmp_path / "reference")
     assert [step[:2] for step in reference] == [(e, b) for e in range(2) for b in range(5)]
     assert steps == reference, "the same samples, in the same order"
-    assert resume_runs.once_per_epoch(steps, 9) == {0: "", 1: ""}
-    weights, expected = resume_runs.final_weights(tmp_path / "run"), resume_runs.final_weights(tmp_path / "reference")
+    assert killed_runs.once_per_epoch(steps, 9) == {0: "", 1: ""}
+    weights, expected = killed_runs.final_weights(tmp_path / "run"), killed_runs.final_weights(tmp_path / "reference")
     assert len(weights) == len(expected) and all(np.array_equal(a, b) for a, b in zip(weights, expected, strict=True))
     with pytest.raises(RuntimeError, match="the seed changed"):  # the same folder, another seed: refused, and said
-        resume_runs.run_training(route, tiny_data_dir, tmp_path / "run", **dict(options, seed=4))
+        killed_runs.run_training(route, tiny_data_dir, tmp_path / "run", **dict(options, seed=4))
 
 
 @pytest.mark.slow
 def test_backup_and_restore_alone_trains_part_of_the_cut_epoch_twice_in_another_order(tiny_data_dir, tmp_path):
     run_dir = tmp_path / "backup"
-    assert resume_runs.run_training("backup", tiny_data_dir, run_dir, kill_after=KILL, **TINY) == "killed"
+    assert killed_runs.run_training("backup", tiny_data_dir, run_dir, kill_after=KILL, **TINY) == "killed"
     assert resume.backup_position(run_dir / "backup") == (1, 3)  # Keras saved after batch 2 of epoch 1
-    assert resume_runs.run_training("backup", tiny_data_dir, run_dir, **TINY) == "finished"
-    killed, resumed = resume_runs.read_id_log(run_dir)
+    assert killed_runs.run_training("backup", tiny_data_dir, run_dir, **TINY) == "finished"
+    killed, resumed = killed_runs.read_id_log(run_dir)
     assert resumed["steps"][0][:2] == (1, 0), "Keras restarts the cut epoch at batch 0"
     cut = [ids for epoch, _, ids in killed["steps"] if epoch == 1]
     again = [ids for epoch, _, ids in resumed["steps"] if epoch == 1]
     assert cut != again[: len(cut)], "the restarted epoch has another order"
-    problems = resume_runs.once_per_epoch(resume_runs.trained_steps(run_dir), 9)
+    problems = killed_runs.once_per_epoch(killed_runs.trained_steps(run_dir), 9)
     assert problems[0] == "" and "trained twice" in problems[1], problems  # the check that passes above fails here
     assert os.path.getsize(run_dir / resume.FINAL_WEIGHTS) > 0
 
@@ -244,8 +244,8 @@ def test_the_notebook_trains_its_own_cells_as_edited(tmp_path):
                     lessons=["11"], keep_going=True, core=True)
     assert NOTEBOOK.name in failure.value.failed  # the check, or the Grain route running past its iterator's end
     run = data_dir / "resume" / "position"
-    record = json.loads((run / resume_runs.STEPS_FILE).read_text())
+    record = json.loads((run / killed_runs.STEPS_FILE).read_text())
     assert record["resumed_from"] == [1, 3], "saved after batches 0-3 of epoch 1, as edited: batch 3 comes again"
     assert [tuple(step[:2]) for step in record["resumed"]][-3:] == [(1, 3), (1, 4), (1, 5)]
-    weights, reference = resume_runs.final_weights(run), resume_runs.final_weights(run, resume_runs.REFERENCE_WEIGHTS)
+    weights, reference = killed_runs.final_weights(run), killed_runs.final_weights(run, killed_runs.REFERENCE_WEIGHTS)
     assert not all(np.array_equal(a, b) for a, b in zip(weights, reference, strict=True)), "batch 3 trained twice"

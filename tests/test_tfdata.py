@@ -12,11 +12,11 @@ from packaging.version import Version
 from PIL import Image
 
 from seedlings_utils.dataset import load_image
+from seedlings_utils.pipeline_buffers import describe_pipeline, pipeline_steps
 from seedlings_utils.profiling import measure_tf_images_per_second
 from seedlings_utils.synthetic import make_synthetic_seedlings
+from seedlings_utils.tf_cache_file import cache_is_written
 from seedlings_utils.tfdata import make_tf_dataset
-from seedlings_utils.tfdata_cache import cache_is_written
-from seedlings_utils.tfdata_inspect import describe_pipeline, pipeline_steps
 
 from .helpers import label_from_pixels, species_colour
 
@@ -387,7 +387,7 @@ def test_measure_tf_images_per_second(indexed):
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's /proc/self/status")
 @pytest.mark.slow
 def test_a_name_in_the_shuffle_costs_a_few_hundred_bytes_not_an_image():
-    from seedlings_utils.tfdata_inspect import name_shuffle_bytes_per_image
+    from seedlings_utils.pipeline_buffers import name_shuffle_bytes_per_image
 
     size = name_shuffle_bytes_per_image(["Common Chickweed__000000123.png"], count=100_000)
     assert 30 < size < 1024, size  # bookkeeping: under 1 KB an image, a 128 px image is 49,152 bytes

@@ -16,8 +16,8 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from seedlings_utils import transfer, transfer_models
-from seedlings_utils.weights import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, WeightsUnavailableError
+from seedlings_utils import backbone_views, transfer
+from seedlings_utils.pretrained_weights import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, WeightsUnavailableError
 
 SIZE, CLASSES = 32, 3  # 32 px: the smallest input MobileNetV3 takes, to keep the tests short
 
@@ -60,7 +60,7 @@ def test_the_backbone_gets_what_its_preprocess_input_makes_of_0_255_pixels():
     backbone = model.get_layer(transfer.BACKBONE_NAME)
     x, _ = batch()
     expected = backbone(keras.applications.mobilenet_v3.preprocess_input(x * 255.0), training=False)
-    fed = transfer_models.backbone_features(model)(x, training=False)
+    fed = backbone_views.backbone_features(model)(x, training=False)
     assert close(fed, expected)
     # control: the same backbone fed the loader's [0, 1] images directly gives other features
     inputs = keras.Input((SIZE, SIZE, 3))
@@ -97,11 +97,11 @@ def test_phase2_fine_tunes_the_top_and_keeps_batchnorm_in_inference_mode():
     top_kernels = [w for layer in top if isinstance(layer, layers.Conv2D) for w in layer.trainable_weights]
     assert top_kernels and not [layer.name for layer in bn_layers(backbone) if layer.trainable]
     assert not [layer.name for layer in bottom if layer.trainable_weights]
-    before_bn, before_top, before_bottom = (transfer_models.bn_statistics(model), values(top_kernels),
+    before_bn, before_top, before_bottom = (backbone_views.bn_statistics(model), values(top_kernels),
                                             values(w for layer in bottom for w in layer.weights))
     x, y = batch()
     eager(model).fit(x, y, batch_size=4, epochs=1, verbose=0)  # fit calls the model with training=True
-    assert same(transfer_models.bn_statistics(model), before_bn), "fine-tuning moved BatchNormalization averages"
+    assert same(backbone_views.bn_statistics(model), before_bn), "fine-tuning moved BatchNormalization averages"
     assert same(values(w for layer in bottom for w in layer.weights), before_bottom), "the bottom must stay frozen"
     assert not same(values(top_kernels), before_top), "the top of the backbone must learn in phase 2"
     # in training mode the backbone computes exactly what it computes in inference mode
@@ -116,19 +116,19 @@ def test_control_the_keras2_recipe_lets_fit_move_batchnorm_averages():
     model = build()
     backbone = model.get_layer(transfer.BACKBONE_NAME)
     backbone.trainable = True  # the Keras 2 recipe: everything unfrozen, relying on backbone(x, training=False)
-    before = transfer_models.bn_statistics(model)
+    before = backbone_views.bn_statistics(model)
     x, _ = batch()
     model(x, training=True)
-    assert not same(transfer_models.bn_statistics(model), before)
-    inference = transfer_models.bn_statistics(model)
+    assert not same(backbone_views.bn_statistics(model), before)
+    inference = backbone_views.bn_statistics(model)
     model(x)  # without training=, the training=False written in the model holds
-    assert same(transfer_models.bn_statistics(model), inference)
+    assert same(backbone_views.bn_statistics(model), inference)
 
 
 @pytest.mark.slow
 def test_fine_tuned_model_is_phase_2_for_the_benchmark():
     keras.utils.set_random_seed(0)
-    model = transfer_models.fine_tuned_model(CLASSES, SIZE, seed=0)
+    model = backbone_views.fine_tuned_model(CLASSES, SIZE, seed=0)
     backbone = model.get_layer(transfer.BACKBONE_NAME)
     assert backbone.trainable and model.get_layer("augmentation") is not None
     assert not [layer.name for layer in bn_layers(backbone) if layer.trainable]

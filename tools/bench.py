@@ -114,7 +114,7 @@ def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches,
     cache_dir = build_image_cache(image_dir, names, image_size, work_dir / f"cache-{n}-{image_size}", progress=False)
     build["cache (.npy memmap)"] = time.perf_counter() - start
     add("cache (.npy memmap)", lambda: pydataset_batches(CachedDataset(cache_dir, ys, batch_size=batch_size)))
-    from seedlings_utils.resume_runs import grain_training_batches
+    from seedlings_utils.killed_runs import grain_training_batches
 
     for workers in (1, 2):  # lesson 11: Grain over the same cache, a global shuffle, worker processes
         add(f"Grain, {workers} worker process{'es' if workers > 1 else ''}",

@@ -169,7 +169,7 @@ class GrainEpochs:
     no training run does)."""
 
     def __init__(self, cache_dir: str | Path, labels, batch_size: int, workers: int, epochs: int = 64):
-        from seedlings_utils.resume_runs import grain_training_batches
+        from seedlings_utils.killed_runs import grain_training_batches
 
         self.dataset = grain_training_batches(cache_dir, labels, batch_size, seed=0, epochs=epochs, workers=workers)
         self.batches = math.ceil(len(labels) / batch_size)
@@ -184,7 +184,7 @@ class GrainEpochs:
 
 def _tf_cache_stamp(cache_file: str | Path) -> list[tuple[str, int]]:
     """The files a ``tf.data`` cache file is made of, with their modification times (to see it was only read)."""
-    from seedlings_utils.tfdata_cache import cache_files
+    from seedlings_utils.tf_cache_file import cache_files
 
     return sorted((p.name, p.stat().st_mtime_ns) for p in cache_files(cache_file) if not p.name.endswith(".lockfile"))
 

@@ -122,7 +122,7 @@ Q1_COUNT, Q1_SHARD, Q1_SIZE, Q1_NEW = 40, 8, 64, 16
 
 
 def _check_resize_cache(resize_cache) -> str:
-    from ..cache_folder import read_cache_info
+    from ..cache_manifest import read_cache_info
 
     with _tiny_cache(3, 4, SIZE) as warm, tempfile.TemporaryDirectory() as out:
         resize_cache(warm, out, 4)  # a first call imports what it needs: not part of what it holds
@@ -176,7 +176,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from seedlings_utils.cache_folder import read_cache_info
+from seedlings_utils.cache_manifest import read_cache_info
 
 
 def resize_cache(cache_dir, out_dir, image_size):
@@ -299,7 +299,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seedlings_utils.cache_folder import cache_filenames, read_cache_info
+from seedlings_utils.cache_manifest import cache_filenames, read_cache_info
 from seedlings_utils.dataset import SeedlingsDataset
 
 

@@ -47,7 +47,7 @@ def _as_dataset(answer, what: str, *args):
 
 
 def _steps(ds):
-    from ..tfdata_inspect import pipeline_steps
+    from ..pipeline_buffers import pipeline_steps
 
     return pipeline_steps(ds)
 

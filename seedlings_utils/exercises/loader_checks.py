@@ -23,7 +23,7 @@ many decoded images were held against the bound, :data:`FEW_BATCHES` batches.
   scaled once. Use at least :func:`min_count` images of noise (:func:`numbered_noise_png`, 32 px: noise does
   not compress, so a file's bytes weigh as much as its pixels) and build a fresh data set each time ``make``
   is called.
-- :func:`check_pipeline`: reads the ``tf.data`` graph (:func:`~seedlings_utils.tfdata_inspect.pipeline_steps`):
+- :func:`check_pipeline`: reads the ``tf.data`` graph (:func:`~seedlings_utils.pipeline_buffers.pipeline_steps`):
   a source of decoded images (``from_tensor_slices`` of images), a ``cache()`` without a file after decoding,
   and every buffer after decoding (``shuffle``, ``prefetch``, ``num_parallel_calls``) counted in images (a
   buffer after ``batch`` holds whole batches). ``AUTOTUNE`` is bounded by tf.data itself and passes. Build
@@ -365,7 +365,7 @@ def check_pipeline(ds, batch_size: int, what: str = "your pipeline",
     """Refuse a ``tf.data`` pipeline that can hold more than a few batches of decoded images (see the module's
     doc). ``allowed``: ``{step index: images}`` for a buffer the exercise itself allows (a bounded shuffle after a
     cache file, say). Returns the pipeline's steps and the index of its decoding map (``None``: none)."""
-    from ..tfdata_inspect import pipeline_steps
+    from ..pipeline_buffers import pipeline_steps
 
     steps = pipeline_steps(ds)
     if decoded_before_the_pipeline(steps):

@@ -15,8 +15,8 @@ sys.modules.setdefault("tensorflow", None)
 
 import keras  # noqa: E402
 
+from ..killed_runs import HOLDING_FILE  # noqa: E402
 from ..resume import ID_LOG, ROUTES, train_run  # noqa: E402
-from ..resume_runs import HOLDING_FILE  # noqa: E402
 
 
 class HoldAt(keras.callbacks.Callback):

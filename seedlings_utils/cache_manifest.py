@@ -1,4 +1,4 @@
-"""The bookkeeping of lesson 07's image cache (``seedlings_utils.cache``): its files, fingerprint and folder.
+"""The manifest of lesson 07's image cache (``seedlings_utils.cache``): its files, fingerprint and folder.
 
 ``cache_dir/cache.json`` records what the cache holds (image size, count, shard size, the file names
 in order) and a *fingerprint* of its inputs. A cache is used only while the fingerprint still matches:

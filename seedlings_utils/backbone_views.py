@@ -1,4 +1,4 @@
-"""Built from lesson 09's exported code: the model ``make bench`` times, and views the checks and tests use.
+"""Views of lesson 09's backbone for its checks and the tests, and the fine-tuned model ``make bench`` times.
 
 :func:`bn_statistics` and :func:`backbone_features` let the lesson's checks and the tests see the two traps of
 fine-tuning (BatchNormalization statistics that move, a backbone fed the wrong scale);

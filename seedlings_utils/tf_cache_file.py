@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache_folder import cache_fingerprint
+from .cache_manifest import cache_fingerprint
 from .files import write_text_atomically
 
 

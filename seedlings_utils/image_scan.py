@@ -1,4 +1,4 @@
-"""Lesson 02's bookkeeping around its exported copy (``seedlings_utils.flatten``): what is used, what is skipped.
+"""Lesson 02's scan of the raw files around its exported copy (``seedlings_utils.flatten``): used or skipped.
 
 Real data sets hold more than clean PNGs. The scan here decides, for every file under ``raw/train``, ``raw/val``
 (a learner's own labelled validation set, when the data has one) and ``raw/test``, whether it is used (with which

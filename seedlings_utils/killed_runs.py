@@ -1,6 +1,6 @@
-"""Lesson 11's runs: what the notebook's own runs leave for the tests and ``make lessons`` (:func:`record_run`), and
-its Going deeper runs as separate processes: start one, kill it for real in the middle of an epoch, and read back
-what each step trained on (the id log) and the weights it ended with."""
+"""Lesson 11's runs, killed and read back: its Going deeper runs as separate processes (start one, kill it for real
+in the middle of an epoch), what each step trained on read back from the id log with the weights it ended with,
+and what the notebook's own runs leave for the tests and ``make lessons`` (:func:`record_run`)."""
 
 from __future__ import annotations
 
