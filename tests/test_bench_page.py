@@ -204,3 +204,54 @@ def test_a_loader_without_a_ceiling_says_so_and_an_old_json_renders_as_before():
     assert "against its ceiling" not in old and row(old, "PyDataset, 2 threads")[1:] == ["1,234", ""]
     assert bench_page.plot_paths(bench_page.DEFAULT_OUT, None, small_bench()) == {"bench": "benchmark/bench.png"}
     assert bench_page.plot_paths(bench_page.DEFAULT_OUT, None, bench)["ceilings"] == "benchmark/ceilings.png"
+
+
+def with_peers() -> dict:
+    """small_bench as the benchmark writes it now: Keras' loader and lesson 12's bucket in the memory and waiting
+    tables, each process reading as many images, the cross-check trained with lesson 06's model."""
+    bench = small_bench()
+    bench["settings"]["memory_images_read"] = 500
+    bucket = {"shards": 8, "cache_shards": 4, "downloads": 30, "bytes": 3_000_000, "hits": 2, "evicted": 26}
+    bench["memory"] += [memory_row("Keras image_dataset_from_directory", 1, 402.0, 903.0),
+                        memory_row("Keras image_dataset_from_directory", 5, 404.0, 905.0),
+                        {**memory_row("bucket (S3 shards, shard cache)", 1, 420.0, 930.0), "bucket": bucket},
+                        {**memory_row("bucket (S3 shards, shard cache)", 5, 421.0, 931.0),
+                         "bucket": {**bucket, "shards": 40, "downloads": 20, "hits": 0}},
+                        {**memory_row("cache (.npy memmap), training lesson 06's model", 1, 600.0, 1200.0),
+                         "model": "lesson 06's CNN"},
+                        {**memory_row("cache (.npy memmap), training lesson 06's model", 5, 601.0, 1201.0),
+                         "model": "lesson 06's CNN"}]
+    bench["memory_growth"].update({"Keras image_dataset_from_directory": 0.005, "bucket (S3 shards, shard cache)": 0.0})
+    bench["wait_share"]["Keras image_dataset_from_directory"] = 0.33
+    bench["wait_share_runs"]["Keras image_dataset_from_directory"] = {
+        "median": 0.33, "min": 0.30, "max": 0.36, "wait_ms_per_step": 20.0, "compute_ms_per_step": 40.0,
+        "skip_steps": 2}
+    bench["wait_share_runs"]["cache (.npy memmap)"]["skip_steps"] = 2
+    bench["wait_share_runs"]["PyDataset, 2 threads"]["skip_steps"] = 2
+    return bench
+
+
+def rows(page: str, first_cell: str) -> list[list[str]]:
+    """The cells of every table row that starts with ``first_cell`` (speed, memory, waiting: in that order)."""
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in page.splitlines()
+            if line.startswith(f"| {first_cell} |")]
+
+
+def test_the_peers_have_their_rows_and_a_run_without_them_says_so():
+    page = bench_page.render(with_peers())
+    keras_memory, keras_wait = rows(page, "Keras image_dataset_from_directory")
+    assert keras_memory[2:5] == ["402 / 903 MB", "404 / 905 MB", "+0.5 %"] and "shuffle buffer" in keras_memory[1]
+    assert keras_wait[1:] == ["33 % (30 .. 36)", "20 ms", "40 ms"]
+    (bucket,) = rows(page, "bucket (S3 shards, shard cache)")
+    assert bucket[2:4] == ["420 / 930 MB", "421 / 931 MB"]
+    assert "1x: 8 shards, 30 downloads (3 MB), 2 cache hits; 5x: 40 shards, 20 downloads (3 MB), 0 cache hits" in page
+    assert "reads 500 images at every scale" in page and "after the first 2 steps" in page
+    assert "*cache (.npy memmap), training lesson 06's model* trains lesson 06's CNN" in page
+    for loader in ("Grain, 1 worker process", "Grain, 2 worker processes"):  # in neither table of this run
+        assert [row[2 if len(row) > 4 else 1] for row in rows(page, loader)] == [bench_page.NOT_MEASURED] * 2
+    old = bench_page.render(small_bench())  # a run from before the peers, and measured the old way
+    assert [row[1] for row in rows(old, "Keras image_dataset_from_directory")] == [
+        bench_page.MEMORY_LOADERS["Keras image_dataset_from_directory"], bench_page.NOT_MEASURED]
+    assert rows(old, "bucket (S3 shards, shard cache)")[0][2] == bench_page.NOT_MEASURED
+    assert "reads 500 images" not in old and "as many images as the largest scale's epoch" in old
+    assert "timed whole" in old and "bucket loader's shard cache" not in old

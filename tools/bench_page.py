@@ -24,6 +24,7 @@ from pathlib import Path
 
 from seedlings_utils.files import write_text_atomically
 
+from .bench_memory import MEMORY_LOADERS
 from .bench_plots import save_bench_plot, save_ceiling_plot, save_distributed_plot
 from .paths import BENCH_DIR, REPO_ROOT
 
@@ -287,20 +288,47 @@ def bucket_section(bench: dict) -> list[str]:
                      "shards (images each)"], rows), ""]
 
 
+
+def memory_method(bench: dict) -> str:
+    """How the memory rows were measured, from the run's own settings (older runs read differently)."""
+    settings = bench["settings"]
+    read = settings.get("memory_images_read")
+    if read is None:  # the benchmark's first design
+        return ("One training epoch of lesson 06's model (`model.fit`, shuffling on) per loader and scale, each in a "
+                "fresh process; the smaller scales first pass over their loader until every process has read as many "
+                "images as the largest scale's epoch, so the scales differ in the size of the data set only.")
+    trained = [m["loader"] for m in bench["memory"] if m.get("model", "tiny") != "tiny"]
+    cross_check = (f" The row *{trained[0]}* trains lesson 06's CNN instead, as a cross-check: the model adds the "
+                   "same memory at every scale." if trained else "")
+    return (f"Per loader and scale, a fresh process builds the loader over the whole data set (shuffling on) and reads "
+            "one batch: every piece of per-image bookkeeping is built then (names, labels, the order, a shuffle buffer "
+            f"of names, an index of shards). Then `model.fit` reads {read:,} images at every scale (whole passes at "
+            "the smaller scales, the first part of one epoch at the larger ones), so the scales differ in the size of "
+            "the data set only; as that is several times the smallest data set, a loader that kept what it read would "
+            "hold several times more at the largest scale. The model is a tiny one (a pooling and a dense layer), so "
+            f"that the time is the loader's.{cross_check} The bucket loader's server (lesson 12's, moto) runs in a "
+            "process of its own: what the bucket holds is not the loader's memory.")
+
+
 def memory_section(bench: dict) -> list[str]:
     memory = bench["memory"]
     factors = sorted({m["factor"] for m in memory})
     images = {m["factor"]: m["images"] for m in memory}
     loaders = list(dict.fromkeys(m["loader"] for m in memory))
+    loaders += [loader for loader in MEMORY_LOADERS if loader not in loaders]  # newer loaders: said, not hidden
+    lessons = {**MEMORY_LOADERS, **bench.get("memory_loaders", {})}
     cell = {(m["loader"], m["factor"]): m for m in memory}
     growth, image_growth = bench.get("memory_growth", {}), bench.get("image_memory_growth", {})
     bookkeeping = bench.get("bookkeeping_bytes_per_image", {})
-    header = (["loader"] + [f"{f}x ({images[f]:,} images)" for f in factors]
+    header = (["loader", "lesson"] + [f"{f}x ({images[f]:,} images)" for f in factors]
               + [f"peak growth {factors[0]}x → {factors[-1]}x", "decoded-image memory growth",
                  "bookkeeping per extra image"])
     rows = []
     for loader in loaders:
-        row = [loader]
+        row = [loader, lessons.get(loader, "")]
+        if not any((loader, f) in cell for f in factors):
+            rows.append(row + [NOT_MEASURED] + [""] * (len(header) - 3))
+            continue
         for f in factors:
             m = cell.get((loader, f))
             row.append(f"{_number(m['peak_anon_mb'])} / {_number(m['peak_rss_mb'])} MB" if m else "")
@@ -308,34 +336,50 @@ def memory_section(bench: dict) -> list[str]:
         row += [_percent(growth.get(loader)), _percent(image_growth.get(loader)),
                 "n/a" if held is None else f"{held:,.0f} bytes"]
         rows.append(row)
-    return ["## Memory against the size of the data set", "",
-            "One training epoch of lesson 06's model (`model.fit`, shuffling on) per loader and scale, each in a fresh "
-            "process; the smaller scales first pass over their loader until every process has read as many images as "
-            "the largest scale's epoch, so the scales differ in the size of the data set only. The larger scales are "
-            "the same images hard-linked under new names. Each cell: peak anonymous memory (what the process holds) / "
-            "peak resident memory (which also counts file pages the kernel can drop). *Decoded-image memory* is the "
-            "peak minus the memory once the loader has started; *bookkeeping* is what the started loader holds for "
-            "each image more (names, labels, order).", "",
-            *_table(header, rows), "", f"Note: {bench['memory_note']}." if bench.get("memory_note") else "", ""]
+    bucket = [m for m in memory if "bucket" in m]
+    bucket_line = ""
+    if bucket:
+        stats = "; ".join(f"{m['factor']}x: {m['bucket']['shards']:,} shards, {m['bucket'].get('downloads', 0):,} "
+                          f"downloads ({m['bucket'].get('bytes', 0) / 1e6:,.0f} MB), {m['bucket'].get('hits', 0):,} "
+                          "cache hits" for m in sorted(bucket, key=lambda m: m["factor"]))
+        bucket_line = (f"The bucket loader's shard cache holds {bucket[0]['bucket']['cache_shards']} shards, below one "
+                       f"epoch's at every scale: {stats}.")
+    return ["## Memory against the size of the data set", "", memory_method(bench),
+            "The larger scales are the same images hard-linked under new names. Each cell: peak anonymous memory (what "
+            "the process holds) / peak resident memory (which also counts file pages the kernel can drop). "
+            "*Decoded-image memory* is the peak minus the memory once the loader has started; *bookkeeping* is what "
+            "the started loader holds for each image more (names, labels, order).", "",
+            *_table(header, rows, "ll" + "r" * (len(header) - 2)), "", bucket_line, "",
+            f"Note: {bench['memory_note']}." if bench.get("memory_note") else "", ""]
 
 
 def wait_section(bench: dict) -> list[str]:
+    from seedlings_utils.waiting import PEER_LOADERS
+
     runs = bench.get("wait_share_runs", {})
+    shares = bench.get("wait_share", {})
+    if not shares:
+        return []
     rows = []
-    for loader, share in bench.get("wait_share", {}).items():
+    for loader, share in shares.items():
         detail = runs.get(loader, {})
         spread = (f" ({100 * detail['min']:.0f} .. {100 * detail['max']:.0f})" if "min" in detail else "")
         rows.append([loader, f"{100 * share:.0f} %{spread}", f"{_number(detail.get('wait_ms_per_step'))} ms",
                      f"{_number(detail.get('compute_ms_per_step'))} ms"])
-    if not rows:
-        return []
+    rows += [[loader, NOT_MEASURED, "", ""] for loader in PEER_LOADERS if loader not in shares]
     settings = bench["settings"]
     repeats = settings.get("wait_repeats")
+    skipped = {detail.get("skip_steps", 0) for detail in runs.values()}
+    timed = ("the first step" if skipped == {1} else f"the first {min(skipped)} steps" if len(skipped) == 1 else
+             "the first steps")
+    start_up = (f" The clock starts after {timed} of each run, in both: a loader's start-up (its threads, Grain's "
+                "worker processes) is not its steady reading." if any(skipped) else
+                " Each run is timed whole: a loader's start-up in every epoch is counted.")
     return ["## Is the model waiting for data?", "",
             "The seconds of one pass of training steps of lesson 09's model reading from a loader, against the same "
             "steps reading one batch kept in memory and repeated (an input that costs nothing): share = 1 − t(free) / "
             f"t(loader), the median of {repeats or 'the'} runs with their min .. max, never clipped "
-            f"({settings.get('wait_images', 'n/a'):,} images, batch {settings['batch_size']}).", "",
+            f"({settings.get('wait_images', 'n/a'):,} images, batch {settings['batch_size']}).{start_up}", "",
             *_table(["loader", "waiting share, median (min .. max)", "waiting per step", "compute per step"], rows), ""]
 
 
@@ -393,9 +437,12 @@ def render(bench: dict, distributed: dict | None = None, plots: dict[str, str] |
         lines += distributed_section(distributed, plots.get("distributed"))
     lines += ["## Run it again", "",
               "`make bench` writes `runs/bench/bench.json` and `runs/bench/distributed.json`, then this page and its "
-              "plots (`python -m tools.bench_page`); commit them together. The full run, with its largest scale, takes "
-              "most of an hour and a few GB of disk under `runs/bench/`; `make bench BENCH_ARGS=--quick` is a "
-              "minutes-long version (its figures check the plumbing, not the course: do not commit its page).", ""]
+              "plots (`python -m tools.bench_page`); commit them together. "
+              + (f"This run took {bench['run_seconds'] / 60:.0f} minutes; " if bench.get("run_seconds") else
+                 "The full run, with its largest scale, takes most of an hour; ")
+              + "the full run needs a few GB of disk under `runs/bench/` (the caches, and lesson 12's shards of "
+              "every scale). `make bench BENCH_ARGS=--quick` is a minutes-long version (its figures check the "
+              "plumbing, not the course: do not commit its page).", ""]
     text = "\n".join(lines)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")

@@ -27,7 +27,8 @@ def plot_bench(results: dict):
     axes[0].set_xlim(right=max(speeds.values()) * 8)
     memory, growth = results["memory"], results["memory_growth"]
     loaders = results.get("memory_loaders") or {m["loader"]: "" for m in memory}  # older JSON: no lessons named
-    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown"), "osD^vP", strict=False)
+    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive",
+                  "tab:cyan", "tab:gray", "black", "gold"), "osD^vP*Xhp<>", strict=False)  # 12 loaders, each its own
     for (loader, lesson), (color, marker) in zip(loaders.items(), styles, strict=False):
         rows = sorted((m for m in memory if m["loader"] == loader), key=lambda m: m["factor"])
         if not rows:
