@@ -282,6 +282,9 @@ def anon_with_loader_started(data) -> float | None:
         return anon_mb()
     iterator = iter(data)
     next(iterator)
+    if isinstance(data, BucketEpochs):  # the shards fetched ahead are in flight (their bytes in memory) until
+        for future in list(data.cache.pending.values()):  # written to the cache: wait, so every scale is read
+            future.result()  # at the same point, not wherever two download threads happen to be
     value = anon_mb()
     del iterator
     return value
