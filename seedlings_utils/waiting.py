@@ -67,8 +67,9 @@ def batches_in(loader) -> int | None:
     return None
 
 
-def _epoch_clock():
-    """A Keras callback that times each epoch, from ``on_epoch_begin`` to ``on_epoch_end``."""
+def _epoch_clock(skip_steps: int = 0):
+    """A Keras callback that times each epoch, from ``on_epoch_begin`` (or the end of its first ``skip_steps``
+    steps) to ``on_epoch_end``."""
     import keras
 
     class EpochClock(keras.callbacks.Callback):
@@ -79,6 +80,11 @@ def _epoch_clock():
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
 
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == skip_steps - 1:
+                float((logs or {}).get("loss", 0.0))  # that step has finished: the clock starts again here
+                self._start = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
             float((logs or {}).get("loss", 0.0))  # the last step's result is there: nothing is still running
             self.seconds.append(time.perf_counter() - self._start)
@@ -86,15 +92,17 @@ def _epoch_clock():
     return EpochClock()
 
 
-def timed_fit(model, data, steps: int | None) -> float:
+def timed_fit(model, data, steps: int | None, skip_steps: int = 0) -> float:
     """Seconds of one training epoch of ``model`` over ``data``: ``steps`` steps, or all of ``data`` when ``None``.
 
     The clock runs from the epoch's start to its end: it counts what the loader costs to start in every epoch
     (threads, pipeline, first batch) and leaves out what ``fit`` does once per call before the first epoch
-    (for a ``PyDataset``, reading its first batches to learn their shapes). ``shuffle=False`` so that every
-    run does the same work (a shuffling loader shuffles itself anyway).
+    (for a ``PyDataset``, reading its first batches to learn their shapes). ``skip_steps``: start the clock
+    after the epoch's first ``skip_steps`` steps instead, so that a loader's start-up is left out too (its
+    steady reading only). ``shuffle=False`` so that every run does the same work (a shuffling loader shuffles
+    itself anyway).
     """
-    clock = _epoch_clock()
+    clock = _epoch_clock(skip_steps)
     model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[clock])
     return clock.seconds[0]
 
@@ -108,7 +116,8 @@ def summarize(runs: list[dict], steps: int, batch_size: int | None = None) -> di
             "steps": steps, "batch_size": batch_size, "compute_ms_per_step": free_ms, "wait_ms_per_step": wait_ms}
 
 
-def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup: bool = True) -> dict:
+def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup: bool = True,
+               skip_steps: int = 0) -> dict:
     """Share of each training step of ``model`` spent waiting for ``loader``, measured ``repeats`` times.
 
     model: a compiled ``keras.Model`` (or a function of no arguments that returns one); its weights are
@@ -116,6 +125,8 @@ def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup
     loader: a ``keras.utils.PyDataset`` or a ``tf.data.Dataset`` of (images, labels) batches the model takes.
     steps: training steps per timed run; ``None``: one whole pass over ``loader``.
     warmup: first run both once untimed, so that tracing the step function is not counted.
+    skip_steps: leave the first steps of every run out of its time, in both runs (:func:`timed_fit`): the
+        share of the loader's steady reading, without its start-up (0: what one epoch costs, start-up included).
 
     Returns ``{"median", "min", "max", "runs": [{"loader_s", "free_s", "share"}, ...], "steps", "batch_size",
     "compute_ms_per_step", "wait_ms_per_step"}``; shares are fractions (0.31 is 31 %), never clipped.
@@ -135,7 +146,10 @@ def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup
     batch = first_batch(loader)
     free = free_input(batch)
     n = steps if steps is not None else available
+    if not 0 <= skip_steps < n:
+        raise ValueError(f"skip_steps={skip_steps} leaves none of the {n} steps to time")
     loader_steps = None if n == available else n  # a whole pass: let fit end the epoch at the loader's end
+    skip = {"skip_steps": skip_steps} if skip_steps else {}
     saved = model.get_weights()
     try:
         if warmup:
@@ -143,13 +157,13 @@ def wait_share(model, loader, steps: int | None = None, repeats: int = 3, warmup
             timed_fit(model, loader, loader_steps)
         runs = []
         for _ in range(repeats):
-            free_s = timed_fit(model, free, n)
-            loader_s = timed_fit(model, loader, loader_steps)
+            free_s = timed_fit(model, free, n, **skip)
+            loader_s = timed_fit(model, loader, loader_steps, **skip)
             runs.append({"loader_s": loader_s, "free_s": free_s, "share": 1.0 - free_s / loader_s})
     finally:
         model.set_weights(saved)
     images = batch[0] if isinstance(batch, tuple) else batch
-    return summarize(runs, n, int(len(images)))
+    return {**summarize(runs, n - skip_steps, int(len(images))), "skip_steps": skip_steps}
 
 
 def verdict(figures: Mapping, target: float = TARGET) -> str:
@@ -225,18 +239,49 @@ def wait_shares(model, loaders: Mapping, steps: int | None = None, repeats: int 
     return results
 
 
+def class_folders(image_dir, filenames, labels, out_dir) -> Path:
+    """``out_dir/class_<label>/<name>``: hard links to ``image_dir``'s files (copies where links are impossible), one
+    folder per label, as lesson 05's ``by_species/`` gives ``keras.utils.image_dataset_from_directory`` its classes
+    (the folders sort in the labels' order). Links already there are kept."""
+    import os
+    import shutil
+
+    image_dir, out_dir, labels = Path(image_dir), Path(out_dir), np.asarray(labels)
+    width = len(str(int(np.max(labels))))
+    for label in np.unique(labels):
+        (out_dir / f"class_{int(label):0{width}d}").mkdir(parents=True, exist_ok=True)
+    for name, label in zip(np.asarray(filenames).tolist(), labels.tolist(), strict=True):
+        target = out_dir / f"class_{int(label):0{width}d}" / name
+        if not target.exists():
+            try:
+                os.link(image_dir / name, target)
+            except OSError:
+                shutil.copy2(image_dir / name, target)
+    return out_dir
+
+
+#: The loaders ``make bench`` times besides the course's: Keras' own, and lesson 11's Grain over the cache
+PEER_LOADERS = ("Keras image_dataset_from_directory", "Grain, 1 worker process", "Grain, 2 worker processes")
+
+
 def loader_wait_shares(image_dir, filenames, labels, image_size: int, batch_size: int, images: int, work_dir,
-                       repeats: int = 3, seed: int = 0, progress: bool = True) -> dict:
-    """What ``make bench`` reports: :func:`wait_shares` of lesson 09's model for lesson 05's, 07's and 08's loaders.
+                       repeats: int = 3, seed: int = 0, progress: bool = True, skip_steps: int = 2) -> dict:
+    """What ``make bench`` reports: :func:`wait_share` of lesson 09's model for lesson 05's, 07's and 08's loaders,
+    and for the peers (:data:`PEER_LOADERS`): Keras' ``image_dataset_from_directory`` over class folders of the
+    same files (hard links, shuffle on, its buffer of 8 batches of names) and lesson 11's Grain over the same
+    cache with 1 and 2 worker processes.
 
     The model is lesson 09's as phase 2 trains it (:func:`~seedlings_utils.backbone_views.fine_tuned_model`: the
     backbone's top unfrozen, augmentation inside), with random weights (timing does not depend on them, and
     the benchmark needs no network). The loaders read the first ``images`` files, rounded down to whole
-    batches; one timed run is one pass over them. Returns loader name -> :func:`wait_share`'s figures.
+    batches; one timed run is one pass over them, its first ``skip_steps`` steps untimed in both runs (a loader's
+    start-up, e.g. Grain's worker processes starting in every run, is not its steady reading). Returns loader
+    name -> :func:`wait_share`'s figures.
     """
     import keras
 
     from .backbone_views import fine_tuned_model
+    from .killed_runs import grain_training_batches
 
     n = min(len(filenames), images) // batch_size * batch_size
     if n == 0:
@@ -245,8 +290,26 @@ def loader_wait_shares(image_dir, filenames, labels, image_size: int, batch_size
     keras.utils.set_random_seed(seed)
     model = fine_tuned_model(int(np.max(labels)) + 1, image_size, weights=None, seed=seed)
     cache_dir = Path(work_dir) / f"wait-cache-{n}-{image_size}"
-    loaders = course_loaders(image_dir, names, ys, image_size, batch_size, cache_dir)
-    return wait_shares(model, loaders, repeats=repeats, progress=progress)
+    loaders = dict(course_loaders(image_dir, names, ys, image_size, batch_size, cache_dir))
+    classes = class_folders(image_dir, names, ys, Path(work_dir) / f"wait-classes-{n}")
+    loaders["Keras image_dataset_from_directory"] = keras.utils.image_dataset_from_directory(
+        classes, image_size=(image_size, image_size), batch_size=batch_size, shuffle=True, seed=seed, verbose=False)
+    for workers in (1, 2):  # one iterator, its worker processes started once, as in training
+        epochs = 2 * (repeats + 2)  # enough for every run
+        loaders[PEER_LOADERS[workers]] = _batches(iter(grain_training_batches(cache_dir, ys, batch_size, seed=seed,
+                                                                              epochs=epochs, workers=workers)))
+    steps = n // batch_size
+    results = {}
+    for name, loader in loaders.items():
+        if progress:
+            print(f"  {name} ...", flush=True)
+        results[name] = wait_share(model, loader, steps=steps, repeats=repeats, skip_steps=min(skip_steps, steps // 2))
+    return results
+
+
+def _batches(iterator):
+    """A generator over ``iterator`` (``fit`` takes a generator, and reads on where the last ``fit`` stopped)."""
+    yield from iterator
 
 
 def format_wait_shares(results: Mapping[str, dict]) -> str:

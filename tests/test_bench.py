@@ -1,3 +1,5 @@
+import contextlib
+import itertools
 import json
 import os
 import sys
@@ -6,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from seedlings_utils import waiting
 from seedlings_utils.plots import plot_traces
 from seedlings_utils.profiling import (
     LoaderTrace,
@@ -127,28 +130,45 @@ def test_replicate_makes_k_times_the_files_as_links(tmp_path):
 
 
 def test_memory_by_scale_runs_every_loader_at_every_scale_and_keeps_the_median_of_repeats(monkeypatch, tmp_path):
-    peaks = iter([500.0, 530.0, 510.0] * 2 * len(bench.MEMORY_LOADERS))  # three runs per loader and scale: median 510
-    calls, passes = [], {}
+    peaks = itertools.cycle([500.0, 530.0, 510.0])  # three runs per loader and scale: median 510
+    calls, reads, servers = [], {}, []
 
-    def fake_prepare(image_dir, filenames, labels, factor, image_size, batch_size, work_dir):
+    def fake_prepare(image_dir, filenames, labels, factor, image_size, batch_size, work_dir, loaders, endpoint_url):
+        # the bucket's server runs while the scales are prepared and read, when the bucket loader is measured
+        assert endpoint_url == (servers[-1] if "bucket (S3 shards, shard cache)" in loaders else None)
         np.save(tmp_path / f"x{factor}.npy", np.repeat(filenames, factor))
         return {"filenames": str(tmp_path / f"x{factor}.npy")}, {"cache (.npy memmap)": 1.0}
 
-    def fake_epoch(loader, scale, factor, image_size, batch_size, passes_before_fit):
+    def fake_epoch(loader, scale, factor, image_size, batch_size, read_images):
         calls.append((loader, factor))
-        passes[factor] = passes_before_fit
+        reads[factor] = read_images
         return {"factor": factor, "loader": loader, "images": 2 * factor, "peak_anon_mb": next(peaks)}
+
+    @contextlib.contextmanager
+    def fake_server():
+        servers.append(f"http://127.0.0.1:{len(servers)}")
+        yield servers[-1]
 
     monkeypatch.setattr(bench_memory, "prepare_scale", fake_prepare)
     monkeypatch.setattr(bench_memory, "_epoch_memory_in_a_fresh_process", fake_epoch)
+    monkeypatch.setattr(bench_memory, "bucket_server_process", fake_server)
     rows, builds = bench_memory.memory_by_scale(tmp_path, np.array(["a", "b"]), np.array([0, 1]), [1, 50], 32, 4,
                                                 tmp_path, jobs=1, repeats=3)
     assert sorted(set(calls)) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 50))
-    assert len(calls) == 3 * 2 * len(bench.MEMORY_LOADERS) and set(builds) == {"1x", "50x"}
-    assert passes == {1: 49, 50: 0}  # 1x reads its loader 49 times first: 50 passes in all, as many as 50x reads
+    assert len(calls) == 3 * 2 * len(bench.MEMORY_LOADERS) and set(builds) == {"1x", "50x"} and len(servers) == 1
+    assert reads == {1: 20, 50: 20}  # every scale reads 10 base sets: 10 passes at 1x, a fifth of an epoch at 50x
     assert [(row["loader"], row["factor"]) for row in rows] == [(loader, f) for f in (1, 50)
                                                                 for loader in bench.MEMORY_LOADERS]
     assert all(row["peak_anon_mb"] == 510 and row["peak_anon_mb_runs"] == [500, 510, 530] for row in rows)
+    bench_memory.memory_by_scale(tmp_path, np.array(["a", "b"]), np.array([0, 1]), [1, 5], 32, 4, tmp_path,
+                                 loaders=["tf.data"], read_factor=10)
+    assert reads == {1: 10, 5: 10, 50: 20} and len(servers) == 1  # capped at the largest scale; no bucket, no server
+
+
+def test_read_plan_reads_as_many_images_at_every_scale():
+    assert bench_memory.read_plan(2000, 20000, 32) == (10, None)  # ten whole passes
+    assert bench_memory.read_plan(20000, 20000, 32) == (1, None)
+    assert bench_memory.read_plan(100000, 20000, 32) == (1, 625)  # the first 625 batches of one epoch
 
 
 SPEEDS = {"2019 recipe (skimage)": 100.0, "PyDataset, 1 worker": 500.0, "PyDataset, 2 threads": 850.0,
@@ -236,29 +256,54 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert set(results["images_per_second"]) == {
         "2019 recipe (skimage)", "PyDataset, 1 worker", "PyDataset, 2 threads", "PyDataset, 2 processes",
         "cache (.npy memmap)", "tf.data", "tf.data + cache file", "Grain, 1 worker process",
-        "Grain, 2 worker processes"}
+        "Grain, 2 worker processes", "Keras image_dataset_from_directory", "bucket (S3 shards, shard cache)",
+        "bucket (local shards, shard cache)"}
     assert all(v > 0 for v in results["images_per_second"].values())
+    # start-up apart from steady speed, and every loader against its ceiling, measured in the same run
+    loaders = set(results["images_per_second"])
+    assert set(results["first_batch_seconds"]) == set(results["steady_images_per_second"]) == loaders
+    assert all(v > 0 for v in results["first_batch_seconds"].values())
+    assert set(results["ceiling_share"]) == loaders
+    assert all(s["share"] > 0 and s["ceiling"] in results["ceilings"] for s in results["ceiling_share"].values())
+    ceilings = results["ceilings"]
+    assert ceilings["pil_decode"]["threads"] > 0 and ceilings["pil_decode"]["processes"] is None  # --quick: threads
+    assert ceilings["memory_copy"]["bytes_per_image"] == 32 * 32 * 3 and ceilings["cache_disk"]["bytes"] > 0
+    assert set(ceilings["training"]["loaders"]) == set(results["wait_share"])
+    assert results["grain_stages"]["record_reads"] > 0 and results["grain_stages"]["stage_timing"]
+    bucket = results["bucket"]["bucket (S3 shards, shard cache)"]
+    assert bucket["requests"] == bucket["shards"] >= 2 and bucket["bytes_per_image"] > 32 * 32 * 3 / 10
+    assert results["bucket"]["bucket (local shards, shard cache)"]["bytes"] == bucket["bytes"]  # the same shards
+    assert (tmp_path / "ceilings.png").stat().st_size > 10_000
     base = results["settings"]["base_images"]
     rows = {(m["loader"], m["factor"]): m for m in results["memory"]}
-    assert sorted(rows) == sorted((loader, f) for loader in bench.MEMORY_LOADERS for f in (1, 5))
-    for (_, factor), row in rows.items():
-        assert row["images"] == base * factor and row["samples"] >= 10  # the sampler ran during the epoch
-        # every scale reads the 5x scale's number of images: 1x reads its loader four times before the epoch
-        assert row["passes_before_fit"] == 5 // factor - 1
-        assert row["images_read_before_fit"] == row["passes_before_fit"] * row["images"]
+    assert sorted(rows) == sorted((loader, f) for loader in bench.QUICK_MEMORY_LOADERS for f in (1, 5))
+    assert results["settings"]["memory_images_read"] == 5 * base
+    for (loader, factor), row in rows.items():
+        assert row["images"] == base * factor and row["samples"] >= 10  # the sampler ran while reading
+        # every scale reads the 5x scale's number of images: 1x passes over its loader five times
+        assert (row["epochs"], row["steps_per_epoch"], row["images_read"]) == (5 // factor, None, 5 * base)
+        assert row["model"] == ("lesson 06's CNN" if loader == bench_memory.TRAINED_LOADER else "tiny")
         assert row["peak_anon_mb_runs"] == [row["peak_anon_mb"]]
         assert 100 < row["peak_anon_mb"] < row["peak_rss_mb"] < 8000
     assert all(row["read_from_cache_file"] for (loader, _), row in rows.items() if loader == "tf.data + cache file")
-    assert set(results["memory_growth"]) == set(bench.MEMORY_LOADERS)
+    for factor in (1, 5):  # lesson 12's loader read its shards from the server, its cache below one epoch's shards
+        shards = rows["bucket (S3 shards, shard cache)", factor]["bucket"]
+        assert shards["shards"] > shards["cache_shards"]
+        assert shards["downloads"] + shards.get("hits", 0) >= shards["shards"]
+        assert shards["evicted"] > 0 and shards.get("corrupt", 0) == 0  # evicted: what it read did not stay
+    assert set(results["memory_growth"]) == set(bench.QUICK_MEMORY_LOADERS)
     assert set(results["image_memory_growth"]) == set(results["bookkeeping_bytes_per_image"]) \
-        == set(bench.MEMORY_LOADERS)
+        == set(bench.QUICK_MEMORY_LOADERS)
     assert "tf.data" in bench.MEMORY_LOADERS  # lesson 08's first chain: the canonical name shuffle
     assert results["targets"]["image_memory_flat"]["measured"] == max(results["image_memory_growth"].values())
     assert results["targets"]["bookkeeping_per_image"]["measured"] == max(
         results["bookkeeping_bytes_per_image"].values())
     assert all(row["anon_loader_started_mb"] >= row["anon_before_reading_mb"] - 5 for row in rows.values())
-    assert set(results["wait_share"]) == {"PyDataset, 2 threads", "cache (.npy memmap)", "tf.data"}
+    assert set(results["wait_share"]) == {"PyDataset, 2 threads", "cache (.npy memmap)", "tf.data",
+                                          *waiting.PEER_LOADERS}  # Keras' own loader, Grain with 1 and 2 workers
     runs = results["wait_share_runs"]  # never clipped: noise may push a share below zero, never to 1 or past
+    # 48 images make one batch of 32: one step, none left to skip (make bench's 1,024 images: the first 2 skipped)
+    assert all(r["skip_steps"] == 0 and r["steps"] == 1 for r in runs.values())
     assert results["settings"]["wait_repeats"] == 2  # --quick; 3 by default
     assert set(runs) == set(results["wait_share"]) and all(len(r["runs"]) == 2 for r in runs.values())
     assert all(r["median"] == results["wait_share"][name] and r["min"] <= r["median"] <= r["max"]
@@ -272,4 +317,7 @@ def test_quick_bench_writes_its_figures(tmp_path, capsys):
     assert {"commit", "date", "cpus", "tensorflow"} <= set(results["machine"])
     page = bench_page.write_page(tmp_path, tmp_path / "benchmark.md").read_text()
     assert all(f"| {loader} |" in page for loader in results["images_per_second"])
+    assert all(f"| {loader} | {bench.MEMORY_LOADERS[loader]} |" in page for loader in bench.QUICK_MEMORY_LOADERS)
+    assert page.count(f"| {bench_page.NOT_MEASURED} |") == len(bench.MEMORY_LOADERS) - len(bench.QUICK_MEMORY_LOADERS)
     assert str(results["machine"]["commit"]) in page and (tmp_path / "benchmark" / "bench.png").is_file()
+    assert (tmp_path / "benchmark" / "ceilings.png").is_file() and "](benchmark/ceilings.png)" in page

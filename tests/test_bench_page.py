@@ -130,3 +130,128 @@ def test_run_stamp_names_this_checkouts_commit_and_a_date():
     stamp = bench_page.run_stamp()
     assert re.fullmatch(r"[0-9a-f]{40}", stamp["commit"]) and isinstance(stamp["uncommitted_changes"], bool)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", stamp["date"])
+
+
+def bench_with_ceilings() -> dict:
+    """small_bench() with what the speed side adds: start-up, steady speed, ceilings, shares, Grain's stages, the
+    bucket loader."""
+    bench = small_bench()
+    bench["settings"]["warmup_batches"] = 1
+    bench["images_per_second"]["Grain, 2 worker processes"] = 300.0
+    bench["first_batch_seconds"] = {"PyDataset, 2 threads": 0.25, "cache (.npy memmap)": 0.01,
+                                    "Grain, 2 worker processes": 3.5}
+    bench["steady_images_per_second"] = {"PyDataset, 2 threads": 1300.0, "cache (.npy memmap)": 60000.0,
+                                         "Grain, 2 worker processes": 3000.0}
+    bench["ceilings"] = {
+        "pil_decode": {"one_core": 800.0, "cores": 2, "images_per_second": 1600.0, "threads": 1500.0,
+                       "threads_count": 2, "processes": None},
+        "memory_copy": {"images_per_second": 400000.0, "gb_per_second": 1.2, "bytes_per_image": 3072,
+                        "copy_and_scale_images_per_second": 100000.0},
+        "cache_disk": {"bytes": 307200, "bytes_per_image": 3072.0, "cold_images_per_second": 50000.0,
+                       "warm_images_per_second": 200000.0, "cold_gb_per_second": 0.15, "warm_gb_per_second": 0.6,
+                       "cold_dropped": True, "how": "posix_fadvise"},
+        "training": {"images_per_second": 200.0, "compute_ms_per_step": 40.0,
+                     "loaders": {"cache (.npy memmap)": {"images_per_second": 186.0, "share": 0.93}}},
+    }
+    bench["ceiling_share"] = {
+        "PyDataset, 2 threads": {"ceiling": "pil_decode", "ceiling_images_per_second": 1600.0,
+                                 "steady_images_per_second": 1300.0, "share": 0.8125},
+        "cache (.npy memmap)": {"ceiling": "memory_copy", "ceiling_images_per_second": 400000.0,
+                                "steady_images_per_second": 60000.0, "share": 0.15},
+        "Grain, 2 worker processes": {"ceiling": "memory_copy", "ceiling_images_per_second": 400000.0,
+                                      "steady_images_per_second": 3000.0, "share": 0.0075}}
+    bench["grain_stages"] = {"images": 128, "cache_whole_batches": 90000.0, "record_reads": 9000.0, "batching": 1e6,
+                             "grain_in_process": 4500.0, "grain_whole_batches_in_process": 45000.0,
+                             "grain_read_threads": 16, "grain_one_read_thread_in_process": 6750.0,
+                             "stage_timing": [{"stage": "MapMapDataset", "elements": 128, "us_per_element": 110.0}]}
+    bench["bucket"] = {"bucket (S3 shards, shard cache)": {"requests": 4, "bytes": 40000, "images": 100, "shards": 4,
+                                                         "shard_size": 25, "requests_per_image": 0.04,
+                                                         "bytes_per_image": 400.0}}
+    return bench
+
+
+def test_every_loader_has_its_ceiling_and_share_on_the_page():
+    bench = bench_with_ceilings()
+    page = bench_page.render(bench, None, {"bench": "b.png", "ceilings": "benchmark/ceilings.png"})
+    speed = row(page, "PyDataset, 2 threads")  # the speed table: first batch, steady, whole run, share
+    assert speed[1:5] == ["0.25", "1,300", "1,234", "81.2 %"]
+    for loader, share in bench["ceiling_share"].items():
+        cells = [line for line in page.splitlines() if line.startswith(f"| {loader} |")]
+        against = next(c for c in cells if f"`{share['ceiling']}`" in c)  # the ceiling table names its ceiling
+        assert f"{share['ceiling_images_per_second']:,.0f}" in against and _pct(share["share"]) in against
+    assert "`memory_copy`" in page and "400,000" in page and "](benchmark/ceilings.png)" in page
+    assert "Lesson 07's cache reads 15.0 % of a memory copy" in page  # the relation, generated from the run
+    assert "PyDataset, 2 threads: 81 % of 2 cores' decoding" in page
+    assert "2 threads of the decoder alone reach 94 %" in page
+    assert "with cache (.npy memmap) 93 %" in page
+    assert row(page, "bucket (S3 shards, shard cache)")[3:5] == ["0.0400", "400"]
+    assert "10.0x what the same image costs" in page  # Grain: record reads against whole-batch reads
+    assert "puts `MapMapDataset` first, with 100 %" in page  # Grain's own stage timing, its largest stage
+    assert "runs at 10.0x the record-by-record pipeline" in page
+    assert "in 16 threads by default, on 3 cores: with one reader thread the same pipeline runs at 1.5x" in page
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f} %"
+
+
+def test_a_loader_without_a_ceiling_says_so_and_an_old_json_renders_as_before():
+    bench = bench_with_ceilings()
+    bench["images_per_second"]["a loader of tomorrow"] = 10.0
+    page = bench_page.render(bench)
+    assert row(page, "a loader of tomorrow")[4] == bench_page.NOT_MEASURED
+    old = bench_page.render(small_bench())  # a run before ceilings: no ceiling section, the old speed table
+    assert "against its ceiling" not in old and row(old, "PyDataset, 2 threads")[1:] == ["1,234", ""]
+    assert bench_page.plot_paths(bench_page.DEFAULT_OUT, None, small_bench()) == {"bench": "benchmark/bench.png"}
+    assert bench_page.plot_paths(bench_page.DEFAULT_OUT, None, bench)["ceilings"] == "benchmark/ceilings.png"
+
+
+def with_peers() -> dict:
+    """small_bench as the benchmark writes it now: Keras' loader and lesson 12's bucket in the memory and waiting
+    tables, each process reading as many images, the cross-check trained with lesson 06's model."""
+    bench = small_bench()
+    bench["settings"]["memory_images_read"] = 500
+    bucket = {"shards": 8, "cache_shards": 4, "downloads": 30, "bytes": 3_000_000, "hits": 2, "evicted": 26}
+    bench["memory"] += [memory_row("Keras image_dataset_from_directory", 1, 402.0, 903.0),
+                        memory_row("Keras image_dataset_from_directory", 5, 404.0, 905.0),
+                        {**memory_row("bucket (S3 shards, shard cache)", 1, 420.0, 930.0), "bucket": bucket},
+                        {**memory_row("bucket (S3 shards, shard cache)", 5, 421.0, 931.0),
+                         "bucket": {**bucket, "shards": 40, "downloads": 20, "hits": 0}},
+                        {**memory_row("cache (.npy memmap), training lesson 06's model", 1, 600.0, 1200.0),
+                         "model": "lesson 06's CNN"},
+                        {**memory_row("cache (.npy memmap), training lesson 06's model", 5, 601.0, 1201.0),
+                         "model": "lesson 06's CNN"}]
+    bench["memory_growth"].update({"Keras image_dataset_from_directory": 0.005, "bucket (S3 shards, shard cache)": 0.0})
+    bench["wait_share"]["Keras image_dataset_from_directory"] = 0.33
+    bench["wait_share_runs"]["Keras image_dataset_from_directory"] = {
+        "median": 0.33, "min": 0.30, "max": 0.36, "wait_ms_per_step": 20.0, "compute_ms_per_step": 40.0,
+        "skip_steps": 2}
+    bench["wait_share_runs"]["cache (.npy memmap)"]["skip_steps"] = 2
+    bench["wait_share_runs"]["PyDataset, 2 threads"]["skip_steps"] = 2
+    return bench
+
+
+def rows(page: str, first_cell: str) -> list[list[str]]:
+    """The cells of every table row that starts with ``first_cell`` (speed, memory, waiting: in that order)."""
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in page.splitlines()
+            if line.startswith(f"| {first_cell} |")]
+
+
+def test_the_peers_have_their_rows_and_a_run_without_them_says_so():
+    page = bench_page.render(with_peers())
+    keras_memory, keras_wait = rows(page, "Keras image_dataset_from_directory")
+    assert keras_memory[2:5] == ["402 / 903 MB", "404 / 905 MB", "+0.5 %"] and "shuffle buffer" in keras_memory[1]
+    assert keras_wait[1:] == ["33 % (30 .. 36)", "20 ms", "40 ms"]
+    (bucket,) = rows(page, "bucket (S3 shards, shard cache)")
+    assert bucket[2:4] == ["420 / 930 MB", "421 / 931 MB"]
+    assert "1x: 8 shards, 30 downloads (3 MB), 2 cache hits; 5x: 40 shards, 20 downloads (3 MB), 0 cache hits" in page
+    assert "reads 500 images at every scale" in page and "after the first 2 steps" in page
+    assert "*cache (.npy memmap), training lesson 06's model* trains lesson 06's CNN" in page
+    for loader in ("Grain, 1 worker process", "Grain, 2 worker processes"):  # in neither table of this run
+        assert [row[2 if len(row) > 4 else 1] for row in rows(page, loader)] == [bench_page.NOT_MEASURED] * 2
+    old = bench_page.render(small_bench())  # a run from before the peers, and measured the old way
+    assert [row[1] for row in rows(old, "Keras image_dataset_from_directory")] == [
+        bench_page.MEMORY_LOADERS["Keras image_dataset_from_directory"], bench_page.NOT_MEASURED]
+    assert rows(old, "bucket (S3 shards, shard cache)")[0][2] == bench_page.NOT_MEASURED
+    assert "reads 500 images" not in old and "as many images as the largest scale's epoch" in old
+    assert "timed whole" in old and "bucket loader's shard cache" not in old

@@ -100,7 +100,7 @@ def test_a_loader_that_costs_nothing_measures_no_waiting(model, clock):
 
 def test_shares_are_not_clipped_at_zero(model, monkeypatch):
     times = iter([1.0, 1.0] + [1.0, 0.8] * 3)  # warm-up, then the loader runs are faster than the free ones
-    monkeypatch.setattr(waiting, "timed_fit", lambda model, data, steps: next(times))
+    monkeypatch.setattr(waiting, "timed_fit", lambda model, data, steps, skip_steps=0: next(times))
     r = waiting.wait_share(model, Sleepy(0.0), repeats=3)
     assert r["median"] == pytest.approx(1 - 1.0 / 0.8) and r["median"] < 0 and r["max"] < 0
 

@@ -13,14 +13,15 @@ Waiting for data: the share of each training step of lesson 09's model spent wai
 measured by :mod:`seedlings_utils.waiting` (the function lesson 09 uses): against one batch repeated from
 memory, the median of ``--wait-repeats`` runs with their min and max, never clipped.
 
-Memory (:mod:`tools.bench_memory`): for every loader the course teaches (lesson 05's ``PyDataset``, lesson 07's
-cache, lesson 08's ``tf.data`` chain with its name shuffle, with a cache file, and with shuffled positions,
-lesson 11's Grain loader) and every scale, one training epoch of lesson 06's model in a fresh process, its peak
-*anonymous* memory (what the process holds) and its peak resident memory (which also counts file pages the
-kernel can drop: memory-mapped shards, libraries). Both caches are built before the epoch, so the epoch only
-reads them. Every process reads as many images as the largest scale's epoch (the smaller scales pass over their
-loader without the model first): the C allocator keeps part of what decoding and batching used, so memory also
-follows the images a process has read, and only the size of the data set may differ between scales.
+Memory (:mod:`tools.bench_memory`, whose docstring argues the method): for every loader the course teaches
+(lesson 05's ``PyDataset``, lesson 07's cache, lesson 08's ``tf.data`` chain with its name shuffle, with a cache
+file, and with shuffled positions, lesson 11's Grain loader with 1 and 2 worker processes, lesson 12's bucket
+loader) and Keras' own ``image_dataset_from_directory``, at every scale, ``model.fit`` in a fresh process reading
+as many images at every scale (``--memory-read`` times the base set: several passes at the small scales, part of
+an epoch at the large ones), with a tiny model, and one loader training lesson 06's model as a cross-check; its
+peak *anonymous* memory (what the process holds) and its peak resident memory (which also counts file pages the
+kernel can drop: memory-mapped shards, libraries). The caches and the bucket's shards are built before, so the
+process only reads them.
 
 The memory rule has two parts, each a target. Pixels are never held: the memory for decoded images
 (peak minus the memory once the loader has read its first batch, when ``tf.data`` has filled its shuffle
@@ -29,7 +30,8 @@ name, a label, a position, a place in a shuffle buffer): the memory once the loa
 most 1 KB per extra image (one decoded image at 64 px is 12,288 bytes).
 ``--quick`` adds only a couple of hundred images between its scales: too few to resolve bytes per image
 (a megabyte of allocator noise is thousands of bytes an image there), and a cache file's shuffle buffer of
-1,000 images is not yet full at its scales; its memory verdicts check the plumbing, not the course.
+1,000 images is not yet full at its scales; its memory verdicts check the plumbing, not the course, and it
+measures one loader of each kind of plumbing only (``QUICK_MEMORY_LOADERS``).
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ import numpy as np
 from seedlings_utils.files import write_text_atomically
 from seedlings_utils.profiling import pydataset_batches, trace_loader
 
+from .bench_ceilings import measure_ceilings, speed_results
 from .bench_memory import (
     MEMORY_LOADERS,
+    QUICK_MEMORY_LOADERS,
     RSS_NOTE,
     bookkeeping_bytes_per_image,
     epoch_memory,
@@ -84,8 +88,41 @@ def base_data(work_dir: Path, images: int, seed: int, progress: bool) -> tuple[P
     return data_dir / "all_images", filenames, labels
 
 
-def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches, work_dir) -> tuple[dict, dict]:
-    """Traces of every loader on the same files, and the seconds spent building the caches."""
+def species_folders(image_dir, names, labels, folder: Path) -> Path:
+    """``folder/<label>/<name>``: the images ``names`` as hard links (copies where linking fails), one folder per
+    label, what ``keras.utils.image_dataset_from_directory`` reads (lesson 05's ``by_species/``, for these names)."""
+    import shutil
+
+    width = len(str(int(np.max(labels))))  # zero-padded: Keras sorts the folders, the labels keep their order
+    for name, label in zip(np.asarray(names).tolist(), np.asarray(labels).tolist(), strict=True):
+        target = folder / f"{int(label):0{width}d}" / name
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(Path(image_dir) / name, target)
+        except OSError:
+            shutil.copy2(Path(image_dir) / name, target)
+    return folder
+
+
+def keras_from_directory(folder: Path, image_size: int, batch_size: int, batches: int, seed: int = 0):
+    """Keras' own loader on ``folder`` (shuffle on, as a learner trains), scaled to [0, 1] as lesson 05 scales it."""
+    import keras
+    import tensorflow as tf
+
+    ds = keras.utils.image_dataset_from_directory(str(folder), image_size=(image_size, image_size),
+                                                  batch_size=batch_size, shuffle=True, seed=seed, verbose=False)
+    return ds.map(lambda x, y: (x / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE).take(batches).as_numpy_iterator()
+
+
+def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches, work_dir,
+                  extras: dict | None = None) -> tuple[dict, dict]:
+    """Traces of every loader on the same files, and the seconds spent building the caches.
+
+    ``extras`` (a dict), when given, gets what the speed side measures besides the traces: ``cache_dir``,
+    ``tf_cache_files`` (for the ceilings) and ``bucket`` (lesson 12's requests and bytes).
+    """
     from seedlings_utils.cache import CachedDataset, build_image_cache
     from seedlings_utils.dataset import SeedlingsDataset
     from seedlings_utils.recipe2019 import Recipe2019Generator
@@ -127,6 +164,16 @@ def loader_speeds(image_dir, filenames, labels, image_size, batch_size, batches,
     build["tf.data + cache file"] = time.perf_counter() - start
     add("tf.data + cache file", lambda: make_tf_dataset(image_dir, names, ys, cache_file=cache_file,
                                                        **common).as_numpy_iterator())
+    folder = species_folders(image_dir, names, ys, work_dir / f"by-label-{n}")  # a peer: Keras' own loader
+    add("Keras image_dataset_from_directory", lambda: keras_from_directory(folder, image_size, batch_size, batches))
+    from .bench_bucket import bucket_loaders
+
+    bucket = bucket_loaders(image_dir, names, ys, image_size, batch_size, work_dir)  # lesson 12: S3 vs local disk
+    for name, figures in bucket.items():
+        traces[name] = figures.pop("trace")
+    if extras is not None:
+        extras.update(cache_dir=cache_dir, bucket=bucket, names=names, labels=ys,
+                      tf_cache_files=sorted(p for p in cache_file.parent.iterdir() if p.name.startswith("data.data")))
     return traces, build
 
 
@@ -172,8 +219,8 @@ def format_table(results: dict) -> str:
     memory, growth = results["memory"], results["memory_growth"]
     factors = sorted({m["factor"] for m in memory})
     images = {m["factor"]: m["images"] for m in memory}
-    lines.append("Peak memory of one training epoch (model.fit, shuffle on; a fresh process per loader and scale; "
-                 "smaller scales first read the loader until they read as many images as the largest), MB:")
+    lines.append("Peak memory of model.fit reading a loader (shuffle on; a fresh process per loader and scale, each "
+                 "reading as many images), MB:")
     header = "".join(f"{f'{images[f]:,} ({f}x)':>18}" for f in factors)
     for figure, title in (("peak_anon_mb", "anonymous (RssAnon), growth"), ("peak_rss_mb", "resident (RSS)")):
         lines.append(f"  {title:<38}{header}")
@@ -194,7 +241,7 @@ def format_table(results: dict) -> str:
                 lines.append(f"    {f'{loader} ({lesson})':<36}{100 * epoch.get(loader, math.nan):+6.1f} %"
                              f"{held.get(loader, math.nan):>10.0f} bytes/image")
     seconds = {m["loader"]: m["epoch_seconds"] for m in memory if m["factor"] == factors[-1]}
-    lines.append(f"  Epoch seconds at {factors[-1]}x: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+    lines.append(f"  Reading seconds at {factors[-1]}x: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     runs = results.get("wait_share_runs", {})
     lines.append("Share of each step of lesson 09's model waiting for data (median of the runs, min .. max):")
     lines += [f"  {name:<28} {100 * value:9.1f} %" + (f"   ({100 * runs[name]['min']:.1f} .. "
@@ -211,26 +258,39 @@ def format_table(results: dict) -> str:
 
 def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int, speed_batches: int,
               wait_images: int, seed: int = 42, progress: bool = True, memory_jobs: int = 1,
-              memory_repeats: int = 1, wait_repeats: int = 3) -> dict:
+              memory_repeats: int = 1, wait_repeats: int = 3, memory_read: int = 10,
+              memory_loaders: tuple[str, ...] = tuple(MEMORY_LOADERS), ceiling_processes: bool = True) -> dict:
     """The whole benchmark; returns what it writes to ``out_dir/bench.json``."""
     import keras
     import tensorflow as tf
 
+    run_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir = out_dir / "work"
     print(f"Building a synthetic set of about {scales[0]} images ...", flush=True)
     image_dir, filenames, labels = base_data(work_dir, scales[0], seed, progress)
     print("Loader speed:", flush=True)
-    traces, build = loader_speeds(image_dir, filenames, labels, image_size, batch_size, speed_batches, work_dir)
+    extras = {}  # what the ceilings need: the files read, the caches
+    traces, build = loader_speeds(image_dir, filenames, labels, image_size, batch_size, speed_batches, work_dir,
+                                  extras)
+    phases = {"base data and speed": time.perf_counter() - run_start}
+    print("What the machine allows each loader (ceilings):", flush=True)
+    ceilings = measure_ceilings(image_dir, extras["names"], image_size, extras["cache_dir"], extras["tf_cache_files"],
+                                processes=ceiling_processes)
+    phases["ceilings"] = time.perf_counter() - run_start - sum(phases.values())
     print("Memory against data set size:", flush=True)
     factors = sorted({max(1, round(s / len(filenames))) for s in scales})
     memory, memory_builds = memory_by_scale(image_dir, filenames, labels, factors, image_size, batch_size, work_dir,
-                                            jobs=memory_jobs, repeats=memory_repeats)
+                                            jobs=memory_jobs, repeats=memory_repeats, read_factor=memory_read,
+                                            loaders=memory_loaders)
+    phases["memory"] = time.perf_counter() - run_start - sum(phases.values())
     print("Waiting for data (lesson 09's model):", flush=True)
     from seedlings_utils.waiting import loader_wait_shares
 
     wait_runs = loader_wait_shares(image_dir, filenames, labels, image_size, batch_size, wait_images, work_dir,
                                    repeats=wait_repeats)
+    phases["waiting"] = time.perf_counter() - run_start - sum(phases.values())
+    print("Seconds per phase: " + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()), flush=True)
     shares = {name: figures["median"] for name, figures in wait_runs.items()}
     speeds = {name: trace.images_per_second for name, trace in traces.items()}
     results = {
@@ -239,7 +299,8 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
                     **run_stamp()},  # the commit measured and the date: docs/benchmark.md shows them
         "settings": {"scales": scales, "base_images": int(len(filenames)), "image_size": image_size,
                      "batch_size": batch_size, "speed_batches": speed_batches, "wait_images": wait_images,
-                     "memory_jobs": memory_jobs, "memory_repeats": memory_repeats, "wait_repeats": wait_repeats},
+                     "memory_jobs": memory_jobs, "memory_repeats": memory_repeats, "wait_repeats": wait_repeats,
+                     "memory_images_read": len(filenames) * min(memory_read, max(factors))},
         "images_per_second": speeds,
         "build_seconds": build,
         "memory": memory,
@@ -252,12 +313,22 @@ def run_bench(out_dir: Path, scales: list[int], image_size: int, batch_size: int
         "wait_share_runs": wait_runs,
         "targets": evaluate_targets(speeds, memory, shares, image_size),
         "traces": {name: trace.as_dict() for name, trace in traces.items()},
-        "memory_loaders": MEMORY_LOADERS,  # each loader's lesson, for the plots
+        "memory_loaders": {loader: MEMORY_LOADERS[loader] for loader in memory_loaders},  # their lessons, for plots
+        "run_seconds": time.perf_counter() - run_start,  # the whole run, the page says it
+        "phase_seconds": phases,
     }
+    warmup = max(1, speed_batches // 5)  # the first batch and a few more: start-up, not steady speed
+    results["settings"]["warmup_batches"] = warmup
+    stages_start = time.perf_counter()
+    results.update(speed_results(traces, ceilings, extras, wait_runs, batch_size, speed_batches, warmup))
+    phases["Grain's stages"] = time.perf_counter() - stages_start  # phases is results["phase_seconds"]
+    results["run_seconds"] += phases["Grain's stages"]
     write_text_atomically(out_dir / "bench.json", json.dumps(results, indent=2))
-    from .bench_plots import save_bench_plot  # here: the fresh processes that measure memory never load matplotlib
+    # here: the fresh processes that measure memory never load matplotlib
+    from .bench_plots import save_bench_plot, save_ceiling_plot
 
     save_bench_plot(results, out_dir / "bench.png")
+    save_ceiling_plot(results, out_dir / "ceilings.png")
     return results
 
 
@@ -266,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["epoch-memory"]:  # the child process of memory_by_scale
         job = json.loads(argv[1])
         print(json.dumps(epoch_memory(job["loader"], job["scale"], job["image_size"], job["batch_size"],
-                                      job.get("passes_before_fit", 0))))
+                                      job["read_images"])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny data set and few batches (for tests)")
@@ -278,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-jobs", type=int, help="memory epochs run at a time (default 1; --quick: 2)")
     parser.add_argument("--memory-repeats", type=int, default=1,
                         help="epochs (processes) per loader and scale; the median peak is kept (default 1)")
+    parser.add_argument("--memory-read", type=int, default=10,
+                        help="images each memory process reads, in base sets (capped at the largest scale; default 10)")
     parser.add_argument("--wait-repeats", type=int, help="timed runs per loader for waiting (default 3; --quick: 2)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -287,7 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     results = run_bench(args.out, sorted(scales), args.image_size if not quick else 32, args.batch_size,
                         args.speed_batches or (2 if quick else 40), args.wait_images or (64 if quick else 1024),
                         progress=not quick, memory_jobs=args.memory_jobs or (2 if quick else 1),
-                        memory_repeats=args.memory_repeats, wait_repeats=args.wait_repeats or (2 if quick else 3))
+                        memory_repeats=args.memory_repeats, wait_repeats=args.wait_repeats or (2 if quick else 3),
+                        memory_read=args.memory_read,
+                        memory_loaders=QUICK_MEMORY_LOADERS if quick else tuple(MEMORY_LOADERS),
+                        ceiling_processes=not quick)  # --quick: decoding in threads only, no process pool to start
     print()
     print(format_table(results))
     print(f"\nWrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")

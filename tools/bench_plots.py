@@ -27,7 +27,8 @@ def plot_bench(results: dict):
     axes[0].set_xlim(right=max(speeds.values()) * 8)
     memory, growth = results["memory"], results["memory_growth"]
     loaders = results.get("memory_loaders") or {m["loader"]: "" for m in memory}  # older JSON: no lessons named
-    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown"), "osD^vP", strict=False)
+    styles = zip(("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive",
+                  "tab:cyan", "tab:gray", "black", "gold"), "osD^vP*Xhp<>", strict=False)  # 12 loaders, each its own
     for (loader, lesson), (color, marker) in zip(loaders.items(), styles, strict=False):
         rows = sorted((m for m in memory if m["loader"] == loader), key=lambda m: m["factor"])
         if not rows:
@@ -51,6 +52,49 @@ def plot_bench(results: dict):
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
     plot_wait_shares(results["wait_share_runs"], title="Waiting for data (lesson 09's model)", ax=axes[2])
+    fig.tight_layout()
+    return fig
+
+
+def plot_ceiling_shares(results: dict):
+    """Every loader's steady speed as a share of its ceiling (what the machine allows it, measured in the same run);
+    beside it, when the run timed waiting, training with each loader as a share of training from memory."""
+    shares = results["ceiling_share"]
+    training = ((results.get("ceilings") or {}).get("training") or {}).get("loaders") or {}
+    fig, axes = plt.subplots(1, 2 if training else 1, figsize=(14 if training else 8, 0.5 + 0.42 * len(shares)),
+                             squeeze=False, gridspec_kw={"width_ratios": [1.6, 1]} if training else None)
+    short = {"pil_decode": "Pillow decoding", "skimage_decode": "skimage decoding", "tf_decode": "TF decoding",
+             "memory_copy": "memory copy"}
+    colors = {"pil_decode": "tab:blue", "skimage_decode": "tab:gray", "tf_decode": "tab:orange",
+              "memory_copy": "tab:green"}
+    ax = axes[0][0]
+    names = list(shares)
+    values = [100 * shares[n]["share"] for n in names]
+    ax.barh(names, values, color=[colors.get(shares[n]["ceiling"], "tab:purple") for n in names])
+    ax.invert_yaxis()
+    for y, name in enumerate(names):
+        figures = shares[name]
+        ax.text(values[y], y, f" {values[y]:.1f} % of {short.get(figures['ceiling'], figures['ceiling'])} "
+                f"({figures['steady_images_per_second']:,.0f} of {figures['ceiling_images_per_second']:,.0f}/s)",
+                va="center", fontsize=8)
+    ax.set_xlim(0, max(100, max(values)) * 1.75)
+    ax.axvline(100, color="k", lw=0.8, ls=":")
+    ax.set(xlabel="steady images/s as a share of the loader's ceiling (%)",
+           title=f"Each loader against its ceiling ({results['machine'].get('cpus', '?')} cores, "
+                 f"{results['settings']['image_size']} px)")
+    ax.grid(alpha=0.3, axis="x")
+    if training:
+        ax = axes[0][1]
+        names = list(training)
+        values = [100 * training[n]["share"] for n in names]
+        ax.barh(names, values, color="tab:red")
+        ax.invert_yaxis()
+        for y, value in enumerate(values):
+            ax.text(value, y, f" {value:.0f} %", va="center", fontsize=8)
+        ax.set_xlim(0, 125)
+        ax.axvline(100, color="k", lw=0.8, ls=":")
+        ax.set(xlabel="training speed as a share of training from memory (%)", title="Training (lesson 09's model)")
+        ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
 
@@ -94,6 +138,11 @@ def save_figure(figure, path: str | Path, dpi: int = 100) -> Path:
 def save_bench_plot(results: dict, path: str | Path) -> Path:
     """:func:`plot_bench` of ``bench.json``'s results, saved at ``path``."""
     return save_figure(plot_bench(results), path, dpi=110)
+
+
+def save_ceiling_plot(results: dict, path: str | Path) -> Path | None:
+    """:func:`plot_ceiling_shares` saved at ``path``; None (nothing drawn) for a run that measured no ceilings."""
+    return save_figure(plot_ceiling_shares(results), path) if results.get("ceiling_share") else None
 
 
 def save_distributed_plot(results: dict, path: str | Path) -> Path:
